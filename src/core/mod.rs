@@ -1,0 +1,15 @@
+//! The pure Dynamo core: no tokio, no fjall, no sockets, no wall clock, no global
+//! RNG. Time and randomness come in as arguments, so every piece here can be
+//! tested alone and driven message by message in a simulation.
+//!
+//! `tests/pure_core.rs` enforces the import rule.
+
+pub mod context;
+pub mod key;
+pub mod object;
+pub mod version;
+
+pub use context::{ContextError, decode_context, encode_context};
+pub use key::ring_hash;
+pub use object::{Object, Payload, Sibling};
+pub use version::{Dot, NodeId, VersionVector};

@@ -1,0 +1,152 @@
+//! The `Kv` facade: everything the RESP front end may ask of the store.
+//!
+//! The front end never sees the ring, the network or fjall. Issue #2 puts a
+//! single-node implementation behind this trait (`node::LocalKv`); the cluster
+//! coordinator implements the same trait, so commands do not change.
+
+use crate::core::{NodeId, Object, Payload, VersionVector};
+use bytes::Bytes;
+use std::future::Future;
+
+/// Per-request read quorum (DYN.GET ... R n). `None` = cluster default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadOptions {
+    /// Replies to wait for.
+    pub r: Option<usize>,
+}
+
+/// Per-request write quorum (DYN.PUT ... W n). `None` = cluster default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteOptions {
+    /// Acks to wait for.
+    pub w: Option<usize>,
+}
+
+/// The value plain Redis commands see: the winning sibling, if live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveValue {
+    /// Value bytes.
+    pub data: Bytes,
+    /// Absolute expiry in ms since the epoch.
+    pub expires_at_ms: Option<u64>,
+}
+
+/// What a read-modify-write decided to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Write nothing.
+    Keep,
+    /// Write a new value that supersedes every version the coordinator read.
+    Write {
+        /// New value.
+        data: Bytes,
+        /// Absolute expiry in ms since the epoch.
+        expires_at_ms: Option<u64>,
+    },
+    /// Write a tombstone that supersedes every version the coordinator read.
+    Delete,
+}
+
+impl Change {
+    /// The payload this change writes, if any.
+    pub fn into_payload(self) -> Option<Payload> {
+        match self {
+            Change::Keep => None,
+            Change::Write {
+                data,
+                expires_at_ms,
+            } => Some(Payload::Value {
+                data,
+                expires_at_ms,
+            }),
+            Change::Delete => Some(Payload::Tombstone),
+        }
+    }
+}
+
+/// One page of SCAN.
+#[derive(Clone, Debug, Default)]
+pub struct ScanPage {
+    /// Cursor for the next call; 0 when the scan is complete.
+    pub next_cursor: u64,
+    /// Live keys in this page.
+    pub keys: Vec<Bytes>,
+}
+
+/// Failures a command turns into an error reply.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    /// Fewer replicas answered than the quorum asked for.
+    #[error("UNAVAILABLE {answered} of {required} required replicas answered")]
+    Unavailable {
+        /// Replicas that answered in time.
+        answered: usize,
+        /// Replicas the quorum needed.
+        required: usize,
+    },
+    /// The quorum asked for is impossible (0, or more than N).
+    #[error("ERR {0}")]
+    BadQuorum(String),
+    /// Local storage failed.
+    #[error("ERR storage error: {0}")]
+    Storage(String),
+}
+
+/// `field:value` lines for INFO's `dynamo` section, in order.
+pub type InfoFields = Vec<(&'static str, String)>;
+
+/// The store as the front end sees it.
+pub trait Kv: Send + Sync + 'static {
+    /// All versions of `key` with their causal context (empty object if absent).
+    fn get(
+        &self,
+        key: Bytes,
+        opts: ReadOptions,
+    ) -> impl Future<Output = Result<Object, KvError>> + Send;
+
+    /// DYN.PUT / DYN.DEL: writes `payload`, superseding exactly the versions
+    /// `context` covers.
+    fn put(
+        &self,
+        key: Bytes,
+        context: VersionVector,
+        payload: Payload,
+        opts: WriteOptions,
+    ) -> impl Future<Output = Result<(), KvError>> + Send;
+
+    /// Atomic (per coordinator) read-modify-write for plain Redis commands:
+    /// `f` sees the live winner at `now_ms`, and what it returns supersedes
+    /// every version read. The `T` it returns is handed back (the reply).
+    fn modify<T, F>(&self, key: Bytes, f: F) -> impl Future<Output = Result<T, KvError>> + Send
+    where
+        T: Send + 'static,
+        F: FnOnce(Option<LiveValue>, u64) -> (Change, T) + Send + 'static;
+
+    /// A page of live keys in ring order starting at `cursor` (this node's data).
+    fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+    ) -> impl Future<Output = Result<ScanPage, KvError>> + Send;
+
+    /// Deletes every key (FLUSHDB / FLUSHALL).
+    fn flush_all(&self) -> impl Future<Output = Result<(), KvError>> + Send;
+
+    /// Approximate number of keys stored on this node (DBSIZE).
+    fn key_count(&self) -> u64;
+
+    /// The clock commands compute expiries with (ms since the epoch).
+    fn now_ms(&self) -> u64;
+
+    /// This node's name.
+    fn node_id(&self) -> &NodeId;
+
+    /// Replicas a write reaches (for WAIT): N - 1 in a cluster, 0 alone.
+    fn replica_count(&self) -> usize;
+
+    /// The `dynamo` section of INFO.
+    fn info_fields(&self) -> InfoFields;
+
+    /// Persists everything written so far (shutdown, SAVE).
+    fn sync(&self) -> impl Future<Output = Result<(), KvError>> + Send;
+}

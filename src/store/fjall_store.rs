@@ -1,0 +1,1 @@
+//! On-disk replica store (fjall).

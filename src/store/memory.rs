@@ -1,0 +1,1 @@
+//! In-memory replica store for simulation and tests.
