@@ -87,9 +87,47 @@ pub enum KvError {
     /// The quorum asked for is impossible (0, or more than N).
     #[error("ERR {0}")]
     BadQuorum(String),
+    /// An admin request that cannot be carried out as asked.
+    #[error("ERR {0}")]
+    Admin(String),
     /// Local storage failed.
     #[error("ERR storage error: {0}")]
     Storage(String),
+}
+
+/// Cluster administration requested over RESP (DYN.MEMBERS, DYN.RING, ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminCommand {
+    /// DYN.MEMBERS: name, address, status, partitions owned.
+    Members,
+    /// DYN.RING: partition -> preference list.
+    Ring,
+    /// DYN.JOIN host:clusterport: ask that member to admit this node.
+    Join(String),
+    /// DYN.LEAVE [node]: hand off data, then leave (default: this node).
+    Leave(Option<String>),
+    /// DYN.HINTS: pending hints per target.
+    Hints,
+    /// DYN.DEBUG LOCAL key: this node's own stored copy, without quorum.
+    LocalGet(Bytes),
+    /// DYN.DEBUG PARTITION ...: fault injection on the node-to-node links
+    /// (arguments as given after PARTITION).
+    Partition(Vec<Bytes>),
+}
+
+/// A structured admin reply; the front end renders it as RESP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminValue {
+    /// Status line (`+OK`).
+    Status(String),
+    /// Integer.
+    Int(i64),
+    /// Bulk string.
+    Bulk(Bytes),
+    /// Null.
+    Null,
+    /// Array of values.
+    Array(Vec<AdminValue>),
 }
 
 /// `field:value` lines for INFO's `dynamo` section, in order.
@@ -149,4 +187,24 @@ pub trait Kv: Send + Sync + 'static {
 
     /// Persists everything written so far (shutdown, SAVE).
     fn sync(&self) -> impl Future<Output = Result<(), KvError>> + Send;
+
+    /// Plain SET / MSET without conditions: a blind write that supersedes
+    /// every version the coordinator knows of. Cluster implementations skip
+    /// the read round; the default goes through [`Kv::modify`].
+    fn overwrite(
+        &self,
+        key: Bytes,
+        change: Change,
+    ) -> impl Future<Output = Result<(), KvError>> + Send {
+        self.modify(key, move |_, _| (change, ()))
+    }
+
+    /// Cluster administration (DYN.MEMBERS, DYN.RING, DYN.JOIN, ...).
+    fn admin(&self, cmd: AdminCommand) -> impl Future<Output = Result<AdminValue, KvError>> + Send {
+        async move {
+            Err(KvError::Admin(format!(
+                "{cmd:?} is not available on this node"
+            )))
+        }
+    }
 }
