@@ -1,1 +1,40 @@
-fn main() {}
+//! `dynkv`: parse flags, start logging, run the node until a signal.
+
+use clap::Parser;
+use dynkv::config::{Cli, Config};
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match Config::resolve(Cli::parse()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("dynkv: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dynkv: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dynkv::node::run(config, CancellationToken::new())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dynkv: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,11 @@
-//! The RESP front end.
+//! The RESP front end: listener, connections, request parsing, replies, and
+//! one file per command group under [`cmd`]. It knows only the
+//! [`crate::kv::Kv`] facade, never the ring, the network or fjall.
+
+pub mod cmd;
+pub mod conn;
+pub mod glob;
+pub mod listener;
+pub mod reply;
+pub mod request;
+pub mod session;

@@ -1,15 +1,15 @@
 //! Replica storage: where one node keeps its copies of objects.
 //!
 //! [`ReplicaStore`] is implemented by [`fjall_store::FjallStore`] (on disk) and
-//! [`memory::MemoryStore`] (simulation); `tests/store_conformance.rs` runs one
-//! suite against both.
+//! [`memory::MemoryStore`] (simulation and tests); `tests/store_conformance.rs`
+//! runs one suite against both.
 
 use crate::core::Object;
 use bytes::Bytes;
 use std::future::Future;
 
 /// Storage failures.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The engine failed.
     #[error("fjall: {0}")]
@@ -32,22 +32,39 @@ pub enum FsyncPolicy {
     No,
 }
 
+/// What an update decided to do with the record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Leave the record as it is.
+    Keep,
+    /// Store this object.
+    Put(Object),
+    /// Physically remove the record (collection of dead objects only: a
+    /// user's delete is a tombstone, i.e. a `Put`).
+    Remove,
+}
+
+/// Runs once the update's batch is committed (or failed), with the outcome.
+pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// A read-modify-write of one record, run by the store's single writer so
+/// updates of one key never race and still share a commit.
+pub type UpdateFn = Box<dyn FnOnce(Option<Object>) -> (Write, Completion) + Send>;
+
 /// One node's copies of objects, keyed by the user key.
 ///
 /// Reads are synchronous: they are served from fjall's memtable and block
-/// cache and are cheap enough for the reactor. Writes go through a single
-/// writer that batches concurrent callers into one commit (group commit).
+/// cache and are cheap enough for the reactor. Writes are updates executed in
+/// order by a single writer that folds concurrent callers into one commit
+/// (group commit); an update sees every earlier update, committed or not.
 pub trait ReplicaStore: Send + Sync + 'static {
     /// The stored object for `key`, if any. A record that fails to decode is
     /// logged, counted in [`ReplicaStore::decode_errors`] and read as absent.
     fn get(&self, key: &[u8]) -> Result<Option<Object>, StoreError>;
 
-    /// Stores (`Some`) or physically removes (`None`) records; resolves once
-    /// the batch is committed under the fsync policy.
-    fn write(
-        &self,
-        batch: Vec<(Bytes, Option<Object>)>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Queues an update of `key`; `f` runs on the writer and its completion
+    /// after the commit under the fsync policy.
+    fn submit(&self, key: Bytes, f: UpdateFn);
 
     /// Up to `limit` records whose ring hash is `>= from_hash`, in ring order,
     /// with each record's ring hash.
@@ -56,7 +73,7 @@ pub trait ReplicaStore: Send + Sync + 'static {
     /// Approximate number of records.
     fn approximate_len(&self) -> u64;
 
-    /// Removes every record.
+    /// Removes every record (ordered after every update queued before it).
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Makes everything written so far durable.
@@ -66,5 +83,33 @@ pub trait ReplicaStore: Send + Sync + 'static {
     fn decode_errors(&self) -> u64;
 }
 
+/// Typed convenience over [`ReplicaStore::submit`]: `f` decides the write and
+/// a result, which is returned once the write is committed.
+pub fn update<S, T, F>(
+    store: &S,
+    key: Bytes,
+    f: F,
+) -> impl Future<Output = Result<T, StoreError>> + Send + use<S, T, F>
+where
+    S: ReplicaStore + ?Sized,
+    T: Send + 'static,
+    F: FnOnce(Option<Object>) -> (Write, T) + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.submit(
+        key,
+        Box::new(move |current| {
+            let (write, value) = f(current);
+            let done: Completion = Box::new(move |result| {
+                // The caller may be gone (client disconnected); the write stands.
+                let _ = tx.send(result.map(|()| value));
+            });
+            (write, done)
+        }),
+    );
+    async move { rx.await.map_err(|_| StoreError::Closed)? }
+}
+
+pub mod codec;
 pub mod fjall_store;
 pub mod memory;

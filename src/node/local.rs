@@ -1,0 +1,307 @@
+//! [`LocalKv`]: the one-node Dynamo behind the [`Kv`] facade (N = R = W = 1).
+//!
+//! Every write is an update run by the store's single writer, so
+//! read-modify-write commands (INCR, APPEND, SET NX, ...) are atomic per key
+//! without locks, and writes of one hot key still share a group commit.
+
+use crate::core::{NodeId, Object, Payload, VersionVector};
+use crate::kv::{Change, InfoFields, Kv, KvError, LiveValue, ReadOptions, ScanPage, WriteOptions};
+use crate::store::{ReplicaStore, StoreError, Write, update};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a fully deleted key keeps its tombstone before it is collected,
+/// so DYN.GET can still show the deletion and (in a cluster) every replica
+/// and hint sees it first.
+pub const TOMBSTONE_GRACE_MS: u64 = 60_000;
+
+/// Records the expiry sweeper examines per tick.
+const SWEEP_BATCH: usize = 1_000;
+
+/// Wall-clock milliseconds since the epoch.
+pub fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A single node serving every key from its own store.
+pub struct LocalKv<S> {
+    store: Arc<S>,
+    node: NodeId,
+    /// Keys whose winning version is a value (expired-but-unswept included,
+    /// as Redis counts them in DBSIZE).
+    live_keys: Arc<AtomicI64>,
+    gets_with_siblings: AtomicU64,
+    keys_collected: Arc<AtomicU64>,
+}
+
+/// Whether `obj` counts as a key for DBSIZE.
+fn counts_as_key(obj: &Object) -> bool {
+    obj.winner()
+        .is_some_and(|s| matches!(s.payload, Payload::Value { .. }))
+}
+
+/// Whether a dead object may be physically removed at `now_ms`: every value
+/// in it has expired, and every tombstone is older than the grace period.
+fn collectible(obj: &Object, now_ms: u64) -> bool {
+    obj.is_dead(now_ms)
+        && obj.siblings.iter().all(|s| match s.payload {
+            Payload::Tombstone => s.timestamp_ms.saturating_add(TOMBSTONE_GRACE_MS) <= now_ms,
+            Payload::Value { .. } => true,
+        })
+}
+
+fn storage(e: StoreError) -> KvError {
+    KvError::Storage(e.to_string())
+}
+
+impl<S: ReplicaStore> LocalKv<S> {
+    /// Serves `store` as node `node`; counts the keys already stored.
+    pub fn new(store: Arc<S>, node: NodeId) -> Result<Self, KvError> {
+        let mut live = 0i64;
+        let mut cursor = 0u64;
+        loop {
+            let page = store.scan(cursor, 10_000).map_err(storage)?;
+            let Some((last, _, _)) = page.last() else {
+                break;
+            };
+            let next = last.checked_add(1);
+            live += page.iter().filter(|(_, _, o)| counts_as_key(o)).count() as i64;
+            match next {
+                Some(n) => cursor = n,
+                None => break,
+            }
+        }
+        Ok(Self {
+            store,
+            node,
+            live_keys: Arc::new(AtomicI64::new(live)),
+            gets_with_siblings: AtomicU64::new(0),
+            keys_collected: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The store this node writes to.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// Applies `decide` to the current object; keeps the key count right.
+    async fn apply<T, F>(&self, key: Bytes, decide: F) -> Result<T, KvError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Object) -> (Option<Object>, T) + Send + 'static,
+    {
+        let live_keys = self.live_keys.clone();
+        update(&*self.store, key, move |current| {
+            let before = current.as_ref().is_some_and(counts_as_key);
+            let (next, value) = decide(current.unwrap_or_default());
+            match next {
+                None => (Write::Keep, value),
+                Some(obj) => {
+                    let delta = counts_as_key(&obj) as i64 - before as i64;
+                    live_keys.fetch_add(delta, Ordering::Relaxed);
+                    (Write::Put(obj), value)
+                }
+            }
+        })
+        .await
+        .map_err(storage)
+    }
+
+    /// Removes expired values and old tombstones, `SWEEP_BATCH` records per
+    /// call starting at `cursor`; returns the cursor for the next call.
+    pub async fn sweep(&self, cursor: u64) -> u64 {
+        let now = wall_clock_ms();
+        let page = match self.store.scan(cursor, SWEEP_BATCH) {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!("expiry sweep failed: {e}");
+                return cursor;
+            }
+        };
+        let next = match page.last() {
+            Some((last, _, _)) if page.len() == SWEEP_BATCH => last.wrapping_add(1),
+            _ => 0,
+        };
+        for (_, key, obj) in page {
+            if !collectible(&obj, now) {
+                continue;
+            }
+            let live_keys = self.live_keys.clone();
+            let collected = self.keys_collected.clone();
+            // Re-checked on the writer: a write may have revived the key.
+            let result = update(&*self.store, key, move |current| match current {
+                Some(obj) if collectible(&obj, now) => {
+                    if counts_as_key(&obj) {
+                        live_keys.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    collected.fetch_add(1, Ordering::Relaxed);
+                    (Write::Remove, ())
+                }
+                _ => (Write::Keep, ()),
+            })
+            .await;
+            if let Err(e) = result {
+                tracing::warn!("expiry sweep failed: {e}");
+                break;
+            }
+        }
+        next
+    }
+
+    /// Runs [`LocalKv::sweep`] ten times a second until `stop` fires.
+    pub async fn run_sweeper(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let mut cursor = 0;
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => cursor = self.sweep(cursor).await,
+            }
+        }
+    }
+
+    fn check_quorum(asked: Option<usize>, what: &str) -> Result<(), KvError> {
+        match asked {
+            None | Some(1) => Ok(()),
+            Some(n) => Err(KvError::BadQuorum(format!(
+                "{what} must be between 1 and N (1 on this one-node cluster), got {n}"
+            ))),
+        }
+    }
+}
+
+impl<S: ReplicaStore> Kv for LocalKv<S> {
+    async fn get(&self, key: Bytes, opts: ReadOptions) -> Result<Object, KvError> {
+        Self::check_quorum(opts.r, "R")?;
+        let obj = self.store.get(&key).map_err(storage)?.unwrap_or_default();
+        if obj.siblings.len() > 1 {
+            self.gets_with_siblings.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(obj)
+    }
+
+    async fn put(
+        &self,
+        key: Bytes,
+        context: VersionVector,
+        payload: Payload,
+        opts: WriteOptions,
+    ) -> Result<(), KvError> {
+        Self::check_quorum(opts.w, "W")?;
+        let node = self.node.clone();
+        let now = wall_clock_ms();
+        self.apply(key, move |mut obj| {
+            obj.update(&context, &node, payload, now);
+            (Some(obj), ())
+        })
+        .await
+    }
+
+    async fn modify<T, F>(&self, key: Bytes, f: F) -> Result<T, KvError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Option<LiveValue>, u64) -> (Change, T) + Send + 'static,
+    {
+        let node = self.node.clone();
+        let now = wall_clock_ms();
+        self.apply(key, move |mut obj| {
+            let live = obj.visible(now).and_then(|s| match &s.payload {
+                Payload::Value {
+                    data,
+                    expires_at_ms,
+                } => Some(LiveValue {
+                    data: data.clone(),
+                    expires_at_ms: *expires_at_ms,
+                }),
+                Payload::Tombstone => None,
+            });
+            let (change, value) = f(live, now);
+            match change.into_payload() {
+                None => (None, value),
+                Some(payload) => {
+                    let seen = obj.context.clone();
+                    obj.update(&seen, &node, payload, now);
+                    (Some(obj), value)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn scan(&self, cursor: u64, count: usize) -> Result<ScanPage, KvError> {
+        let count = count.max(1);
+        let page = self.store.scan(cursor, count).map_err(storage)?;
+        let next_cursor = match page.last() {
+            Some((last, _, _)) if page.len() == count => last.wrapping_add(1),
+            _ => 0,
+        };
+        let now = wall_clock_ms();
+        let keys = page
+            .into_iter()
+            .filter(|(_, _, obj)| obj.visible(now).is_some())
+            .map(|(_, key, _)| key)
+            .collect();
+        Ok(ScanPage { next_cursor, keys })
+    }
+
+    async fn flush_all(&self) -> Result<(), KvError> {
+        self.store.clear().await.map_err(storage)?;
+        self.live_keys.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn key_count(&self) -> u64 {
+        self.live_keys.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    fn now_ms(&self) -> u64 {
+        wall_clock_ms()
+    }
+
+    fn node_id(&self) -> &NodeId {
+        &self.node
+    }
+
+    fn replica_count(&self) -> usize {
+        0
+    }
+
+    fn info_fields(&self) -> InfoFields {
+        vec![
+            ("node_name", self.node.to_string()),
+            ("members_up", "1".into()),
+            ("members_down", "0".into()),
+            ("n", "1".into()),
+            ("r", "1".into()),
+            ("w", "1".into()),
+            ("partitions_owned", "1024".into()),
+            ("hints_pending", "0".into()),
+            ("hints_delivered", "0".into()),
+            ("read_repairs", "0".into()),
+            ("ae_keys_repaired", "0".into()),
+            (
+                "gets_with_siblings",
+                self.gets_with_siblings.load(Ordering::Relaxed).to_string(),
+            ),
+            ("quorum_failures", "0".into()),
+            (
+                "keys_collected",
+                self.keys_collected.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "storage_decode_errors",
+                self.store.decode_errors().to_string(),
+            ),
+        ]
+    }
+
+    async fn sync(&self) -> Result<(), KvError> {
+        self.store.sync().map_err(storage)
+    }
+}

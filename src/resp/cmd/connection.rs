@@ -1,0 +1,239 @@
+//! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT.
+
+use super::{CmdResult, is, parse_i64, syntax_error, wrong_arity};
+use crate::kv::Kv;
+use crate::resp::reply::Reply;
+use crate::resp::session::{ServerState, Session};
+use bytes::Bytes;
+
+/// The Redis version dynkv reports, so clients enable the features it has.
+pub const REDIS_VERSION: &str = "7.2.4";
+
+/// Runs a connection command.
+pub fn run<K: Kv>(
+    kv: &K,
+    server: &ServerState,
+    session: &mut Session,
+    name: &str,
+    args: &[Bytes],
+) -> CmdResult {
+    match name {
+        "ping" => match args.len() {
+            1 => Ok(Reply::Simple("PONG".into())),
+            2 => Ok(Reply::Bulk(args[1].clone())),
+            _ => Err(wrong_arity("ping")),
+        },
+        "echo" => Ok(Reply::Bulk(args[1].clone())),
+        "hello" => hello(kv, server, session, args),
+        "auth" => {
+            let (user, pass) = match args.len() {
+                2 => (None, &args[1]),
+                3 => (Some(&args[1]), &args[2]),
+                _ => return Err(syntax_error()),
+            };
+            if server.requirepass.is_none() {
+                return Err(Reply::err(
+                    "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+                ));
+            }
+            authenticate(server, session, user, pass)?;
+            Ok(Reply::ok())
+        }
+        "select" => {
+            let db = parse_i64(&args[1])?;
+            if db == 0 {
+                Ok(Reply::ok())
+            } else {
+                Err(Reply::err("DB index is out of range"))
+            }
+        }
+        "quit" => {
+            session.quit = true;
+            Ok(Reply::ok())
+        }
+        "reset" => {
+            session.resp3 = false;
+            session.name = None;
+            session.authenticated = server.requirepass.is_none();
+            Ok(Reply::Simple("RESET".into()))
+        }
+        "client" => client(server, session, args),
+        _ => Err(Reply::err(format!("'{name}' is not a connection command"))),
+    }
+}
+
+fn authenticate(
+    server: &ServerState,
+    session: &mut Session,
+    user: Option<&Bytes>,
+    pass: &[u8],
+) -> Result<(), Reply> {
+    let user_ok = user.is_none_or(|u| u.as_ref() == b"default");
+    let pass_ok = match &server.requirepass {
+        Some(expected) => expected.as_bytes() == pass,
+        None => true,
+    };
+    if user_ok && pass_ok {
+        session.authenticated = true;
+        Ok(())
+    } else {
+        Err(Reply::Error(
+            "WRONGPASS invalid username-password pair or user is disabled.".into(),
+        ))
+    }
+}
+
+fn hello<K: Kv>(kv: &K, server: &ServerState, session: &mut Session, args: &[Bytes]) -> CmdResult {
+    let mut resp3 = session.resp3;
+    if let Some(ver) = args.get(1) {
+        let ver = parse_i64(ver)
+            .map_err(|_| Reply::err("Protocol version is not an integer or out of range"))?;
+        resp3 = match ver {
+            2 => false,
+            3 => true,
+            _ => return Err(Reply::Error("NOPROTO unsupported protocol version".into())),
+        };
+    }
+    let mut i = 2;
+    let mut setname = None;
+    while i < args.len() {
+        if is(&args[i], "AUTH") && i + 2 < args.len() {
+            authenticate(server, session, Some(&args[i + 1]), &args[i + 2])?;
+            i += 3;
+        } else if is(&args[i], "SETNAME") && i + 1 < args.len() {
+            setname = Some(valid_client_name(&args[i + 1])?);
+            i += 2;
+        } else {
+            return Err(Reply::err(format!(
+                "Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[i])
+            )));
+        }
+    }
+    if !session.authenticated {
+        return Err(Reply::Error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
+        ));
+    }
+    if let Some(name) = setname {
+        session.name = name;
+    }
+    session.resp3 = resp3;
+    let _ = kv;
+    Ok(Reply::Map(vec![
+        (Reply::bulk("server"), Reply::bulk("redis")),
+        (Reply::bulk("version"), Reply::bulk(REDIS_VERSION)),
+        (Reply::bulk("proto"), Reply::Int(if resp3 { 3 } else { 2 })),
+        (Reply::bulk("id"), Reply::Int(session.id as i64)),
+        (Reply::bulk("mode"), Reply::bulk("standalone")),
+        (Reply::bulk("role"), Reply::bulk("master")),
+        (Reply::bulk("modules"), Reply::Array(Vec::new())),
+    ]))
+}
+
+/// Client names may not contain spaces or control characters (Redis's rule);
+/// an empty name clears it.
+fn valid_client_name(name: &[u8]) -> Result<Option<String>, Reply> {
+    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        return Err(Reply::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok((!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned()))
+}
+
+fn on_off(arg: &[u8]) -> Result<(), Reply> {
+    if is(arg, "ON") || is(arg, "OFF") {
+        Ok(())
+    } else {
+        Err(syntax_error())
+    }
+}
+
+fn client(server: &ServerState, session: &mut Session, args: &[Bytes]) -> CmdResult {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    let arity = |n: usize| {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(wrong_arity(&format!("client|{sub}")))
+        }
+    };
+    match sub.as_str() {
+        "id" => {
+            arity(2)?;
+            Ok(Reply::Int(session.id as i64))
+        }
+        "setname" => {
+            arity(3)?;
+            session.name = valid_client_name(&args[2])?;
+            Ok(Reply::ok())
+        }
+        "getname" => {
+            arity(2)?;
+            Ok(Reply::bulk_or_null(session.name.clone().map(Bytes::from)))
+        }
+        "setinfo" => {
+            arity(4)?;
+            let value = String::from_utf8_lossy(&args[3]).into_owned();
+            if value.contains(|c: char| !('!'..='~').contains(&c)) {
+                return Err(Reply::err(format!(
+                    "{} cannot contain spaces, newlines or special characters.",
+                    String::from_utf8_lossy(&args[2]).to_ascii_lowercase()
+                )));
+            }
+            if is(&args[2], "LIB-NAME") {
+                session.lib_name = Some(value);
+            } else if is(&args[2], "LIB-VER") {
+                session.lib_ver = Some(value);
+            } else {
+                return Err(Reply::err(format!(
+                    "Unrecognized option '{}'",
+                    String::from_utf8_lossy(&args[2])
+                )));
+            }
+            Ok(Reply::ok())
+        }
+        "list" => {
+            server.clients.insert(session.id, session.describe());
+            let mut lines: Vec<(u64, String)> = server
+                .clients
+                .iter()
+                .map(|e| (*e.key(), e.value().clone()))
+                .collect();
+            lines.sort();
+            let text: String = lines.into_iter().map(|(_, l)| l + "\n").collect();
+            Ok(Reply::Verbatim(text))
+        }
+        "info" => {
+            arity(2)?;
+            Ok(Reply::Verbatim(session.describe() + "\n"))
+        }
+        "no-evict" | "no-touch" => {
+            arity(3)?;
+            on_off(&args[2])?;
+            Ok(Reply::ok())
+        }
+        "help" => Ok(Reply::Array(
+            [
+                "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ID",
+                "SETNAME <name>",
+                "GETNAME",
+                "SETINFO <LIB-NAME|LIB-VER> <value>",
+                "LIST",
+                "INFO",
+                "NO-EVICT (ON|OFF)",
+                "NO-TOUCH (ON|OFF)",
+                "HELP",
+            ]
+            .iter()
+            .map(|s| Reply::Simple((*s).into()))
+            .collect(),
+        )),
+        _ => Err(Reply::err(format!(
+            "unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&args[1])
+        ))),
+    }
+}

@@ -1,0 +1,393 @@
+//! Server commands: COMMAND, CONFIG, INFO, TIME, DBSIZE, FLUSHDB/FLUSHALL,
+//! LASTSAVE, SAVE/BGSAVE, WAIT.
+//!
+//! Tools ask for these when they connect (redis-cli: COMMAND DOCS; clients:
+//! CONFIG GET, INFO); they get answers that let them carry on.
+
+use super::connection::REDIS_VERSION;
+use super::{COMMANDS, CmdResult, CommandSpec, is, kv_error, lookup, parse_i64, syntax_error};
+use crate::kv::Kv;
+use crate::resp::glob::glob_match_nocase;
+use crate::resp::reply::Reply;
+use crate::resp::session::{ServerState, Session};
+use bytes::Bytes;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Runs a server command.
+pub async fn run<K: Kv>(
+    kv: &K,
+    server: &ServerState,
+    session: &mut Session,
+    name: &str,
+    args: &[Bytes],
+) -> CmdResult {
+    match name {
+        "command" => command(args),
+        "config" => config(server, args),
+        "info" => Ok(Reply::Verbatim(info(kv, server, &args[1..]))),
+        "time" => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            Ok(Reply::Array(vec![
+                Reply::bulk(now.as_secs().to_string()),
+                Reply::bulk(now.subsec_micros().to_string()),
+            ]))
+        }
+        "dbsize" => Ok(Reply::Int(kv.key_count() as i64)),
+        "flushdb" | "flushall" => {
+            match &args[1..] {
+                [] => {}
+                [mode] if is(mode, "ASYNC") || is(mode, "SYNC") => {}
+                _ => return Err(syntax_error()),
+            }
+            kv.flush_all().await.map_err(kv_error)?;
+            Ok(Reply::ok())
+        }
+        "lastsave" => Ok(Reply::Int(server.last_save.load(Ordering::Relaxed) as i64)),
+        "save" | "bgsave" => {
+            kv.sync().await.map_err(kv_error)?;
+            let now = kv.now_ms() / 1000;
+            server.last_save.store(now, Ordering::Relaxed);
+            Ok(if name == "save" {
+                Reply::ok()
+            } else {
+                Reply::Simple("Background saving started".into())
+            })
+        }
+        "wait" => {
+            parse_i64(&args[1])?;
+            let timeout = parse_i64(&args[2])?;
+            if timeout < 0 {
+                return Err(Reply::err("timeout is negative"));
+            }
+            // Writes are acknowledged only after W replicas have them, so
+            // every replica a write reaches already has it.
+            Ok(Reply::Int(kv.replica_count() as i64))
+        }
+        _ => {
+            let _ = session;
+            Err(Reply::err(format!("'{name}' is not a server command")))
+        }
+    }
+}
+
+fn command_info(spec: &CommandSpec) -> Reply {
+    let category = match spec.group {
+        "string" => "@string",
+        "generic" => "@keyspace",
+        "connection" => "@connection",
+        "dynamo" => "@dynamo",
+        _ => "@admin",
+    };
+    Reply::Array(vec![
+        Reply::bulk(spec.name),
+        Reply::Int(spec.arity as i64),
+        Reply::Set(
+            spec.flags
+                .iter()
+                .map(|f| Reply::Simple((*f).into()))
+                .collect(),
+        ),
+        Reply::Int(spec.first_key as i64),
+        Reply::Int(spec.last_key as i64),
+        Reply::Int(spec.step as i64),
+        Reply::Set(vec![Reply::Simple(category.into())]),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+    ])
+}
+
+fn command_docs(spec: &CommandSpec) -> Reply {
+    Reply::Map(vec![
+        (Reply::bulk("summary"), Reply::bulk(spec.summary)),
+        (Reply::bulk("since"), Reply::bulk("1.0.0")),
+        (Reply::bulk("group"), Reply::bulk(spec.group)),
+    ])
+}
+
+fn command(args: &[Bytes]) -> CmdResult {
+    let Some(sub) = args.get(1) else {
+        return Ok(Reply::Array(COMMANDS.iter().map(command_info).collect()));
+    };
+    let names = &args[2..];
+    if is(sub, "COUNT") {
+        Ok(Reply::Int(COMMANDS.len() as i64))
+    } else if is(sub, "INFO") {
+        if names.is_empty() {
+            return Ok(Reply::Array(COMMANDS.iter().map(command_info).collect()));
+        }
+        Ok(Reply::Array(
+            names
+                .iter()
+                .map(|n| lookup(n).map_or(Reply::NullArray, command_info))
+                .collect(),
+        ))
+    } else if is(sub, "DOCS") {
+        let specs: Vec<&CommandSpec> = if names.is_empty() {
+            COMMANDS.iter().collect()
+        } else {
+            names.iter().filter_map(|n| lookup(n)).collect()
+        };
+        Ok(Reply::Map(
+            specs
+                .into_iter()
+                .map(|s| (Reply::bulk(s.name), command_docs(s)))
+                .collect(),
+        ))
+    } else if is(sub, "LIST") {
+        Ok(Reply::Array(
+            COMMANDS.iter().map(|c| Reply::bulk(c.name)).collect(),
+        ))
+    } else {
+        Err(Reply::err(format!(
+            "unknown subcommand '{}'. Try COMMAND HELP.",
+            String::from_utf8_lossy(sub)
+        )))
+    }
+}
+
+/// Parameters CONFIG GET reports. Values set with CONFIG SET are remembered
+/// (so clients that set and read back work) but do not change dynkv.
+fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
+    let mut params = vec![
+        ("appendfsync", server.appendfsync.clone()),
+        ("appendonly", "yes".into()),
+        ("bind", "127.0.0.1".into()),
+        (
+            "client-output-buffer-limit",
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60".into(),
+        ),
+        ("cluster-enabled", "no".into()),
+        ("databases", "1".into()),
+        ("dir", server.data_dir.clone()),
+        ("lazyfree-lazy-user-del", "no".into()),
+        ("maxclients", server.maxclients.to_string()),
+        ("maxmemory", "0".into()),
+        ("maxmemory-policy", "noeviction".into()),
+        ("notify-keyspace-events", String::new()),
+        ("port", server.port.to_string()),
+        (
+            "proto-max-bulk-len",
+            crate::resp::request::MAX_BULK_LEN.to_string(),
+        ),
+        (
+            "requirepass",
+            server.requirepass.clone().unwrap_or_default(),
+        ),
+        ("save", String::new()),
+        ("slowlog-log-slower-than", "10000".into()),
+        ("tcp-keepalive", "300".into()),
+        ("timeout", "0".into()),
+    ];
+    let overrides = server.config_overrides.lock();
+    for (name, value) in params.iter_mut() {
+        if let Some(v) = overrides.get(*name) {
+            *value = v.clone();
+        }
+    }
+    params
+}
+
+/// Parameters that describe how the process was started.
+const IMMUTABLE: &[&str] = &["bind", "cluster-enabled", "databases", "dir", "port"];
+
+fn config(server: &ServerState, args: &[Bytes]) -> CmdResult {
+    let sub = &args[1];
+    if is(sub, "GET") {
+        if args.len() < 3 {
+            return Err(super::wrong_arity("config|get"));
+        }
+        let params = config_params(server);
+        let mut out = Vec::new();
+        for (name, value) in &params {
+            if args[2..]
+                .iter()
+                .any(|p| glob_match_nocase(p, name.as_bytes()))
+            {
+                out.push((Reply::bulk(*name), Reply::bulk(value.clone())));
+            }
+        }
+        Ok(Reply::Map(out))
+    } else if is(sub, "SET") {
+        if args.len() < 4 || args.len() % 2 != 0 {
+            return Err(super::wrong_arity("config|set"));
+        }
+        let known = config_params(server);
+        let mut updates = Vec::new();
+        for pair in args[2..].chunks_exact(2) {
+            let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+            if !known.iter().any(|(n, _)| *n == name) {
+                return Err(Reply::err(format!(
+                    "Unknown option or number of arguments for CONFIG SET - '{name}'"
+                )));
+            }
+            if IMMUTABLE.contains(&name.as_str()) {
+                return Err(Reply::err(format!(
+                    "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
+                )));
+            }
+            updates.push((name, String::from_utf8_lossy(&pair[1]).into_owned()));
+        }
+        server.config_overrides.lock().extend(updates);
+        Ok(Reply::ok())
+    } else if is(sub, "RESETSTAT") {
+        server.stats.reset();
+        Ok(Reply::ok())
+    } else if is(sub, "REWRITE") {
+        Err(Reply::err(
+            "CONFIG REWRITE is not supported: dynkv is configured by flags or --config TOML",
+        ))
+    } else {
+        Err(Reply::err(format!(
+            "unknown subcommand '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(sub)
+        )))
+    }
+}
+
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "keyspace",
+    "dynamo",
+];
+
+fn rss_bytes() -> u64 {
+    // Resident pages from /proc (Linux); 0 elsewhere.
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn human_bytes(b: u64) -> String {
+    let mb = b as f64 / (1024.0 * 1024.0);
+    format!("{mb:.2}M")
+}
+
+/// The INFO text for the asked sections (all default ones when none).
+pub fn info<K: Kv>(kv: &K, server: &ServerState, asked: &[Bytes]) -> String {
+    let wanted: Vec<String> = asked
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "everything" || w == "default");
+    let mut out = String::new();
+    for section in DEFAULT_SECTIONS {
+        if !all && !wanted.iter().any(|w| w == section) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        let mut title = section.to_string();
+        if let Some(first) = title.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        let _ = write!(out, "# {title}\r\n");
+        for (k, v) in section_fields(kv, server, section) {
+            let _ = write!(out, "{k}:{v}\r\n");
+        }
+    }
+    out
+}
+
+fn section_fields<K: Kv>(kv: &K, server: &ServerState, section: &str) -> Vec<(String, String)> {
+    let uptime = server.started.elapsed().as_secs();
+    let stats = &server.stats;
+    let fields: Vec<(&str, String)> = match section {
+        "server" => vec![
+            ("redis_version", REDIS_VERSION.into()),
+            ("dynkv_version", env!("CARGO_PKG_VERSION").into()),
+            ("redis_mode", "standalone".into()),
+            ("os", std::env::consts::OS.into()),
+            ("arch_bits", "64".into()),
+            ("process_id", std::process::id().to_string()),
+            ("tcp_port", server.port.to_string()),
+            ("uptime_in_seconds", uptime.to_string()),
+            ("uptime_in_days", (uptime / 86_400).to_string()),
+        ],
+        "clients" => vec![
+            ("connected_clients", server.clients.len().to_string()),
+            ("maxclients", server.maxclients.to_string()),
+            ("blocked_clients", "0".into()),
+        ],
+        "memory" => {
+            let rss = rss_bytes();
+            vec![
+                ("used_memory", rss.to_string()),
+                ("used_memory_human", human_bytes(rss)),
+                ("used_memory_rss", rss.to_string()),
+                ("maxmemory", "0".into()),
+                ("maxmemory_policy", "noeviction".into()),
+                ("mem_fragmentation_ratio", "1.00".into()),
+            ]
+        }
+        "persistence" => vec![
+            ("loading", "0".into()),
+            ("aof_enabled", "1".into()),
+            ("aof_rewrite_in_progress", "0".into()),
+            ("rdb_bgsave_in_progress", "0".into()),
+            ("rdb_changes_since_last_save", "0".into()),
+            (
+                "rdb_last_save_time",
+                server.last_save.load(Ordering::Relaxed).to_string(),
+            ),
+            ("dynkv_fsync", server.appendfsync.clone()),
+        ],
+        "stats" => vec![
+            (
+                "total_connections_received",
+                stats
+                    .connections_received
+                    .load(Ordering::Relaxed)
+                    .to_string(),
+            ),
+            (
+                "total_commands_processed",
+                stats.commands_processed.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "rejected_connections",
+                stats
+                    .rejected_connections
+                    .load(Ordering::Relaxed)
+                    .to_string(),
+            ),
+            (
+                "total_error_replies",
+                stats.error_replies.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "protocol_errors",
+                stats.protocol_errors.load(Ordering::Relaxed).to_string(),
+            ),
+        ],
+        "replication" => vec![("role", "master".into()), ("connected_slaves", "0".into())],
+        "keyspace" => {
+            let keys = kv.key_count();
+            if keys == 0 {
+                Vec::new()
+            } else {
+                vec![("db0", format!("keys={keys},expires=0,avg_ttl=0"))]
+            }
+        }
+        "dynamo" => kv.info_fields(),
+        _ => Vec::new(),
+    };
+    fields
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}

@@ -1,0 +1,350 @@
+//! String commands: GET, SET and its variants, counters, APPEND, MGET/MSET.
+//!
+//! Reads resolve siblings to the deterministic winner; read-modify-writes go
+//! through [`Kv::modify`], so they supersede every version the coordinator
+//! holds, as a Redis user expects of "last writer wins".
+
+use super::{CmdResult, is, kv_error, parse_f64, parse_i64, syntax_error, wrong_arity};
+use crate::core::Payload;
+use crate::kv::{Change, Kv, LiveValue, ReadOptions};
+use crate::resp::reply::{Reply, format_double};
+use bytes::Bytes;
+
+/// Runs a string command.
+pub async fn run<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
+    let key = || args[1].clone();
+    match name {
+        "get" => Ok(Reply::bulk_or_null(read(kv, key()).await?.map(|v| v.data))),
+        "set" => set(kv, args).await,
+        "setnx" => {
+            let value = args[2].clone();
+            let set = kv
+                .modify(key(), move |cur, _| match cur {
+                    Some(_) => (Change::Keep, 0),
+                    None => (write(value, None), 1),
+                })
+                .await
+                .map_err(kv_error)?;
+            Ok(Reply::Int(set))
+        }
+        "setex" | "psetex" => {
+            let amount = parse_i64(&args[2])?;
+            let unit = if name == "setex" { 1000 } else { 1 };
+            let ttl = amount
+                .checked_mul(unit)
+                .filter(|&ms| ms > 0)
+                .ok_or_else(|| Reply::err(format!("invalid expire time in '{name}' command")))?;
+            let expires = kv
+                .now_ms()
+                .checked_add(ttl as u64)
+                .ok_or_else(|| Reply::err(format!("invalid expire time in '{name}' command")))?;
+            kv.overwrite(key(), write(args[3].clone(), Some(expires)))
+                .await
+                .map_err(kv_error)?;
+            Ok(Reply::ok())
+        }
+        "getset" => {
+            let value = args[2].clone();
+            let old = kv
+                .modify(key(), move |cur, _| {
+                    (write(value, None), cur.map(|v| v.data))
+                })
+                .await
+                .map_err(kv_error)?;
+            Ok(Reply::bulk_or_null(old))
+        }
+        "getdel" => {
+            let old = kv
+                .modify(key(), |cur, _| match cur {
+                    Some(v) => (Change::Delete, Some(v.data)),
+                    None => (Change::Keep, None),
+                })
+                .await
+                .map_err(kv_error)?;
+            Ok(Reply::bulk_or_null(old))
+        }
+        "getex" => getex(kv, args).await,
+        "mget" => {
+            let mut out = Vec::with_capacity(args.len() - 1);
+            for k in &args[1..] {
+                out.push(Reply::bulk_or_null(
+                    read(kv, k.clone()).await?.map(|v| v.data),
+                ));
+            }
+            Ok(Reply::Array(out))
+        }
+        "mset" | "msetnx" => mset(kv, name, args).await,
+        "strlen" => Ok(Reply::Int(
+            read(kv, key()).await?.map_or(0, |v| v.data.len() as i64),
+        )),
+        "append" => {
+            let suffix = args[2].clone();
+            let len = kv
+                .modify(key(), move |cur, _| {
+                    let (mut data, ttl) = match cur {
+                        Some(v) => (v.data.to_vec(), v.expires_at_ms),
+                        None => (Vec::new(), None),
+                    };
+                    data.extend_from_slice(&suffix);
+                    let len = data.len() as i64;
+                    (write(Bytes::from(data), ttl), len)
+                })
+                .await
+                .map_err(kv_error)?;
+            Ok(Reply::Int(len))
+        }
+        "incr" => incr_by(kv, key(), 1).await,
+        "decr" => incr_by(kv, key(), -1).await,
+        "incrby" => incr_by(kv, key(), parse_i64(&args[2])?).await,
+        "decrby" => {
+            let by = parse_i64(&args[2])?;
+            let negated = by
+                .checked_neg()
+                .ok_or_else(|| Reply::err("decrement would overflow"))?;
+            incr_by(kv, key(), negated).await
+        }
+        "incrbyfloat" => incr_by_float(kv, key(), parse_f64(&args[2])?).await,
+        _ => Err(Reply::err(format!("'{name}' is not a string command"))),
+    }
+}
+
+/// The live winner of `key`.
+pub async fn read<K: Kv>(kv: &K, key: Bytes) -> Result<Option<LiveValue>, Reply> {
+    let obj = kv
+        .get(key, ReadOptions::default())
+        .await
+        .map_err(kv_error)?;
+    let now = kv.now_ms();
+    Ok(obj.visible(now).and_then(|s| match &s.payload {
+        Payload::Value {
+            data,
+            expires_at_ms,
+        } => Some(LiveValue {
+            data: data.clone(),
+            expires_at_ms: *expires_at_ms,
+        }),
+        Payload::Tombstone => None,
+    }))
+}
+
+fn write(data: Bytes, expires_at_ms: Option<u64>) -> Change {
+    Change::Write {
+        data,
+        expires_at_ms,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Condition {
+    Always,
+    IfAbsent,
+    IfPresent,
+}
+
+/// What SET / GETEX do to the expiry.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Expiry {
+    /// SET without options: clear it.
+    Clear,
+    /// KEEPTTL (or GETEX without options): leave it.
+    Keep,
+    /// Absolute deadline in ms.
+    At(u64),
+}
+
+/// Parses `EX s | PX ms | EXAT s | PXAT ms` at `args[i]`; returns the deadline.
+fn parse_expiry(kv_now: u64, option: &[u8], value: &[u8], cmd: &str) -> Result<u64, Reply> {
+    let invalid = || Reply::err(format!("invalid expire time in '{cmd}' command"));
+    let n = parse_i64(value)?;
+    if n <= 0 {
+        return Err(invalid());
+    }
+    let n = n as u64;
+    let at = if is(option, "EX") {
+        n.checked_mul(1000).and_then(|ms| kv_now.checked_add(ms))
+    } else if is(option, "PX") {
+        kv_now.checked_add(n)
+    } else if is(option, "EXAT") {
+        n.checked_mul(1000)
+    } else {
+        Some(n)
+    };
+    at.filter(|&at| at < i64::MAX as u64).ok_or_else(invalid)
+}
+
+fn is_expiry_option(arg: &[u8]) -> bool {
+    ["EX", "PX", "EXAT", "PXAT"].iter().any(|o| is(arg, o))
+}
+
+async fn set<K: Kv>(kv: &K, args: &[Bytes]) -> CmdResult {
+    let now = kv.now_ms();
+    let mut condition = Condition::Always;
+    let mut expiry = Expiry::Clear;
+    let mut expiry_given = false;
+    let mut get = false;
+    let mut i = 3;
+    while i < args.len() {
+        let opt = &args[i];
+        if is(opt, "NX") && condition != Condition::IfPresent {
+            condition = Condition::IfAbsent;
+        } else if is(opt, "XX") && condition != Condition::IfAbsent {
+            condition = Condition::IfPresent;
+        } else if is(opt, "GET") {
+            get = true;
+        } else if is(opt, "KEEPTTL") && !expiry_given {
+            expiry = Expiry::Keep;
+            expiry_given = true;
+        } else if is_expiry_option(opt) && !expiry_given && i + 1 < args.len() {
+            expiry = Expiry::At(parse_expiry(now, opt, &args[i + 1], "set")?);
+            expiry_given = true;
+            i += 1;
+        } else {
+            return Err(syntax_error());
+        }
+        i += 1;
+    }
+    let value = args[2].clone();
+    if condition == Condition::Always && !get && expiry != Expiry::Keep {
+        let expires = match expiry {
+            Expiry::At(at) => Some(at),
+            _ => None,
+        };
+        kv.overwrite(args[1].clone(), write(value, expires))
+            .await
+            .map_err(kv_error)?;
+        return Ok(Reply::ok());
+    }
+    let (applied, old) = kv
+        .modify(args[1].clone(), move |cur, _| {
+            let old = cur.as_ref().map(|v| v.data.clone());
+            let ok = match condition {
+                Condition::Always => true,
+                Condition::IfAbsent => cur.is_none(),
+                Condition::IfPresent => cur.is_some(),
+            };
+            if !ok {
+                return (Change::Keep, (false, old));
+            }
+            let expires = match expiry {
+                Expiry::Clear => None,
+                Expiry::Keep => cur.and_then(|v| v.expires_at_ms),
+                Expiry::At(at) => Some(at),
+            };
+            (write(value, expires), (true, old))
+        })
+        .await
+        .map_err(kv_error)?;
+    Ok(match (get, applied) {
+        (true, _) => Reply::bulk_or_null(old),
+        (false, true) => Reply::ok(),
+        (false, false) => Reply::Null,
+    })
+}
+
+async fn getex<K: Kv>(kv: &K, args: &[Bytes]) -> CmdResult {
+    let now = kv.now_ms();
+    let expiry = match &args[2..] {
+        [] => Expiry::Keep,
+        [opt] if is(opt, "PERSIST") => Expiry::Clear,
+        [opt, value] if is_expiry_option(opt) => {
+            Expiry::At(parse_expiry(now, opt, value, "getex")?)
+        }
+        _ => return Err(syntax_error()),
+    };
+    if expiry == Expiry::Keep {
+        return Ok(Reply::bulk_or_null(
+            read(kv, args[1].clone()).await?.map(|v| v.data),
+        ));
+    }
+    let old = kv
+        .modify(args[1].clone(), move |cur, _| match cur {
+            None => (Change::Keep, None),
+            Some(v) => {
+                let expires = match expiry {
+                    Expiry::At(at) => Some(at),
+                    _ => None,
+                };
+                if expires == v.expires_at_ms {
+                    return (Change::Keep, Some(v.data));
+                }
+                (write(v.data.clone(), expires), Some(v.data))
+            }
+        })
+        .await
+        .map_err(kv_error)?;
+    Ok(Reply::bulk_or_null(old))
+}
+
+async fn mset<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
+    if args.len() % 2 != 1 {
+        return Err(wrong_arity(name));
+    }
+    let pairs = args[1..].chunks_exact(2);
+    if name == "msetnx" {
+        // Not atomic across keys: in a Dynamo each key has its own replicas,
+        // so this is "check all, then write all" (documented in the README).
+        for pair in pairs.clone() {
+            if read(kv, pair[0].clone()).await?.is_some() {
+                return Ok(Reply::Int(0));
+            }
+        }
+    }
+    for pair in pairs {
+        kv.overwrite(pair[0].clone(), write(pair[1].clone(), None))
+            .await
+            .map_err(kv_error)?;
+    }
+    Ok(if name == "msetnx" {
+        Reply::Int(1)
+    } else {
+        Reply::ok()
+    })
+}
+
+async fn incr_by<K: Kv>(kv: &K, key: Bytes, by: i64) -> CmdResult {
+    let result = kv
+        .modify(key, move |cur, _| {
+            let (current, ttl) = match &cur {
+                Some(v) => match parse_i64(&v.data) {
+                    Ok(n) => (n, v.expires_at_ms),
+                    Err(e) => return (Change::Keep, Err(e)),
+                },
+                None => (0, None),
+            };
+            match current.checked_add(by) {
+                Some(next) => (write(Bytes::from(next.to_string()), ttl), Ok(next)),
+                None => (
+                    Change::Keep,
+                    Err(Reply::err("increment or decrement would overflow")),
+                ),
+            }
+        })
+        .await
+        .map_err(kv_error)?;
+    result.map(Reply::Int)
+}
+
+async fn incr_by_float<K: Kv>(kv: &K, key: Bytes, by: f64) -> CmdResult {
+    let result = kv
+        .modify(key, move |cur, _| {
+            let (current, ttl) = match &cur {
+                Some(v) => match parse_f64(&v.data) {
+                    Ok(n) => (n, v.expires_at_ms),
+                    Err(e) => return (Change::Keep, Err(e)),
+                },
+                None => (0.0, None),
+            };
+            let next = current + by;
+            if !next.is_finite() {
+                return (
+                    Change::Keep,
+                    Err(Reply::err("increment would produce NaN or Infinity")),
+                );
+            }
+            let text = format_double(next);
+            (write(Bytes::from(text.clone()), ttl), Ok(text))
+        })
+        .await
+        .map_err(kv_error)?;
+    result.map(Reply::bulk)
+}

@@ -1,0 +1,85 @@
+//! One client connection: read what has arrived, run every complete request
+//! in order, write all their replies with one write, repeat.
+//!
+//! Batching replies per read is what makes pipelining cheap: a client that
+//! sends 16 commands at once gets 16 replies in one syscall.
+
+use super::cmd::dispatch;
+use super::request::{RequestDecoder, RequestError};
+use super::session::{ServerState, Session};
+use crate::kv::Kv;
+use bytes::BytesMut;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+
+/// Replies buffered beyond this are written before running more requests,
+/// so a huge pipeline does not hold all its replies in memory.
+const FLUSH_THRESHOLD: usize = 64 * 1024;
+
+/// Serves one client until it quits, disconnects, sends garbage, or the
+/// server shuts down.
+pub async fn serve<K: Kv>(
+    kv: Arc<K>,
+    server: Arc<ServerState>,
+    mut stream: TcpStream,
+    mut session: Session,
+    stop: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut decoder = RequestDecoder::default();
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut output = BytesMut::with_capacity(16 * 1024);
+    loop {
+        loop {
+            match decoder.decode(&mut input) {
+                Ok(Some(args)) => {
+                    if let Some(name) = args.first() {
+                        session.last_command = String::from_utf8_lossy(name).to_ascii_lowercase();
+                    }
+                    let reply = dispatch(&*kv, &server, &mut session, args).await;
+                    reply.encode(&mut output, session.resp3);
+                    if session.quit {
+                        let _ = stream.write_all(&output).await;
+                        return;
+                    }
+                    if output.len() >= FLUSH_THRESHOLD {
+                        if stream.write_all(&output).await.is_err() {
+                            return;
+                        }
+                        output.clear();
+                    }
+                }
+                Ok(None) => break,
+                Err(RequestError::Protocol(msg)) => {
+                    server.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(client = %session.addr, "protocol error: {msg}");
+                    output.extend_from_slice(format!("-ERR Protocol error: {msg}\r\n").as_bytes());
+                    let _ = stream.write_all(&output).await;
+                    return;
+                }
+                Err(RequestError::Io(_)) => return,
+            }
+        }
+        if !output.is_empty() {
+            if stream.write_all(&output).await.is_err() {
+                return;
+            }
+            output.clear();
+            server.clients.insert(session.id, session.describe());
+        }
+        if input.capacity() - input.len() < 4096 {
+            input.reserve(16 * 1024);
+        }
+        tokio::select! {
+            read = stream.read_buf(&mut input) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            _ = stop.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The client port: accepts connections, enforces `maxclients`, and spawns
+//! one task per connection. Connections end when the stop token fires.
+
+use super::conn::serve;
+use super::session::{ServerState, Session};
+use crate::kv::Kv;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Accepts clients on `listener` until `stop` fires, then waits for the
+/// connections to finish their current request.
+pub async fn run<K: Kv>(
+    listener: TcpListener,
+    kv: Arc<K>,
+    server: Arc<ServerState>,
+    stop: CancellationToken,
+) {
+    let local = listener.local_addr().ok();
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.cancelled() => break,
+        };
+        // Reap finished connection tasks so the set does not grow forever.
+        while connections.try_join_next().is_some() {}
+        let (mut stream, addr) = match accepted {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Out of file descriptors and similar: back off briefly.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        server
+            .stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        if server.clients.len() >= server.maxclients {
+            server
+                .stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            let _ = stream
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
+            continue;
+        }
+        let id = server.next_client_id();
+        let local_addr = local.unwrap_or(addr);
+        let session = Session::new(id, addr, local_addr, server.requirepass.is_some());
+        server.clients.insert(id, session.describe());
+        metrics::gauge!("dynkv_connected_clients").set(server.clients.len() as f64);
+        let (kv, server, stop) = (kv.clone(), server.clone(), stop.clone());
+        connections.spawn(async move {
+            serve(kv, server.clone(), stream, session, stop).await;
+            server.clients.remove(&id);
+            metrics::gauge!("dynkv_connected_clients").set(server.clients.len() as f64);
+        });
+    }
+    while connections.join_next().await.is_some() {}
+}

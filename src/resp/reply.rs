@@ -1,0 +1,197 @@
+//! [`Reply`]: what a command answers, independent of the protocol version.
+//!
+//! Commands build a `Reply`; the connection renders it as RESP2 or RESP3
+//! (after `HELLO 3`) through redis-protocol's encoders, so maps, doubles and
+//! nulls take the shape each protocol version expects.
+
+use bytes::{Bytes, BytesMut};
+use bytes_utils::Str;
+use redis_protocol::resp2::types::BytesFrame as Frame2;
+use redis_protocol::resp3::types::{BytesFrame as Frame3, FrameMap};
+
+/// A reply to one command.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    /// `+OK`-style status.
+    Simple(String),
+    /// An error line; the text starts with its code (`ERR`, `WRONGTYPE`, ...).
+    Error(String),
+    /// Integer.
+    Int(i64),
+    /// Binary-safe string.
+    Bulk(Bytes),
+    /// Nil (`$-1` in RESP2, `_` in RESP3).
+    Null,
+    /// Nil array (`*-1` in RESP2, `_` in RESP3).
+    NullArray,
+    /// Array.
+    Array(Vec<Reply>),
+    /// Map: a flat array in RESP2, `%` in RESP3.
+    Map(Vec<(Reply, Reply)>),
+    /// Floating point: a bulk string in RESP2, `,` in RESP3.
+    Double(f64),
+    /// Set: an array in RESP2, `~` in RESP3.
+    Set(Vec<Reply>),
+    /// Text meant for a person (INFO): bulk in RESP2, verbatim `=txt` in RESP3.
+    Verbatim(String),
+}
+
+impl Reply {
+    /// `+OK`.
+    pub fn ok() -> Self {
+        Reply::Simple("OK".into())
+    }
+
+    /// `-ERR <msg>`.
+    pub fn err(msg: impl std::fmt::Display) -> Self {
+        Reply::Error(format!("ERR {msg}"))
+    }
+
+    /// A bulk string from anything byte-like.
+    pub fn bulk(data: impl Into<Bytes>) -> Self {
+        Reply::Bulk(data.into())
+    }
+
+    /// Bulk or nil.
+    pub fn bulk_or_null(data: Option<Bytes>) -> Self {
+        data.map_or(Reply::Null, Reply::Bulk)
+    }
+
+    /// True for error replies.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+
+    /// Appends this reply to `out` in the connection's protocol.
+    pub fn encode(self, out: &mut BytesMut, resp3: bool) {
+        // Encoding into a growable buffer only fails on frames the builders
+        // below never produce; an error here would be a bug, so it is logged.
+        let result = if resp3 {
+            redis_protocol::resp3::encode::complete::extend_encode(out, &self.into_resp3(), false)
+        } else {
+            redis_protocol::resp2::encode::extend_encode(out, &self.into_resp2(), false)
+        };
+        if let Err(e) = result {
+            tracing::error!("reply encoding failed: {e:?}");
+        }
+    }
+
+    fn into_resp2(self) -> Frame2 {
+        match self {
+            Reply::Simple(s) => Frame2::SimpleString(Bytes::from(s)),
+            Reply::Error(e) => Frame2::Error(Str::from(e)),
+            Reply::Int(i) => Frame2::Integer(i),
+            Reply::Bulk(b) => Frame2::BulkString(b),
+            Reply::Null => Frame2::Null,
+            Reply::NullArray => Frame2::Null,
+            Reply::Array(items) | Reply::Set(items) => {
+                Frame2::Array(items.into_iter().map(Reply::into_resp2).collect())
+            }
+            Reply::Map(pairs) => Frame2::Array(
+                pairs
+                    .into_iter()
+                    .flat_map(|(k, v)| [k.into_resp2(), v.into_resp2()])
+                    .collect(),
+            ),
+            Reply::Double(d) => Frame2::BulkString(Bytes::from(format_double(d))),
+            Reply::Verbatim(s) => Frame2::BulkString(Bytes::from(s)),
+        }
+    }
+
+    fn into_resp3(self) -> Frame3 {
+        match self {
+            Reply::Simple(s) => Frame3::SimpleString {
+                data: Bytes::from(s),
+                attributes: None,
+            },
+            Reply::Error(e) => Frame3::SimpleError {
+                data: Str::from(e),
+                attributes: None,
+            },
+            Reply::Int(i) => Frame3::Number {
+                data: i,
+                attributes: None,
+            },
+            Reply::Bulk(b) => Frame3::BlobString {
+                data: b,
+                attributes: None,
+            },
+            Reply::Null | Reply::NullArray => Frame3::Null,
+            Reply::Array(items) => Frame3::Array {
+                data: items.into_iter().map(Reply::into_resp3).collect(),
+                attributes: None,
+            },
+            Reply::Set(items) => Frame3::Set {
+                data: items.into_iter().map(Reply::into_resp3).collect(),
+                attributes: None,
+            },
+            Reply::Map(pairs) => {
+                let mut map = FrameMap::with_capacity(pairs.len());
+                for (k, v) in pairs {
+                    map.insert(k.into_resp3(), v.into_resp3());
+                }
+                Frame3::Map {
+                    data: map,
+                    attributes: None,
+                }
+            }
+            Reply::Double(d) => Frame3::Double {
+                data: d,
+                attributes: None,
+            },
+            Reply::Verbatim(s) => Frame3::VerbatimString {
+                data: Bytes::from(s),
+                format: redis_protocol::resp3::types::VerbatimStringFormat::Text,
+                attributes: None,
+            },
+        }
+    }
+}
+
+/// Formats a float the way Redis prints INCRBYFLOAT results: shortest
+/// round-trip form, no exponent, no trailing `.0`.
+pub fn format_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let s = format!("{d}");
+    match s.strip_suffix(".0") {
+        Some(int) => int.to_string(),
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(reply: Reply, resp3: bool) -> String {
+        let mut out = BytesMut::new();
+        reply.encode(&mut out, resp3);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn resp2_and_resp3_shapes() {
+        assert_eq!(render(Reply::ok(), false), "+OK\r\n");
+        assert_eq!(render(Reply::Null, false), "$-1\r\n");
+        assert_eq!(render(Reply::Null, true), "_\r\n");
+        assert_eq!(render(Reply::err("boom"), false), "-ERR boom\r\n");
+        assert_eq!(
+            render(Reply::Map(vec![(Reply::bulk("a"), Reply::Int(1))]), false),
+            "*2\r\n$1\r\na\r\n:1\r\n"
+        );
+        assert_eq!(
+            render(Reply::Map(vec![(Reply::bulk("a"), Reply::Int(1))]), true),
+            "%1\r\n$1\r\na\r\n:1\r\n"
+        );
+        assert_eq!(render(Reply::Double(1.5), false), "$3\r\n1.5\r\n");
+    }
+
+    #[test]
+    fn doubles_print_like_redis() {
+        assert_eq!(format_double(10.5), "10.5");
+        assert_eq!(format_double(3.0), "3");
+        assert_eq!(format_double(5.0e3), "5000");
+    }
+}

@@ -1,0 +1,171 @@
+//! Per-connection state ([`Session`]) and what all connections share
+//! ([`ServerState`]: settings, client registry, statistics).
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// One client connection's state.
+#[derive(Debug)]
+pub struct Session {
+    /// CLIENT ID.
+    pub id: u64,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Local address.
+    pub local_addr: SocketAddr,
+    /// Replies in RESP3 (after HELLO 3).
+    pub resp3: bool,
+    /// False until AUTH when `--requirepass` is set.
+    pub authenticated: bool,
+    /// CLIENT SETNAME.
+    pub name: Option<String>,
+    /// CLIENT SETINFO LIB-NAME.
+    pub lib_name: Option<String>,
+    /// CLIENT SETINFO LIB-VER.
+    pub lib_ver: Option<String>,
+    /// Set by QUIT: close after this reply.
+    pub quit: bool,
+    /// Connection start.
+    pub created: Instant,
+    /// Last command name, for CLIENT LIST.
+    pub last_command: String,
+}
+
+impl Session {
+    /// A new connection.
+    pub fn new(id: u64, addr: SocketAddr, local_addr: SocketAddr, needs_auth: bool) -> Self {
+        Self {
+            id,
+            addr,
+            local_addr,
+            resp3: false,
+            authenticated: !needs_auth,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            quit: false,
+            created: Instant::now(),
+            last_command: "NULL".into(),
+        }
+    }
+
+    /// The CLIENT LIST / CLIENT INFO line for this connection.
+    pub fn describe(&self) -> String {
+        format!(
+            "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.local_addr,
+            self.name.as_deref().unwrap_or(""),
+            self.created.elapsed().as_secs(),
+            self.last_command,
+            if self.resp3 { 3 } else { 2 },
+            self.lib_name.as_deref().unwrap_or(""),
+            self.lib_ver.as_deref().unwrap_or(""),
+        )
+    }
+}
+
+/// Counters for INFO stats (reset by CONFIG RESETSTAT).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections accepted.
+    pub connections_received: AtomicU64,
+    /// Connections refused at `maxclients`.
+    pub rejected_connections: AtomicU64,
+    /// Commands run.
+    pub commands_processed: AtomicU64,
+    /// Error replies sent.
+    pub error_replies: AtomicU64,
+    /// Connections closed for protocol errors.
+    pub protocol_errors: AtomicU64,
+}
+
+impl Stats {
+    /// Counts one command.
+    pub fn record_command(&self) {
+        self.commands_processed.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("dynkv_commands_total").increment(1);
+    }
+
+    /// Counts one error reply.
+    pub fn record_error(&self) {
+        self.error_replies.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("dynkv_error_replies_total").increment(1);
+    }
+
+    /// CONFIG RESETSTAT.
+    pub fn reset(&self) {
+        for c in [
+            &self.connections_received,
+            &self.rejected_connections,
+            &self.commands_processed,
+            &self.error_replies,
+            &self.protocol_errors,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Everything connections share.
+#[derive(Debug)]
+pub struct ServerState {
+    /// `--requirepass`.
+    pub requirepass: Option<String>,
+    /// `--maxclients`.
+    pub maxclients: usize,
+    /// Client port (INFO server).
+    pub port: u16,
+    /// Data directory (INFO / CONFIG GET dir).
+    pub data_dir: String,
+    /// `--fsync` as Redis's `appendfsync` spells it.
+    pub appendfsync: String,
+    /// Process start.
+    pub started: Instant,
+    /// Unix time of the last explicit SAVE (or start).
+    pub last_save: AtomicU64,
+    /// Connected clients' CLIENT LIST lines, refreshed after each command.
+    pub clients: DashMap<u64, String>,
+    /// Statistics.
+    pub stats: Stats,
+    /// CONFIG SET values that have no effect on dynkv but that clients set
+    /// and read back.
+    pub config_overrides: Mutex<BTreeMap<String, String>>,
+    next_client_id: AtomicU64,
+}
+
+impl ServerState {
+    /// Shared state for a server with these settings.
+    pub fn new(
+        requirepass: Option<String>,
+        maxclients: usize,
+        port: u16,
+        data_dir: String,
+        appendfsync: String,
+        now_secs: u64,
+    ) -> Self {
+        Self {
+            requirepass,
+            maxclients,
+            port,
+            data_dir,
+            appendfsync,
+            started: Instant::now(),
+            last_save: AtomicU64::new(now_secs),
+            clients: DashMap::new(),
+            stats: Stats::default(),
+            config_overrides: Mutex::new(BTreeMap::new()),
+            next_client_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A fresh CLIENT ID.
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
