@@ -4,8 +4,11 @@
 //! read-modify-write commands (INCR, APPEND, SET NX, ...) are atomic per key
 //! without locks, and writes of one hot key still share a group commit.
 
-use crate::core::{NodeId, Object, Payload, VersionVector};
-use crate::kv::{Change, InfoFields, Kv, KvError, LiveValue, ReadOptions, ScanPage, WriteOptions};
+use crate::core::{NodeId, Object, Payload, VersionVector, encode_context};
+use crate::kv::{
+    AdminCommand, AdminValue, Change, InfoFields, Kv, KvError, LiveValue, ReadOptions, ScanPage,
+    WriteOptions,
+};
 use crate::store::{ReplicaStore, StoreError, Write, update};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -32,6 +35,8 @@ pub fn wall_clock_ms() -> u64 {
 pub struct LocalKv<S> {
     store: Arc<S>,
     node: NodeId,
+    /// Address shown by DYN.MEMBERS.
+    address: String,
     /// Keys whose winning version is a value (expired-but-unswept included,
     /// as Redis counts them in DBSIZE).
     live_keys: Arc<AtomicI64>,
@@ -61,7 +66,7 @@ fn storage(e: StoreError) -> KvError {
 
 impl<S: ReplicaStore> LocalKv<S> {
     /// Serves `store` as node `node`; counts the keys already stored.
-    pub fn new(store: Arc<S>, node: NodeId) -> Result<Self, KvError> {
+    pub fn new(store: Arc<S>, node: NodeId, address: String) -> Result<Self, KvError> {
         let mut live = 0i64;
         let mut cursor = 0u64;
         loop {
@@ -79,6 +84,7 @@ impl<S: ReplicaStore> LocalKv<S> {
         Ok(Self {
             store,
             node,
+            address,
             live_keys: Arc::new(AtomicI64::new(live)),
             gets_with_siblings: AtomicU64::new(0),
             keys_collected: Arc::new(AtomicU64::new(0)),
@@ -304,4 +310,56 @@ impl<S: ReplicaStore> Kv for LocalKv<S> {
     async fn sync(&self) -> Result<(), KvError> {
         self.store.sync().map_err(storage)
     }
+
+    async fn admin(&self, cmd: AdminCommand) -> Result<AdminValue, KvError> {
+        let name = || AdminValue::Bulk(Bytes::from(self.node.to_string()));
+        match cmd {
+            AdminCommand::Members => Ok(AdminValue::Array(vec![AdminValue::Array(vec![
+                name(),
+                AdminValue::Bulk(Bytes::from(self.address.clone())),
+                AdminValue::Bulk(Bytes::from_static(b"up")),
+                AdminValue::Int(PARTITIONS as i64),
+            ])])),
+            AdminCommand::Ring => Ok(AdminValue::Array(
+                (0..PARTITIONS)
+                    .map(|p| {
+                        AdminValue::Array(vec![
+                            AdminValue::Int(p as i64),
+                            AdminValue::Array(vec![name()]),
+                        ])
+                    })
+                    .collect(),
+            )),
+            AdminCommand::Hints => Ok(AdminValue::Array(Vec::new())),
+            AdminCommand::LocalGet(key) => {
+                let obj = self.store.get(&key).map_err(storage)?.unwrap_or_default();
+                Ok(object_value(&obj, wall_clock_ms()))
+            }
+            AdminCommand::Join(_) | AdminCommand::Leave(_) | AdminCommand::Partition(_) => {
+                Err(KvError::Admin(
+                    "this node runs alone (N=1); cluster membership commands need cluster mode"
+                        .into(),
+                ))
+            }
+        }
+    }
+}
+
+/// Partitions a one-node ring reports (all owned here).
+pub const PARTITIONS: usize = 1024;
+
+/// DYN.GET's shape for an object: `[context, [value-or-nil, ...]]`.
+pub fn object_value(obj: &Object, now_ms: u64) -> AdminValue {
+    let values = obj
+        .siblings
+        .iter()
+        .map(|s| match s.payload.live_data(now_ms) {
+            Some(data) => AdminValue::Bulk(data.clone()),
+            None => AdminValue::Null,
+        })
+        .collect();
+    AdminValue::Array(vec![
+        AdminValue::Bulk(Bytes::from(encode_context(&obj.context))),
+        AdminValue::Array(values),
+    ])
 }

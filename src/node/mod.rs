@@ -22,9 +22,13 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         FjallStore::open(&config.data_dir, config.fsync)
             .with_context(|| format!("opening storage in {}", config.data_dir.display()))?,
     );
-    let kv = Arc::new(LocalKv::new(store, NodeId::new(&config.node_name))?);
-
     let client_addr = format!("{}:{}", config.bind, config.port);
+    let kv = Arc::new(LocalKv::new(
+        store,
+        NodeId::new(&config.node_name),
+        client_addr.clone(),
+    )?);
+
     let listener = TcpListener::bind(&client_addr)
         .await
         .with_context(|| format!("cannot listen on {client_addr} (is another server running?)"))?;
@@ -56,6 +60,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         config.data_dir.display().to_string(),
         appendfsync.into(),
         wall_clock_ms() / 1000,
+        stop.clone(),
     ));
     tracing::info!(
         node = %config.node_name,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// One client connection's state.
 #[derive(Debug)]
@@ -136,6 +137,8 @@ pub struct ServerState {
     /// CONFIG SET values that have no effect on dynkv but that clients set
     /// and read back.
     pub config_overrides: Mutex<BTreeMap<String, String>>,
+    /// Fired by SHUTDOWN; the node stops as on SIGTERM.
+    pub shutdown: CancellationToken,
     next_client_id: AtomicU64,
 }
 
@@ -148,6 +151,7 @@ impl ServerState {
         data_dir: String,
         appendfsync: String,
         now_secs: u64,
+        shutdown: CancellationToken,
     ) -> Self {
         Self {
             requirepass,
@@ -160,6 +164,7 @@ impl ServerState {
             clients: DashMap::new(),
             stats: Stats::default(),
             config_overrides: Mutex::new(BTreeMap::new()),
+            shutdown,
             next_client_id: AtomicU64::new(1),
         }
     }

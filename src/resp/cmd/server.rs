@@ -57,6 +57,22 @@ pub async fn run<K: Kv>(
                 Reply::Simple("Background saving started".into())
             })
         }
+        "shutdown" => {
+            for opt in &args[1..] {
+                if !["NOSAVE", "SAVE", "NOW", "FORCE", "ABORT"]
+                    .iter()
+                    .any(|o| is(opt, o))
+                {
+                    return Err(syntax_error());
+                }
+            }
+            // Storage is flushed on the way out whatever the option says:
+            // every acknowledged write is already in the journal.
+            tracing::info!("SHUTDOWN requested by client {}", session.addr);
+            server.shutdown.cancel();
+            session.quit = true;
+            Ok(Reply::ok())
+        }
         "wait" => {
             parse_i64(&args[1])?;
             let timeout = parse_i64(&args[2])?;
@@ -67,10 +83,7 @@ pub async fn run<K: Kv>(
             // every replica a write reaches already has it.
             Ok(Reply::Int(kv.replica_count() as i64))
         }
-        _ => {
-            let _ = session;
-            Err(Reply::err(format!("'{name}' is not a server command")))
-        }
+        _ => Err(Reply::err(format!("'{name}' is not a server command"))),
     }
 }
 
