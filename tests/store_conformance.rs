@@ -10,15 +10,22 @@ use dynkv::store::{FsyncPolicy, ReplicaStore, Write, update};
 
 fn object(value: &str) -> Object {
     let mut obj = Object::new();
-    obj.update(&VersionVector::new(), &NodeId::new("n1"), Payload::value(value.to_string()), 1);
+    obj.update(
+        &VersionVector::new(),
+        &NodeId::new("n1"),
+        Payload::value(value.to_string()),
+        1,
+    );
     obj
 }
 
 async fn put<S: ReplicaStore>(store: &S, key: &str, value: &str) {
     let obj = object(value);
-    update(store, Bytes::from(key.to_string()), move |_| (Write::Put(obj), ()))
-        .await
-        .expect("write");
+    update(store, Bytes::from(key.to_string()), move |_| {
+        (Write::Put(obj), ())
+    })
+    .await
+    .expect("write");
 }
 
 async fn conformance<S: ReplicaStore>(store: S) {
@@ -42,8 +49,14 @@ async fn conformance<S: ReplicaStore>(store: S) {
     for _ in 0..50 {
         tasks.push(update(&store, Bytes::from("counter"), |cur| {
             let n = cur
-                .and_then(|o| o.siblings.first().and_then(|s| s.payload.live_data(0).cloned()))
-                .map_or(0, |b| String::from_utf8_lossy(&b).parse::<u64>().unwrap_or(0));
+                .and_then(|o| {
+                    o.siblings
+                        .first()
+                        .and_then(|s| s.payload.live_data(0).cloned())
+                })
+                .map_or(0, |b| {
+                    String::from_utf8_lossy(&b).parse::<u64>().unwrap_or(0)
+                });
             let next = n + 1;
             (Write::Put(object(&next.to_string())), next)
         }));
@@ -121,7 +134,8 @@ async fn corrupt_records_are_counted_not_fatal() {
             .expect("keyspace");
         data.insert(record_key(b"bad"), vec![1u8, 0xff, 0xff, 0xff, 0xff])
             .expect("insert");
-        data.insert(record_key(b"worse"), Vec::<u8>::new()).expect("insert");
+        data.insert(record_key(b"worse"), Vec::<u8>::new())
+            .expect("insert");
         db.persist(fjall::PersistMode::SyncAll).expect("persist");
     }
     let store = FjallStore::open(dir.path(), FsyncPolicy::Everysec).expect("open");
