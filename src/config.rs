@@ -56,6 +56,10 @@ pub struct Cli {
     /// Maximum simultaneous clients.
     #[arg(long)]
     pub maxclients: Option<usize>,
+    /// Threads serving client connections (default: half the cores, at
+    /// least one; storage has its own writer thread).
+    #[arg(long)]
+    pub io_threads: Option<usize>,
 }
 
 fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
@@ -84,6 +88,7 @@ struct FileConfig {
     requirepass: Option<String>,
     fsync: Option<FsyncPolicy>,
     maxclients: Option<usize>,
+    io_threads: Option<usize>,
 }
 
 /// Resolved configuration with defaults applied.
@@ -115,6 +120,8 @@ pub struct Config {
     pub fsync: FsyncPolicy,
     /// Client limit.
     pub maxclients: usize,
+    /// Runtime worker threads.
+    pub io_threads: usize,
 }
 
 /// Configuration that cannot be used.
@@ -203,6 +210,11 @@ impl Config {
             requirepass: cli.requirepass.or(file.requirepass),
             fsync: cli.fsync.or(file.fsync).unwrap_or_default(),
             maxclients: cli.maxclients.or(file.maxclients).unwrap_or(10_000),
+            io_threads: cli
+                .io_threads
+                .or(file.io_threads)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() / 2))
+                .max(1),
         })
     }
 }

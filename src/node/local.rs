@@ -160,14 +160,17 @@ impl<S: ReplicaStore> LocalKv<S> {
         next
     }
 
-    /// Runs [`LocalKv::sweep`] ten times a second until `stop` fires.
+    /// Runs [`LocalKv::sweep`] until `stop` fires: ten batches a second
+    /// while a pass is under way, then a one-second rest.
     pub async fn run_sweeper(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         let mut cursor = 0;
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
+            // A finished pass rests longer: rescanning a small keyspace ten
+            // times a second would mostly re-read unexpired keys.
+            let pause = if cursor == 0 { 1_000 } else { 100 };
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tick.tick() => cursor = self.sweep(cursor).await,
+                _ = tokio::time::sleep(Duration::from_millis(pause)) => cursor = self.sweep(cursor).await,
             }
         }
     }

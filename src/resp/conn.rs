@@ -20,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 /// so a huge pipeline does not hold all its replies in memory.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
 
+/// How stale another connection's CLIENT LIST line may be.
+const LIST_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Serves one client until it quits, disconnects, sends garbage, or the
 /// server shuts down.
 pub async fn serve<K: Kv>(
@@ -37,9 +40,6 @@ pub async fn serve<K: Kv>(
         loop {
             match decoder.decode(&mut input) {
                 Ok(Some(args)) => {
-                    if let Some(name) = args.first() {
-                        session.last_command = String::from_utf8_lossy(name).to_ascii_lowercase();
-                    }
                     let reply = dispatch(&*kv, &server, &mut session, args).await;
                     reply.encode(&mut output, session.resp3);
                     if session.quit {
@@ -69,7 +69,12 @@ pub async fn serve<K: Kv>(
                 return;
             }
             output.clear();
-            server.clients.insert(session.id, session.describe());
+            // CLIENT LIST lines are refreshed lazily: formatting one per
+            // reply batch would cost more than the command itself.
+            if session.listed_at.elapsed() >= LIST_REFRESH {
+                session.listed_at = std::time::Instant::now();
+                server.clients.insert(session.id, session.describe());
+            }
         }
         if input.capacity() - input.len() < 4096 {
             input.reserve(16 * 1024);

@@ -33,7 +33,9 @@ pub struct Session {
     /// Connection start.
     pub created: Instant,
     /// Last command name, for CLIENT LIST.
-    pub last_command: String,
+    pub last_command: &'static str,
+    /// When this connection last refreshed its CLIENT LIST line.
+    pub listed_at: Instant,
 }
 
 impl Session {
@@ -50,7 +52,8 @@ impl Session {
             lib_ver: None,
             quit: false,
             created: Instant::now(),
-            last_command: "NULL".into(),
+            last_command: "NULL",
+            listed_at: Instant::now(),
         }
     }
 

@@ -145,6 +145,7 @@ pub async fn dispatch<K: Kv>(
         return Reply::Error("NOAUTH Authentication required.".into());
     }
     server.stats.record_command();
+    session.last_command = spec.name;
     let reply = match spec.group {
         "string" => strings::run(kv, spec.name, &args).await,
         "generic" if spec.name == "wait" => {
