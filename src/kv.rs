@@ -173,6 +173,11 @@ pub trait Kv: Send + Sync + 'static {
     /// Approximate number of keys stored on this node (DBSIZE).
     fn key_count(&self) -> u64;
 
+    /// How many of those keys have an expiry (INFO keyspace).
+    fn expiring_key_count(&self) -> u64 {
+        0
+    }
+
     /// The clock commands compute expiries with (ms since the epoch).
     fn now_ms(&self) -> u64;
 

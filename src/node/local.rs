@@ -40,6 +40,8 @@ pub struct LocalKv<S> {
     /// Keys whose winning version is a value (expired-but-unswept included,
     /// as Redis counts them in DBSIZE).
     live_keys: Arc<AtomicI64>,
+    /// Of those, keys whose winning value has an expiry.
+    expiring_keys: Arc<AtomicI64>,
     gets_with_siblings: AtomicU64,
     keys_collected: Arc<AtomicU64>,
 }
@@ -48,6 +50,19 @@ pub struct LocalKv<S> {
 fn counts_as_key(obj: &Object) -> bool {
     obj.winner()
         .is_some_and(|s| matches!(s.payload, Payload::Value { .. }))
+}
+
+/// Whether `obj` counts as a key with an expiry (INFO keyspace).
+fn has_expiry(obj: &Object) -> bool {
+    obj.winner().is_some_and(|s| {
+        matches!(
+            s.payload,
+            Payload::Value {
+                expires_at_ms: Some(_),
+                ..
+            }
+        )
+    })
 }
 
 /// Whether a dead object may be physically removed at `now_ms`: every value
@@ -68,6 +83,7 @@ impl<S: ReplicaStore> LocalKv<S> {
     /// Serves `store` as node `node`; counts the keys already stored.
     pub fn new(store: Arc<S>, node: NodeId, address: String) -> Result<Self, KvError> {
         let mut live = 0i64;
+        let mut expiring = 0i64;
         let mut cursor = 0u64;
         loop {
             let page = store.scan(cursor, 10_000).map_err(storage)?;
@@ -76,6 +92,7 @@ impl<S: ReplicaStore> LocalKv<S> {
             };
             let next = last.checked_add(1);
             live += page.iter().filter(|(_, _, o)| counts_as_key(o)).count() as i64;
+            expiring += page.iter().filter(|(_, _, o)| has_expiry(o)).count() as i64;
             match next {
                 Some(n) => cursor = n,
                 None => break,
@@ -86,6 +103,7 @@ impl<S: ReplicaStore> LocalKv<S> {
             node,
             address,
             live_keys: Arc::new(AtomicI64::new(live)),
+            expiring_keys: Arc::new(AtomicI64::new(expiring)),
             gets_with_siblings: AtomicU64::new(0),
             keys_collected: Arc::new(AtomicU64::new(0)),
         })
@@ -103,14 +121,18 @@ impl<S: ReplicaStore> LocalKv<S> {
         F: FnOnce(Object) -> (Option<Object>, T) + Send + 'static,
     {
         let live_keys = self.live_keys.clone();
+        let expiring_keys = self.expiring_keys.clone();
         update(&*self.store, key, move |current| {
             let before = current.as_ref().is_some_and(counts_as_key);
+            let before_ttl = current.as_ref().is_some_and(has_expiry);
             let (next, value) = decide(current.unwrap_or_default());
             match next {
                 None => (Write::Keep, value),
                 Some(obj) => {
                     let delta = counts_as_key(&obj) as i64 - before as i64;
                     live_keys.fetch_add(delta, Ordering::Relaxed);
+                    let delta = has_expiry(&obj) as i64 - before_ttl as i64;
+                    expiring_keys.fetch_add(delta, Ordering::Relaxed);
                     (Write::Put(obj), value)
                 }
             }
@@ -139,12 +161,16 @@ impl<S: ReplicaStore> LocalKv<S> {
                 continue;
             }
             let live_keys = self.live_keys.clone();
+            let expiring_keys = self.expiring_keys.clone();
             let collected = self.keys_collected.clone();
             // Re-checked on the writer: a write may have revived the key.
             let result = update(&*self.store, key, move |current| match current {
                 Some(obj) if collectible(&obj, now) => {
                     if counts_as_key(&obj) {
                         live_keys.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    if has_expiry(&obj) {
+                        expiring_keys.fetch_sub(1, Ordering::Relaxed);
                     }
                     collected.fetch_add(1, Ordering::Relaxed);
                     (Write::Remove, ())
@@ -262,11 +288,16 @@ impl<S: ReplicaStore> Kv for LocalKv<S> {
     async fn flush_all(&self) -> Result<(), KvError> {
         self.store.clear().await.map_err(storage)?;
         self.live_keys.store(0, Ordering::Relaxed);
+        self.expiring_keys.store(0, Ordering::Relaxed);
         Ok(())
     }
 
     fn key_count(&self) -> u64 {
         self.live_keys.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    fn expiring_key_count(&self) -> u64 {
+        self.expiring_keys.load(Ordering::Relaxed).max(0) as u64
     }
 
     fn now_ms(&self) -> u64 {

@@ -38,6 +38,7 @@ pub async fn serve<K: Kv>(
     let mut output = BytesMut::with_capacity(16 * 1024);
     loop {
         loop {
+            decoder.set_authenticated(session.authenticated);
             match decoder.decode(&mut input) {
                 Ok(Some(args)) => {
                     let reply = dispatch(&*kv, &server, &mut session, args).await;
@@ -54,14 +55,14 @@ pub async fn serve<K: Kv>(
                     }
                 }
                 Ok(None) => break,
-                Err(RequestError::Protocol(msg)) => {
+                Err(RequestError::Io(_)) => return,
+                Err(e) => {
                     server.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(client = %session.addr, "protocol error: {msg}");
-                    output.extend_from_slice(format!("-ERR Protocol error: {msg}\r\n").as_bytes());
+                    tracing::debug!(client = %session.addr, "{e}");
+                    output.extend_from_slice(format!("-ERR {e}\r\n").as_bytes());
                     let _ = stream.write_all(&output).await;
                     return;
                 }
-                Err(RequestError::Io(_)) => return,
             }
         }
         if !output.is_empty() {

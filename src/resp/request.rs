@@ -25,6 +25,9 @@ pub enum RequestError {
     /// Malformed or over-limit input.
     #[error("Protocol error: {0}")]
     Protocol(&'static str),
+    /// Something other than a bulk string inside a request array.
+    #[error("Protocol error: expected '$', got '{0}'")]
+    Expected(char),
     /// The socket failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -35,6 +38,21 @@ pub enum RequestError {
 pub struct RequestDecoder {
     /// A multibulk request whose header has been read.
     partial: Option<Partial>,
+    /// Before AUTH, requests are held to Redis's small unauthenticated
+    /// limits so a stranger cannot make the server buffer large frames.
+    unauthenticated: bool,
+}
+
+/// Most arguments a client may send before it has authenticated.
+pub const MAX_UNAUTH_MULTIBULK_LEN: i64 = 10;
+/// Longest argument a client may send before it has authenticated.
+pub const MAX_UNAUTH_BULK_LEN: i64 = 16 * 1024;
+
+impl RequestDecoder {
+    /// Applies (or lifts) the unauthenticated limits.
+    pub fn set_authenticated(&mut self, authenticated: bool) {
+        self.unauthenticated = !authenticated;
+    }
 }
 
 #[derive(Debug)]
@@ -70,6 +88,9 @@ impl Decoder for RequestDecoder {
                 if count > MAX_MULTIBULK_LEN as i64 {
                     return Err(RequestError::Protocol("invalid multibulk length"));
                 }
+                if self.unauthenticated && count > MAX_UNAUTH_MULTIBULK_LEN {
+                    return Err(RequestError::Protocol("unauthenticated multibulk length"));
+                }
                 if count <= 0 {
                     continue;
                 }
@@ -92,15 +113,18 @@ impl Decoder for RequestDecoder {
                             return Ok(None);
                         };
                         if first != b'$' {
-                            return Err(RequestError::Protocol("expected '$'"));
+                            return Err(RequestError::Expected(first as char));
                         }
                         let Some(line) = take_line(buf, "too big bulk count string")? else {
                             return Ok(None);
                         };
                         let len = parse_len(&line[1..])
                             .filter(|&l| l >= 0 && l <= MAX_BULK_LEN as i64)
-                            .ok_or(RequestError::Protocol("invalid bulk length"))?
-                            as usize;
+                            .ok_or(RequestError::Protocol("invalid bulk length"))?;
+                        if self.unauthenticated && len > MAX_UNAUTH_BULK_LEN {
+                            return Err(RequestError::Protocol("unauthenticated bulk length"));
+                        }
+                        let len = len as usize;
                         partial.bulk_len = Some(len);
                         len
                     }
@@ -178,12 +202,13 @@ pub fn split_inline_args(line: &[u8]) -> Option<Vec<Bytes>> {
                 i += 1;
                 loop {
                     let &c = line.get(i)?;
-                    if c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x' {
-                        if let Some(byte) = hex_byte(line[i + 2], line[i + 3]) {
-                            arg.push(byte);
-                            i += 4;
-                            continue;
-                        }
+                    let escaped_hex = (c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x')
+                        .then(|| hex_byte(line[i + 2], line[i + 3]))
+                        .flatten();
+                    if let Some(byte) = escaped_hex {
+                        arg.push(byte);
+                        i += 4;
+                        continue;
                     }
                     if c == b'\\' && i + 1 < line.len() {
                         arg.push(match line[i + 1] {

@@ -31,7 +31,7 @@ pub fn run<K: Kv>(
                 3 => (Some(&args[1]), &args[2]),
                 _ => return Err(syntax_error()),
             };
-            if server.requirepass.is_none() {
+            if server.requirepass.is_none() && user.is_none() {
                 return Err(Reply::err(
                     "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 ));

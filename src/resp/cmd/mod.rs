@@ -200,11 +200,23 @@ pub fn kv_error(e: KvError) -> Reply {
 
 /// Parses an integer argument the way Redis does.
 pub fn parse_i64(arg: &[u8]) -> Result<i64, Reply> {
-    std::str::from_utf8(arg)
-        .ok()
-        .filter(|s| !s.starts_with('+') && !s.is_empty())
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| Reply::err("value is not an integer or out of range"))
+    canonical_i64(arg).ok_or_else(|| Reply::err("value is not an integer or out of range"))
+}
+
+/// Redis's `string2ll`: only the canonical spelling of an integer is one
+/// (no `+`, no spaces, no leading zeros, no `-0`), so INCR never rewrites
+/// a value the user wrote differently.
+pub fn canonical_i64(arg: &[u8]) -> Option<i64> {
+    let digits = arg.strip_prefix(b"-").unwrap_or(arg);
+    let canonical = match digits {
+        [] => false,
+        [b'0'] => digits.len() == arg.len(),
+        [first, ..] => (b'1'..=b'9').contains(first) && digits.iter().all(u8::is_ascii_digit),
+    };
+    if !canonical {
+        return None;
+    }
+    std::str::from_utf8(arg).ok()?.parse().ok()
 }
 
 /// Parses a float argument the way Redis does.

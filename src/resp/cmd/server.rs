@@ -226,7 +226,7 @@ fn config(server: &ServerState, args: &[Bytes]) -> CmdResult {
         }
         Ok(Reply::Map(out))
     } else if is(sub, "SET") {
-        if args.len() < 4 || args.len() % 2 != 0 {
+        if args.len() < 4 || !args.len().is_multiple_of(2) {
             return Err(super::wrong_arity("config|set"));
         }
         let known = config_params(server);
@@ -393,7 +393,8 @@ fn section_fields<K: Kv>(kv: &K, server: &ServerState, section: &str) -> Vec<(St
             if keys == 0 {
                 Vec::new()
             } else {
-                vec![("db0", format!("keys={keys},expires=0,avg_ttl=0"))]
+                let expires = kv.expiring_key_count();
+                vec![("db0", format!("keys={keys},expires={expires},avg_ttl=0"))]
             }
         }
         "dynamo" => kv.info_fields(),

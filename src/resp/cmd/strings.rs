@@ -180,7 +180,9 @@ async fn set<K: Kv>(kv: &K, args: &[Bytes]) -> CmdResult {
     let now = kv.now_ms();
     let mut condition = Condition::Always;
     let mut expiry = Expiry::Clear;
-    let mut expiry_given = false;
+    // Which expiry option was given: repeating one is fine (the last wins,
+    // as in Redis); mixing two is a syntax error.
+    let mut expiry_kind: Option<String> = None;
     let mut get = false;
     let mut i = 3;
     while i < args.len() {
@@ -191,13 +193,18 @@ async fn set<K: Kv>(kv: &K, args: &[Bytes]) -> CmdResult {
             condition = Condition::IfPresent;
         } else if is(opt, "GET") {
             get = true;
-        } else if is(opt, "KEEPTTL") && !expiry_given {
-            expiry = Expiry::Keep;
-            expiry_given = true;
-        } else if is_expiry_option(opt) && !expiry_given && i + 1 < args.len() {
-            expiry = Expiry::At(parse_expiry(now, opt, &args[i + 1], "set")?);
-            expiry_given = true;
-            i += 1;
+        } else if (is(opt, "KEEPTTL") || (is_expiry_option(opt) && i + 1 < args.len()))
+            && expiry_kind
+                .as_deref()
+                .is_none_or(|k| k.as_bytes().eq_ignore_ascii_case(opt))
+        {
+            expiry_kind = Some(String::from_utf8_lossy(opt).into_owned());
+            if is(opt, "KEEPTTL") {
+                expiry = Expiry::Keep;
+            } else {
+                expiry = Expiry::At(parse_expiry(now, opt, &args[i + 1], "set")?);
+                i += 1;
+            }
         } else {
             return Err(syntax_error());
         }
