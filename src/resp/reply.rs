@@ -154,7 +154,11 @@ pub fn format_double(d: f64) -> String {
     if d.is_infinite() {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
-    let s = format!("{d}");
+    // Redis adds in long double and prints 17 digits, so 0.1 + 0.2 shows as
+    // 0.3. Rounding the f64 sum to 15 significant digits (all an f64 holds
+    // exactly) before printing gives the same text for everyday values.
+    let rounded = format!("{d:.14e}").parse::<f64>().unwrap_or(d);
+    let s = format!("{rounded}");
     match s.strip_suffix(".0") {
         Some(int) => int.to_string(),
         None => s,
@@ -193,5 +197,8 @@ mod tests {
         assert_eq!(format_double(10.5), "10.5");
         assert_eq!(format_double(3.0), "3");
         assert_eq!(format_double(5.0e3), "5000");
+        assert_eq!(format_double(0.1 + 0.2), "0.3");
+        assert_eq!(format_double(1.1 + 2.2), "3.3");
+        assert_eq!(format_double(-1.5), "-1.5");
     }
 }
