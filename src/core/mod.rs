@@ -7,11 +7,13 @@
 pub mod context;
 pub mod key;
 pub mod object;
+pub mod quorum;
 pub mod ring;
 pub mod version;
 
 pub use context::{ContextError, decode_context, encode_context};
 pub use key::ring_hash;
 pub use object::{Object, Payload, Sibling};
+pub use quorum::{GetCore, Plan, PutCore, QuorumStatus, Target, plan};
 pub use ring::{DEFAULT_PARTITIONS, Ring, RingError};
 pub use version::{Dot, NodeId, VersionVector};

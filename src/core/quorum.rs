@@ -1,0 +1,269 @@
+//! Quorum bookkeeping without I/O: who a request goes to (sloppy quorum with
+//! hinted fallbacks), when a GET or PUT has enough answers, and which
+//! replicas a read must repair. The node drives these with real RPC replies;
+//! the simulation drives them with a seeded schedule.
+
+use super::object::Object;
+use super::version::NodeId;
+use std::collections::BTreeSet;
+
+/// One replica a write (or read) is sent to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// Node that receives the request.
+    pub node: NodeId,
+    /// For a fallback standing in for an unreachable preference-list node:
+    /// the node the data is meant for (the hint).
+    pub hint_for: Option<NodeId>,
+}
+
+/// Where a key's replicas go right now.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// Reachable replicas, preference-list members first, then fallbacks
+    /// carrying hints.
+    pub targets: Vec<Target>,
+    /// Preference-list members that are unreachable and for which no
+    /// fallback exists: the coordinator keeps their hint itself.
+    pub local_hints: Vec<NodeId>,
+}
+
+/// Plans a request for a key whose ring walk is `walk` (distinct nodes in
+/// ring order; the first `n` are its preference list). Unreachable
+/// preference-list members are replaced, in order, by the next reachable
+/// nodes beyond the first `n` (Dynamo's sloppy quorum).
+pub fn plan(walk: &[NodeId], n: usize, is_up: impl Fn(&NodeId) -> bool) -> Plan {
+    let n = n.min(walk.len());
+    let (preferred, rest) = walk.split_at(n);
+    let mut fallbacks = rest.iter().filter(|node| is_up(node));
+    let mut plan = Plan::default();
+    let mut hinted = Vec::new();
+    for node in preferred {
+        if is_up(node) {
+            plan.targets.push(Target {
+                node: node.clone(),
+                hint_for: None,
+            });
+        } else {
+            hinted.push(node.clone());
+        }
+    }
+    for owner in hinted {
+        match fallbacks.next() {
+            Some(fallback) => plan.targets.push(Target {
+                node: fallback.clone(),
+                hint_for: Some(owner),
+            }),
+            None => plan.local_hints.push(owner),
+        }
+    }
+    plan
+}
+
+/// Where a quorum request stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QuorumStatus {
+    /// Still waiting.
+    Pending,
+    /// Enough replicas answered.
+    Reached,
+    /// Too many failed: it cannot be reached any more.
+    Failed {
+        /// Replicas that answered.
+        answered: usize,
+        /// Replicas required.
+        required: usize,
+    },
+}
+
+/// A write waiting for W acknowledgements.
+#[derive(Clone, Debug)]
+pub struct PutCore {
+    required: usize,
+    contacted: usize,
+    acked: BTreeSet<NodeId>,
+    failed: BTreeSet<NodeId>,
+}
+
+impl PutCore {
+    /// A write sent to `contacted` replicas that needs `required` acks.
+    pub fn new(contacted: usize, required: usize) -> Self {
+        Self {
+            required,
+            contacted,
+            acked: BTreeSet::new(),
+            failed: BTreeSet::new(),
+        }
+    }
+
+    /// A replica stored the write.
+    pub fn on_ack(&mut self, from: NodeId) -> QuorumStatus {
+        if !self.failed.contains(&from) {
+            self.acked.insert(from);
+        }
+        self.status()
+    }
+
+    /// A replica failed or timed out.
+    pub fn on_failure(&mut self, from: NodeId) -> QuorumStatus {
+        if !self.acked.contains(&from) {
+            self.failed.insert(from);
+        }
+        self.status()
+    }
+
+    /// Current status.
+    pub fn status(&self) -> QuorumStatus {
+        if self.acked.len() >= self.required {
+            QuorumStatus::Reached
+        } else if self.contacted - self.failed.len().min(self.contacted) < self.required {
+            QuorumStatus::Failed {
+                answered: self.acked.len(),
+                required: self.required,
+            }
+        } else {
+            QuorumStatus::Pending
+        }
+    }
+
+    /// The failure to report when time runs out.
+    pub fn timed_out(&self) -> QuorumStatus {
+        match self.status() {
+            QuorumStatus::Reached => QuorumStatus::Reached,
+            _ => QuorumStatus::Failed {
+                answered: self.acked.len(),
+                required: self.required,
+            },
+        }
+    }
+}
+
+/// A read waiting for R replies, merging what it hears.
+#[derive(Clone, Debug)]
+pub struct GetCore {
+    required: usize,
+    contacted: usize,
+    replies: Vec<(NodeId, Object)>,
+    failed: BTreeSet<NodeId>,
+    merged: Object,
+}
+
+impl GetCore {
+    /// A read sent to `contacted` replicas that needs `required` replies.
+    pub fn new(contacted: usize, required: usize) -> Self {
+        Self {
+            required,
+            contacted,
+            replies: Vec::new(),
+            failed: BTreeSet::new(),
+            merged: Object::new(),
+        }
+    }
+
+    /// A replica answered with its copy (empty object if it has none).
+    pub fn on_reply(&mut self, from: NodeId, object: Object) -> QuorumStatus {
+        if !self.replies.iter().any(|(n, _)| n == &from) {
+            self.merged.merge(&object);
+            self.replies.push((from, object));
+        }
+        self.status()
+    }
+
+    /// A replica failed or timed out.
+    pub fn on_failure(&mut self, from: NodeId) -> QuorumStatus {
+        if !self.replies.iter().any(|(n, _)| n == &from) {
+            self.failed.insert(from);
+        }
+        self.status()
+    }
+
+    /// Current status.
+    pub fn status(&self) -> QuorumStatus {
+        if self.replies.len() >= self.required {
+            QuorumStatus::Reached
+        } else if self.contacted - self.failed.len().min(self.contacted) < self.required {
+            QuorumStatus::Failed {
+                answered: self.replies.len(),
+                required: self.required,
+            }
+        } else {
+            QuorumStatus::Pending
+        }
+    }
+
+    /// The failure to report when time runs out.
+    pub fn timed_out(&self) -> QuorumStatus {
+        match self.status() {
+            QuorumStatus::Reached => QuorumStatus::Reached,
+            _ => QuorumStatus::Failed {
+                answered: self.replies.len(),
+                required: self.required,
+            },
+        }
+    }
+
+    /// Everything heard so far, merged (the reply to the client).
+    pub fn merged(&self) -> &Object {
+        &self.merged
+    }
+
+    /// Replicas whose copy lacks something the merged object has: read
+    /// repair sends them the merged object.
+    pub fn stale_replicas(&self) -> Vec<NodeId> {
+        self.replies
+            .iter()
+            .filter(|(_, obj)| !obj.descends(&self.merged))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Payload, VersionVector};
+
+    fn n(s: &str) -> NodeId {
+        NodeId::new(s)
+    }
+
+    #[test]
+    fn sloppy_plan_uses_fallbacks_then_local_hints() {
+        let walk = vec![n("a"), n("b"), n("c"), n("d")];
+        let p = plan(&walk, 3, |x| x != &n("b"));
+        assert_eq!(p.targets.len(), 3);
+        assert_eq!(p.targets[2].node, n("d"));
+        assert_eq!(p.targets[2].hint_for, Some(n("b")));
+        let p = plan(&walk, 3, |x| x == &n("a"));
+        assert_eq!(p.targets.len(), 1);
+        assert_eq!(p.local_hints, vec![n("b"), n("c")]);
+    }
+
+    #[test]
+    fn put_quorum_reached_or_failed() {
+        let mut put = PutCore::new(3, 2);
+        assert_eq!(put.on_ack(n("a")), QuorumStatus::Pending);
+        assert_eq!(put.on_failure(n("b")), QuorumStatus::Pending);
+        assert_eq!(put.on_ack(n("c")), QuorumStatus::Reached);
+        let mut put = PutCore::new(3, 2);
+        put.on_failure(n("b"));
+        assert_eq!(
+            put.on_failure(n("c")),
+            QuorumStatus::Failed {
+                answered: 0,
+                required: 2
+            }
+        );
+    }
+
+    #[test]
+    fn get_merges_and_finds_stale_replicas() {
+        let mut fresh = Object::new();
+        fresh.update(&VersionVector::new(), &n("a"), Payload::value("v"), 1);
+        let mut get = GetCore::new(3, 2);
+        assert_eq!(get.on_reply(n("a"), fresh.clone()), QuorumStatus::Pending);
+        assert_eq!(get.on_reply(n("b"), Object::new()), QuorumStatus::Reached);
+        assert_eq!(get.merged(), &fresh);
+        assert_eq!(get.stale_replicas(), vec![n("b")]);
+    }
+}
