@@ -15,6 +15,7 @@
 pub mod config;
 pub mod core;
 pub mod kv;
+pub mod net;
 pub mod node;
 pub mod resp;
 pub mod store;

@@ -6,6 +6,8 @@
 
 pub mod context;
 pub mod key;
+pub mod membership;
+pub mod message;
 pub mod object;
 pub mod quorum;
 pub mod ring;
@@ -13,6 +15,8 @@ pub mod version;
 
 pub use context::{ContextError, decode_context, encode_context};
 pub use key::ring_hash;
+pub use membership::{ClusterState, Member};
+pub use message::{Request, Response, WriteContext};
 pub use object::{Object, Payload, Sibling};
 pub use quorum::{GetCore, Plan, PutCore, QuorumStatus, Target, plan};
 pub use ring::{DEFAULT_PARTITIONS, Ring, RingError};

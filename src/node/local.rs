@@ -4,7 +4,7 @@
 //! read-modify-write commands (INCR, APPEND, SET NX, ...) are atomic per key
 //! without locks, and writes of one hot key still share a group commit.
 
-use crate::core::{NodeId, Object, Payload, VersionVector, encode_context};
+use crate::core::{NodeId, Object, Payload, VersionVector, WriteContext, encode_context};
 use crate::kv::{
     AdminCommand, AdminValue, Change, InfoFields, Kv, KvError, LiveValue, ReadOptions, ScanPage,
     WriteOptions,
@@ -139,6 +139,45 @@ impl<S: ReplicaStore> LocalKv<S> {
         })
         .await
         .map_err(storage)
+    }
+
+    /// This node's copy of `key` (empty if none).
+    pub fn local_get(&self, key: &[u8]) -> Result<Object, KvError> {
+        Ok(self.store.get(key).map_err(storage)?.unwrap_or_default())
+    }
+
+    /// Merges a replica's copy into ours (replication, read repair, hint
+    /// delivery). Returns false when we already had everything in it.
+    pub async fn merge_local(&self, key: Bytes, incoming: Object) -> Result<bool, KvError> {
+        self.apply(key, move |mut obj| {
+            if obj.descends(&incoming) {
+                return (None, false);
+            }
+            obj.merge(&incoming);
+            (Some(obj), true)
+        })
+        .await
+    }
+
+    /// Creates a new version here as coordinator and returns the whole
+    /// object to replicate.
+    pub async fn coordinate_local(
+        &self,
+        key: Bytes,
+        context: WriteContext,
+        payload: Payload,
+    ) -> Result<Object, KvError> {
+        let node = self.node.clone();
+        let now = wall_clock_ms();
+        self.apply(key, move |mut obj| {
+            let ctx = match context {
+                WriteContext::Client(ctx) => ctx,
+                WriteContext::CoordinatorLatest => obj.context.clone(),
+            };
+            obj.update(&ctx, &node, payload, now);
+            (Some(obj.clone()), obj)
+        })
+        .await
     }
 
     /// Removes expired values and old tombstones, `SWEEP_BATCH` records per

@@ -77,6 +77,13 @@ impl FjallStore {
     }
 }
 
+impl FjallStore {
+    /// The hint store sharing this database (hints survive restarts).
+    pub fn hints(&self, fsync: FsyncPolicy) -> Result<super::hints::HintStore, StoreError> {
+        super::hints::HintStore::open(self.inner.db.clone(), fsync == FsyncPolicy::Always)
+    }
+}
+
 impl Inner {
     fn read(&self, rk: &[u8]) -> Result<Option<Object>, StoreError> {
         let Some(raw) = self.data.get(rk).map_err(engine)? else {

@@ -112,4 +112,5 @@ where
 
 pub mod codec;
 pub mod fjall_store;
+pub mod hints;
 pub mod memory;

@@ -1,0 +1,49 @@
+//! Node-to-node RPC over TCP, generic over the message types so this layer
+//! does not depend on the cluster's message enums.
+//!
+//! - [`frame`]: wire format (length-delimited postcard [`Envelope`]s).
+//! - [`stream`]: reading and writing frames on a socket.
+//! - [`rpc`]: the shared vocabulary ([`Handler`], [`RpcConfig`], [`RpcError`],
+//!   [`Blocklist`]), re-exporting [`serve`] and [`RpcClient`].
+//! - `server`: [`serve`], the accept loop and per-connection request handling.
+//! - `client`: [`RpcClient`], one multiplexed connection per peer.
+//!
+//! A node runs one [`serve`] and one [`RpcClient`] sharing one
+//! `Arc<Blocklist>`:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use dynkv::core::NodeId;
+//! use dynkv::net::{Blocklist, Handler, RpcClient, RpcConfig, serve};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! struct Doubler;
+//! impl Handler<u64, u64> for Doubler {
+//!     async fn handle(&self, _from: NodeId, req: u64) -> u64 {
+//!         req * 2
+//!     }
+//! }
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = RpcConfig::new("cluster-1", NodeId::new("a"));
+//! let blocklist = Arc::new(Blocklist::new());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let stop = CancellationToken::new();
+//! tokio::spawn(serve(listener, config.clone(), Arc::new(Doubler), blocklist.clone(), stop.clone()));
+//!
+//! let client: RpcClient<u64, u64> = RpcClient::new(config, blocklist);
+//! assert_eq!(client.call(&NodeId::new("a"), addr, 21).await?, 42);
+//! stop.cancel();
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+pub mod frame;
+pub mod rpc;
+mod server;
+pub mod stream;
+
+pub use frame::{Envelope, MAX_FRAME_LEN, PROTOCOL_VERSION, WireResponse};
+pub use rpc::{Blocklist, Handler, RpcClient, RpcConfig, RpcError, serve};

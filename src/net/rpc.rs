@@ -1,0 +1,128 @@
+//! The RPC vocabulary shared by client and server: the [`Handler`] trait,
+//! [`RpcConfig`], [`RpcError`] and the fault-injection [`Blocklist`].
+//!
+//! The client ([`RpcClient`]) and the server loop ([`serve`]) live in their own
+//! files and are re-exported here, so everything RPC is reachable as
+//! `net::rpc::*`.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+
+use crate::core::NodeId;
+
+pub use super::client::RpcClient;
+pub use super::server::serve;
+
+/// Serves requests of type `Req` with responses of type `Resp`.
+///
+/// Generic so this layer does not depend on the cluster's message enums.
+/// Requests on one connection run concurrently, so `handle` takes `&self`.
+pub trait Handler<Req, Resp>: Send + Sync + 'static {
+    /// Answers one request from node `from`.
+    fn handle(&self, from: NodeId, req: Req) -> impl Future<Output = Resp> + Send;
+}
+
+/// Settings of one node's RPC client and server.
+#[derive(Debug, Clone)]
+pub struct RpcConfig {
+    /// Cluster id stamped on every envelope and required of incoming ones.
+    /// Empty means "not joined yet" (see [`serve`]).
+    pub cluster: String,
+    /// This node, stamped as `from` on every envelope.
+    pub node: NodeId,
+    /// Whole-call deadline on the client: waiting for an in-flight permit,
+    /// connecting, sending and awaiting the reply all count.
+    pub request_timeout: Duration,
+    /// Deadline for one TCP connect (also bounded by `request_timeout`).
+    pub connect_timeout: Duration,
+    /// Client: calls outstanding per peer address. Server: requests handled
+    /// concurrently per connection (further frames wait unread).
+    pub max_in_flight_per_peer: usize,
+}
+
+impl RpcConfig {
+    /// Defaults: 1 s per request, 500 ms per connect, 1024 calls in flight.
+    pub fn new(cluster: impl Into<String>, node: NodeId) -> Self {
+        Self {
+            cluster: cluster.into(),
+            node,
+            request_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_millis(500),
+            max_in_flight_per_peer: 1024,
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RpcError {
+    /// No reply within `request_timeout`.
+    #[error("rpc timed out")]
+    Timeout,
+    /// The TCP connection could not be established.
+    #[error("rpc connect failed: {0}")]
+    Connect(String),
+    /// The connection broke (or was closed by the peer) before the reply came.
+    #[error("rpc connection failed: {0}")]
+    Io(String),
+    /// The peer refused the request (wrong cluster or protocol version).
+    #[error("rpc refused by peer: {0}")]
+    Refused(String),
+    /// A message could not be encoded or decoded.
+    #[error("rpc codec error: {0}")]
+    Decode(String),
+    /// The peer is on this node's [`Blocklist`] (simulated partition).
+    #[error("rpc peer is partitioned away (fault injection)")]
+    Partitioned,
+}
+
+impl RpcError {
+    /// Short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RpcError::Timeout => "timeout",
+            RpcError::Connect(_) => "connect",
+            RpcError::Io(_) => "io",
+            RpcError::Refused(_) => "refused",
+            RpcError::Decode(_) => "decode",
+            RpcError::Partitioned => "partitioned",
+        }
+    }
+}
+
+/// Peers this node pretends it cannot reach: fault injection for tests
+/// (`DYN.DEBUG PARTITION`).
+///
+/// Share one `Arc<Blocklist>` between this node's [`RpcClient`] and [`serve`]:
+/// the client fails calls to a blocked peer at once with
+/// [`RpcError::Partitioned`], and the server drops requests from a blocked
+/// peer (closes the connection, sends no reply). Together that simulates a
+/// network partition at this node in both directions, even if the peer
+/// itself blocks nothing.
+#[derive(Debug, Default)]
+pub struct Blocklist(RwLock<BTreeSet<NodeId>>);
+
+impl Blocklist {
+    /// An empty blocklist (nothing partitioned).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the set of blocked peers; an empty set heals the partition.
+    pub fn set(&self, peers: BTreeSet<NodeId>) {
+        *self.0.write() = peers;
+    }
+
+    /// Whether `peer` is blocked.
+    pub fn contains(&self, peer: &NodeId) -> bool {
+        self.0.read().contains(peer)
+    }
+
+    /// The blocked peers, for diagnostics.
+    pub fn snapshot(&self) -> BTreeSet<NodeId> {
+        self.0.read().clone()
+    }
+}
