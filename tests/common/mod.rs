@@ -4,6 +4,8 @@
 //! loopback ports, plus a tiny raw RESP client for byte-exact checks.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -78,11 +78,36 @@ impl Membership {
         true
     }
 
+    /// Applies a change to the current state atomically (concurrent joins
+    /// through this node must not overwrite each other); persists it.
+    pub fn change<E>(
+        &self,
+        f: impl FnOnce(&ClusterState) -> Result<ClusterState, E>,
+    ) -> Result<ClusterState, E> {
+        let mut state = self.state.write();
+        let next = f(&state)?;
+        if *state != next {
+            // Persisted under the lock so the file never goes backwards.
+            self.persist(&next);
+            *state = next.clone();
+        }
+        Ok(next)
+    }
+
     /// Merges a state heard from a peer.
     pub fn merge(&self, heard: &ClusterState) -> bool {
-        let current = self.snapshot();
-        match current.merge(heard) {
-            Ok(next) => self.adopt(next),
+        let before = self.snapshot();
+        match self.change(|current| current.merge(heard)) {
+            Ok(next) => {
+                if next != before {
+                    tracing::info!(
+                        version = next.version,
+                        members = next.members.len(),
+                        "cluster state changed"
+                    );
+                }
+                next != before
+            }
             Err(e) => {
                 tracing::warn!("cannot merge cluster state: {e}");
                 false

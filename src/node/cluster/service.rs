@@ -63,13 +63,12 @@ impl Handler<Request, Response> for Service {
                 node: joiner,
                 member,
             } => {
-                let current = node.membership.snapshot();
-                match current.with_member(joiner.clone(), member) {
-                    Ok(next) => {
-                        tracing::info!(node = %joiner, "admitting node to the cluster");
-                        node.membership.adopt(next.clone());
-                        Response::State(next)
-                    }
+                tracing::info!(node = %joiner, "admitting node to the cluster");
+                match node
+                    .membership
+                    .change(|current| current.with_member(joiner, member))
+                {
+                    Ok(next) => Response::State(next),
                     Err(e) => Response::Error(e.to_string()),
                 }
             }
