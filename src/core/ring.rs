@@ -101,9 +101,19 @@ impl Ring {
     /// Every distinct node in ring order starting at partition `p`: the
     /// first N are the preference list, the rest are sloppy-quorum fallbacks.
     pub fn walk(&self, p: usize) -> Vec<NodeId> {
+        self.walk_up_to(p, usize::MAX)
+    }
+
+    /// [`Ring::walk`], stopping once `limit` distinct nodes are found (pass
+    /// the member count: a well-spread ring finds them all within a few
+    /// partitions, instead of visiting all Q).
+    pub fn walk_up_to(&self, p: usize, limit: usize) -> Vec<NodeId> {
         let q = self.owners.len();
         let mut seen = Vec::new();
         for i in 0..q {
+            if seen.len() >= limit {
+                break;
+            }
             let owner = &self.owners[(p + i) % q];
             if !seen.contains(owner) {
                 seen.push(owner.clone());

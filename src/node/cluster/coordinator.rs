@@ -21,7 +21,7 @@ impl ClusterKv {
     fn walk(&self, key: &[u8]) -> Vec<NodeId> {
         self.membership.with(|s| {
             let p = s.ring.partition_of(ring_hash(key));
-            s.ring.walk(p)
+            s.ring.walk_up_to(p, s.members.len())
         })
     }
 
