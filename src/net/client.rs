@@ -7,6 +7,7 @@
 //! When the connection breaks every pending call fails at once and the next
 //! call reconnects.
 
+use crate::net::rpc::ClusterId;
 use std::collections::{BTreeSet, HashMap};
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
@@ -36,7 +37,7 @@ type Reply<Resp> = oneshot::Sender<Result<Resp, RpcError>>;
 pub struct RpcClient<Req, Resp> {
     config: RpcConfig,
     /// Separate from `config` because a joining node learns it later.
-    cluster: RwLock<String>,
+    cluster: ClusterId,
     blocklist: Arc<Blocklist>,
     peers: Mutex<HashMap<SocketAddr, Arc<Peer<Resp>>>>,
     next_id: AtomicU64,
@@ -54,7 +55,7 @@ where
     /// [`serve`](super::rpc::serve) (see [`Blocklist`]). Connects nothing yet.
     pub fn new(config: RpcConfig, blocklist: Arc<Blocklist>) -> Self {
         Self {
-            cluster: RwLock::new(config.cluster.clone()),
+            cluster: config.cluster.clone(),
             config,
             blocklist,
             peers: Mutex::new(HashMap::new()),
@@ -66,12 +67,12 @@ where
     /// Changes the cluster id stamped on later calls (a joining node learns it
     /// from the seed).
     pub fn set_cluster(&self, cluster: String) {
-        *self.cluster.write() = cluster;
+        self.cluster.set(cluster);
     }
 
     /// The cluster id currently stamped on calls.
     pub fn cluster(&self) -> String {
-        self.cluster.read().clone()
+        self.cluster.get()
     }
 
     /// Simulates a partition from the given peers (fault injection): replaces

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -25,12 +26,34 @@ pub trait Handler<Req, Resp>: Send + Sync + 'static {
     fn handle(&self, from: NodeId, req: Req) -> impl Future<Output = Resp> + Send;
 }
 
+/// The cluster id, shared by a node's client and server so a node that
+/// joins a cluster at run time (DYN.JOIN) switches both at once.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterId(Arc<RwLock<String>>);
+
+impl ClusterId {
+    /// A cell holding `id`.
+    pub fn new(id: String) -> Self {
+        Self(Arc::new(RwLock::new(id)))
+    }
+
+    /// The current id.
+    pub fn get(&self) -> String {
+        self.0.read().clone()
+    }
+
+    /// Replaces the id.
+    pub fn set(&self, id: String) {
+        *self.0.write() = id;
+    }
+}
+
 /// Settings of one node's RPC client and server.
 #[derive(Debug, Clone)]
 pub struct RpcConfig {
     /// Cluster id stamped on every envelope and required of incoming ones.
     /// Empty means "not joined yet" (see [`serve`]).
-    pub cluster: String,
+    pub cluster: ClusterId,
     /// This node, stamped as `from` on every envelope.
     pub node: NodeId,
     /// Whole-call deadline on the client: waiting for an in-flight permit,
@@ -47,7 +70,7 @@ impl RpcConfig {
     /// Defaults: 1 s per request, 500 ms per connect, 1024 calls in flight.
     pub fn new(cluster: impl Into<String>, node: NodeId) -> Self {
         Self {
-            cluster: cluster.into(),
+            cluster: ClusterId::new(cluster.into()),
             node,
             request_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_millis(500),

@@ -233,15 +233,15 @@ fn refusal(config: &RpcConfig, header: &Header) -> Option<String> {
             header.cluster,
             config.node,
             PROTOCOL_VERSION,
-            config.cluster
+            config.cluster.get()
         ));
     }
-    let accepted =
-        header.cluster.is_empty() || config.cluster.is_empty() || header.cluster == config.cluster;
+    let ours = config.cluster.get();
+    let accepted = header.cluster.is_empty() || ours.is_empty() || header.cluster == ours;
     (!accepted).then(|| {
         format!(
             "cluster mismatch: {} is in cluster {:?}, {} is in cluster {:?}",
-            header.from, header.cluster, config.node, config.cluster
+            header.from, header.cluster, config.node, ours
         )
     })
 }
@@ -254,7 +254,7 @@ fn reply_bytes<Resp: Serialize>(
 ) -> Option<Bytes> {
     let envelope = Envelope {
         protocol: PROTOCOL_VERSION,
-        cluster: config.cluster.clone(),
+        cluster: config.cluster.get(),
         from: config.node.clone(),
         id,
         body,
