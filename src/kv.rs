@@ -130,6 +130,9 @@ pub enum AdminValue {
     Array(Vec<AdminValue>),
 }
 
+/// A write already queued in storage; resolves when it is committed.
+pub type QueuedWrite = std::pin::Pin<Box<dyn Future<Output = Result<(), KvError>> + Send>>;
+
 /// `field:value` lines for INFO's `dynamo` section, in order.
 pub type InfoFields = Vec<(&'static str, String)>;
 
@@ -202,6 +205,15 @@ pub trait Kv: Send + Sync + 'static {
         change: Change,
     ) -> impl Future<Output = Result<(), KvError>> + Send {
         self.modify(key, move |_, _| (change, ()))
+    }
+
+    /// A plain SET whose write is queued *now*, in call order, so the SETs
+    /// of one pipeline share a commit instead of waiting for each other.
+    /// `None` when this implementation cannot queue eagerly; the caller then
+    /// uses [`Kv::overwrite`].
+    fn overwrite_queued(&self, key: Bytes, change: Change) -> Option<QueuedWrite> {
+        let _ = (key, change);
+        None
     }
 
     /// Cluster administration (DYN.MEMBERS, DYN.RING, DYN.JOIN, ...).

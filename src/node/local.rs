@@ -6,8 +6,8 @@
 
 use crate::core::{NodeId, Object, Payload, VersionVector, WriteContext, encode_context};
 use crate::kv::{
-    AdminCommand, AdminValue, Change, InfoFields, Kv, KvError, LiveValue, ReadOptions, ScanPage,
-    WriteOptions,
+    AdminCommand, AdminValue, Change, InfoFields, Kv, KvError, LiveValue, QueuedWrite, ReadOptions,
+    ScanPage, WriteOptions,
 };
 use crate::store::{ReplicaStore, StoreError, Write, update};
 use bytes::Bytes;
@@ -120,9 +120,23 @@ impl<S: ReplicaStore> LocalKv<S> {
         T: Send + 'static,
         F: FnOnce(Object) -> (Option<Object>, T) + Send + 'static,
     {
+        self.apply_queued(key, decide).await
+    }
+
+    /// [`LocalKv::apply`], queued on the writer before returning (the
+    /// returned future only waits for the commit).
+    fn apply_queued<T, F>(
+        &self,
+        key: Bytes,
+        decide: F,
+    ) -> impl Future<Output = Result<T, KvError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(Object) -> (Option<Object>, T) + Send + 'static,
+    {
         let live_keys = self.live_keys.clone();
         let expiring_keys = self.expiring_keys.clone();
-        update(&*self.store, key, move |current| {
+        let queued = update(&*self.store, key, move |current| {
             let before = current.as_ref().is_some_and(counts_as_key);
             let before_ttl = current.as_ref().is_some_and(has_expiry);
             let (next, value) = decide(current.unwrap_or_default());
@@ -136,9 +150,20 @@ impl<S: ReplicaStore> LocalKv<S> {
                     (Write::Put(obj), value)
                 }
             }
-        })
-        .await
-        .map_err(storage)
+        });
+        async move { queued.await.map_err(storage) }
+    }
+
+    /// A plain SET queued now (see [`Kv::overwrite_queued`]).
+    pub fn overwrite_now(&self, key: Bytes, change: Change) -> Option<QueuedWrite> {
+        let payload = change.into_payload()?;
+        let node = self.node.clone();
+        let now = wall_clock_ms();
+        Some(Box::pin(self.apply_queued(key, move |mut obj| {
+            let seen = obj.context.clone();
+            obj.update(&seen, &node, payload, now);
+            (Some(obj), ())
+        })))
     }
 
     /// This node's copy of `key` (empty if none).

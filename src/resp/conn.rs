@@ -5,9 +5,10 @@
 //! sends 16 commands at once gets 16 replies in one syscall.
 
 use super::cmd::dispatch;
+use super::reply::Reply;
 use super::request::{RequestDecoder, RequestError};
 use super::session::{ServerState, Session};
-use crate::kv::Kv;
+use crate::kv::{Change, Kv, QueuedWrite};
 use bytes::BytesMut;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,6 +24,44 @@ const FLUSH_THRESHOLD: usize = 64 * 1024;
 /// How stale another connection's CLIENT LIST line may be.
 const LIST_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Plain SETs queued ahead of their replies, at most (bounds memory).
+const MAX_QUEUED: usize = 1024;
+
+/// A pipeline's plain `SET key value` commands are queued in storage as
+/// they are read, so they share one commit; replies still go out in order.
+fn queue_plain_set<K: Kv>(
+    kv: &K,
+    server: &ServerState,
+    session: &mut Session,
+    args: &[bytes::Bytes],
+) -> Option<QueuedWrite> {
+    let [name, key, value] = args else {
+        return None;
+    };
+    if !session.authenticated || !name.eq_ignore_ascii_case(b"set") {
+        return None;
+    }
+    let change = Change::Write {
+        data: value.clone(),
+        expires_at_ms: None,
+    };
+    let queued = kv.overwrite_queued(key.clone(), change)?;
+    server.stats.record_command();
+    session.last_command = "set";
+    Some(queued)
+}
+
+/// Waits for queued SETs in order and writes their replies.
+async fn finish_queued(pending: &mut Vec<QueuedWrite>, output: &mut BytesMut, resp3: bool) {
+    for write in pending.drain(..) {
+        let reply = match write.await {
+            Ok(()) => Reply::ok(),
+            Err(e) => Reply::Error(e.to_string()),
+        };
+        reply.encode(output, resp3);
+    }
+}
+
 /// Serves one client until it quits, disconnects, sends garbage, or the
 /// server shuts down.
 pub async fn serve<K: Kv>(
@@ -36,11 +75,20 @@ pub async fn serve<K: Kv>(
     let mut decoder = RequestDecoder::default();
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
+    let mut pending: Vec<QueuedWrite> = Vec::new();
     loop {
         loop {
             decoder.set_authenticated(session.authenticated);
             match decoder.decode(&mut input) {
                 Ok(Some(args)) => {
+                    if let Some(write) = queue_plain_set(&*kv, &server, &mut session, &args) {
+                        pending.push(write);
+                        if pending.len() >= MAX_QUEUED {
+                            finish_queued(&mut pending, &mut output, session.resp3).await;
+                        }
+                        continue;
+                    }
+                    finish_queued(&mut pending, &mut output, session.resp3).await;
                     let reply = dispatch(&*kv, &server, &mut session, args).await;
                     reply.encode(&mut output, session.resp3);
                     if session.quit {
@@ -54,9 +102,13 @@ pub async fn serve<K: Kv>(
                         output.clear();
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    finish_queued(&mut pending, &mut output, session.resp3).await;
+                    break;
+                }
                 Err(RequestError::Io(_)) => return,
                 Err(e) => {
+                    finish_queued(&mut pending, &mut output, session.resp3).await;
                     server.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(client = %session.addr, "{e}");
                     output.extend_from_slice(format!("-ERR {e}\r\n").as_bytes());

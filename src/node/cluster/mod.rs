@@ -21,8 +21,8 @@ use super::local::{LocalKv, object_value, wall_clock_ms};
 use crate::core::{NodeId, Object, Request, Response};
 use crate::core::{Payload, VersionVector, WriteContext, ring_hash};
 use crate::kv::{
-    AdminCommand, AdminValue, Change, InfoFields, Kv, KvError, LiveValue, ReadOptions, ScanPage,
-    WriteOptions,
+    AdminCommand, AdminValue, Change, InfoFields, Kv, KvError, LiveValue, QueuedWrite, ReadOptions,
+    ScanPage, WriteOptions,
 };
 use crate::net::{Blocklist, RpcClient, RpcError};
 use crate::store::fjall_store::FjallStore;
@@ -215,6 +215,16 @@ impl Kv for ClusterKv {
         let w = self.check(None, self.quorums.w, "W")?;
         self.write(key, WriteContext::CoordinatorLatest, payload, w)
             .await
+    }
+
+    fn overwrite_queued(&self, key: Bytes, change: Change) -> Option<QueuedWrite> {
+        // Only a lone node can queue at once: a cluster write first has to
+        // find its coordinator and replicas.
+        if self.membership.with(|s| s.members.len()) == 1 {
+            self.local.overwrite_now(key, change)
+        } else {
+            None
+        }
     }
 
     async fn modify<T, F>(&self, key: Bytes, f: F) -> Result<T, KvError>
