@@ -93,14 +93,31 @@ impl Object {
         payload: Payload,
         now_ms: u64,
     ) -> Dot {
-        // Numbering from the larger of both histories keeps this coordinator's
-        // dots for the key contiguous and unique even if the client has seen a
-        // newer write of ours than the copy we hold.
-        let counter = self
+        self.update_at_least(client_context, coordinator, payload, now_ms, 0)
+    }
+
+    /// [`Object::update`] with the new dot's counter at least `min_counter`.
+    ///
+    /// A coordinator that keeps one counter for all keys passes its next
+    /// value here, so it never hands out a dot twice even when its copy of
+    /// the key was collected (tombstone GC) or never existed.
+    pub fn update_at_least(
+        &mut self,
+        client_context: &VersionVector,
+        coordinator: &NodeId,
+        payload: Payload,
+        now_ms: u64,
+        min_counter: u64,
+    ) -> Dot {
+        // Numbering above both histories keeps this coordinator's dots for
+        // the key unique even if the client has seen a newer write of ours
+        // than the copy we hold.
+        let counter = (self
             .context
             .get(coordinator)
             .max(client_context.get(coordinator))
-            + 1;
+            + 1)
+        .max(min_counter);
         let dot = Dot {
             node: coordinator.clone(),
             counter,

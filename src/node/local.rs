@@ -35,6 +35,8 @@ pub fn wall_clock_ms() -> u64 {
 pub struct LocalKv<S> {
     store: Arc<S>,
     node: NodeId,
+    /// Issues this incarnation's dots.
+    dots: Arc<DotIssuer>,
     /// Address shown by DYN.MEMBERS.
     address: String,
     /// Keys whose winning version is a value (expired-but-unswept included,
@@ -44,6 +46,27 @@ pub struct LocalKv<S> {
     expiring_keys: Arc<AtomicI64>,
     gets_with_siblings: AtomicU64,
     keys_collected: Arc<AtomicU64>,
+}
+
+/// Stamps new versions with this node's dots.
+///
+/// The actor is the node name plus an incarnation number bumped (and
+/// fsynced) at every start, and one counter serves all keys: a node that
+/// lost unsynced writes in a crash, or whose copy of a key was collected,
+/// can then never hand out a dot it already gave to another write.
+pub struct DotIssuer {
+    actor: NodeId,
+    last: AtomicU64,
+}
+
+impl DotIssuer {
+    /// Applies a write to `obj` with a fresh dot. Runs on the store's single
+    /// writer, so the counter needs no lock.
+    fn stamp(&self, obj: &mut Object, context: &VersionVector, payload: Payload, now: u64) {
+        let next = self.last.load(Ordering::Relaxed) + 1;
+        let dot = obj.update_at_least(context, &self.actor, payload, now, next);
+        self.last.fetch_max(dot.counter, Ordering::Relaxed);
+    }
 }
 
 /// Whether `obj` counts as a key for DBSIZE.
@@ -81,7 +104,12 @@ fn storage(e: StoreError) -> KvError {
 
 impl<S: ReplicaStore> LocalKv<S> {
     /// Serves `store` as node `node`; counts the keys already stored.
-    pub fn new(store: Arc<S>, node: NodeId, address: String) -> Result<Self, KvError> {
+    pub fn new(
+        store: Arc<S>,
+        node: NodeId,
+        actor: NodeId,
+        address: String,
+    ) -> Result<Self, KvError> {
         let mut live = 0i64;
         let mut expiring = 0i64;
         let mut cursor = 0u64;
@@ -101,6 +129,10 @@ impl<S: ReplicaStore> LocalKv<S> {
         Ok(Self {
             store,
             node,
+            dots: Arc::new(DotIssuer {
+                actor,
+                last: AtomicU64::new(0),
+            }),
             address,
             live_keys: Arc::new(AtomicI64::new(live)),
             expiring_keys: Arc::new(AtomicI64::new(expiring)),
@@ -157,11 +189,11 @@ impl<S: ReplicaStore> LocalKv<S> {
     /// A plain SET queued now (see [`Kv::overwrite_queued`]).
     pub fn overwrite_now(&self, key: Bytes, change: Change) -> Option<QueuedWrite> {
         let payload = change.into_payload()?;
-        let node = self.node.clone();
+        let dots = self.dots.clone();
         let now = wall_clock_ms();
         Some(Box::pin(self.apply_queued(key, move |mut obj| {
             let seen = obj.context.clone();
-            obj.update(&seen, &node, payload, now);
+            dots.stamp(&mut obj, &seen, payload, now);
             (Some(obj), ())
         })))
     }
@@ -192,14 +224,14 @@ impl<S: ReplicaStore> LocalKv<S> {
         context: WriteContext,
         payload: Payload,
     ) -> Result<Object, KvError> {
-        let node = self.node.clone();
+        let dots = self.dots.clone();
         let now = wall_clock_ms();
         self.apply(key, move |mut obj| {
             let ctx = match context {
                 WriteContext::Client(ctx) => ctx,
                 WriteContext::CoordinatorLatest => obj.context.clone(),
             };
-            obj.update(&ctx, &node, payload, now);
+            dots.stamp(&mut obj, &ctx, payload, now);
             (Some(obj.clone()), obj)
         })
         .await
@@ -293,10 +325,10 @@ impl<S: ReplicaStore> Kv for LocalKv<S> {
         opts: WriteOptions,
     ) -> Result<(), KvError> {
         Self::check_quorum(opts.w, "W")?;
-        let node = self.node.clone();
+        let dots = self.dots.clone();
         let now = wall_clock_ms();
         self.apply(key, move |mut obj| {
-            obj.update(&context, &node, payload, now);
+            dots.stamp(&mut obj, &context, payload, now);
             (Some(obj), ())
         })
         .await
@@ -307,7 +339,7 @@ impl<S: ReplicaStore> Kv for LocalKv<S> {
         T: Send + 'static,
         F: FnOnce(Option<LiveValue>, u64) -> (Change, T) + Send + 'static,
     {
-        let node = self.node.clone();
+        let dots = self.dots.clone();
         let now = wall_clock_ms();
         self.apply(key, move |mut obj| {
             let live = obj.visible(now).and_then(|s| match &s.payload {
@@ -325,7 +357,7 @@ impl<S: ReplicaStore> Kv for LocalKv<S> {
                 None => (None, value),
                 Some(payload) => {
                     let seen = obj.context.clone();
-                    obj.update(&seen, &node, payload, now);
+                    dots.stamp(&mut obj, &seen, payload, now);
                     (Some(obj), value)
                 }
             }

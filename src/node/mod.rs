@@ -33,7 +33,9 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     let me = NodeId::new(&config.node_name);
     let client_addr = format!("{}:{}", config.bind, config.port);
     let cluster_addr = format!("{}:{}", config.bind, config.cluster_port);
-    let local = Arc::new(LocalKv::new(store, me.clone(), client_addr.clone())?);
+    let incarnation = next_incarnation(&config.data_dir)?;
+    let actor = NodeId::new(&format!("{}#{incarnation}", config.node_name));
+    let local = Arc::new(LocalKv::new(store, me.clone(), actor, client_addr.clone())?);
 
     // Bind both ports before joining: the seed gossips to us right away.
     let listener = TcpListener::bind(&client_addr)
@@ -148,6 +150,28 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         .context("flushing storage at shutdown")?;
     tracing::info!("dynkv stopped; storage flushed");
     Ok(())
+}
+
+/// Bumps and durably records this node's incarnation number, so version
+/// dots issued after a restart never repeat ones issued before a crash.
+fn next_incarnation(data_dir: &std::path::Path) -> anyhow::Result<u64> {
+    use std::io::Write as _;
+    let path = data_dir.join("incarnation");
+    let previous = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let next = previous + 1;
+    let tmp = path.with_extension("tmp");
+    let mut file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(next.to_string().as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    if let Ok(dir) = std::fs::File::open(data_dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(next)
 }
 
 /// Asks `seed` to admit this node, retrying until it answers (or `stop`).
