@@ -79,31 +79,39 @@ impl ClusterState {
     }
 
     /// Combines a state heard from a peer with ours; returns the state to
-    /// keep. Higher version wins; equal versions with different contents
-    /// merge deterministically (union of members, ring rebalanced from the
-    /// larger-sorting state) one version higher.
+    /// keep. The newer state is the base (for equal versions, the one that
+    /// sorts larger, so both sides pick the same); members only the other
+    /// state knows are added to it, the ring rebalanced, and the version
+    /// bumped. So two joins admitted concurrently by different seeds, at any
+    /// versions, both survive, and every node computes the same result.
     pub fn merge(&self, other: &ClusterState) -> Result<ClusterState, RingError> {
-        if other.cluster_id != self.cluster_id || other.version < self.version {
+        if other.cluster_id != self.cluster_id || other == self {
             return Ok(self.clone());
         }
-        if other.version > self.version {
-            return Ok(other.clone());
-        }
-        if other == self {
-            return Ok(self.clone());
-        }
-        // Same version, different contents: pick a base both sides agree on.
-        let (base, extra) = if digest(self) >= digest(other) {
-            (self, other)
-        } else {
-            (other, self)
+        let other_is_base = match other.version.cmp(&self.version) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => digest(other) > digest(self),
         };
+        let (base, extra) = if other_is_base {
+            (other, self)
+        } else {
+            (self, other)
+        };
+        let missing: Vec<(&NodeId, &Member)> = extra
+            .members
+            .iter()
+            .filter(|(id, _)| !base.members.contains_key(*id))
+            .collect();
+        if missing.is_empty() {
+            return Ok(base.clone());
+        }
         let mut next = base.clone();
-        for (id, m) in &extra.members {
-            next.members.entry(id.clone()).or_insert_with(|| m.clone());
+        for (id, m) in missing {
+            next.members.insert(id.clone(), m.clone());
         }
         next.ring = base.ring.rebalance(&next.member_ids(), base.n)?;
-        next.version = base.version + 1;
+        next.version = base.version.max(extra.version) + 1;
         Ok(next)
     }
 }
@@ -137,5 +145,27 @@ mod tests {
         assert_eq!(m1, m2);
         assert_eq!(m1.members.len(), 3);
         assert_eq!(m1.ring.members().len(), 3);
+    }
+
+    #[test]
+    fn concurrent_joins_at_different_versions_both_survive() {
+        let base =
+            ClusterState::founding("c".into(), NodeId::new("n1"), member(1), 64, 3).expect("state");
+        let v2 = base
+            .with_member(NodeId::new("n2"), member(2))
+            .expect("join");
+        // n2 admits n4 knowing only v2; n1 admits n3 and then n5 (v4).
+        let with_n4 = v2.with_member(NodeId::new("n4"), member(4)).expect("join");
+        let with_n5 = v2
+            .with_member(NodeId::new("n3"), member(3))
+            .and_then(|s| s.with_member(NodeId::new("n5"), member(5)))
+            .expect("join");
+        let a = with_n4.merge(&with_n5).expect("merge");
+        let b = with_n5.merge(&with_n4).expect("merge");
+        assert_eq!(a, b);
+        assert_eq!(a.members.len(), 5);
+        // Merging again changes nothing.
+        assert_eq!(a.merge(&with_n4).expect("merge"), a);
+        assert_eq!(a.merge(&with_n5).expect("merge"), a);
     }
 }
