@@ -75,8 +75,12 @@ impl Session {
 }
 
 /// Counters for INFO stats (reset by CONFIG RESETSTAT).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
+    /// Prometheus handles, looked up once: registering on every command
+    /// cost more than the command.
+    commands_metric: metrics::Counter,
+    errors_metric: metrics::Counter,
     /// Connections accepted.
     pub connections_received: AtomicU64,
     /// Connections refused at `maxclients`.
@@ -89,17 +93,31 @@ pub struct Stats {
     pub protocol_errors: AtomicU64,
 }
 
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            commands_metric: metrics::counter!("dynkv_commands_total"),
+            errors_metric: metrics::counter!("dynkv_error_replies_total"),
+            connections_received: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            commands_processed: AtomicU64::new(0),
+            error_replies: AtomicU64::new(0),
+            protocol_errors: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Stats {
     /// Counts one command.
     pub fn record_command(&self) {
         self.commands_processed.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("dynkv_commands_total").increment(1);
+        self.commands_metric.increment(1);
     }
 
     /// Counts one error reply.
     pub fn record_error(&self) {
         self.error_replies.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("dynkv_error_replies_total").increment(1);
+        self.errors_metric.increment(1);
     }
 
     /// CONFIG RESETSTAT.
