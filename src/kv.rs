@@ -31,6 +31,22 @@ pub struct LiveValue {
     pub expires_at_ms: Option<u64>,
 }
 
+impl LiveValue {
+    /// The winner of `obj` if it is a live value at `now_ms`.
+    pub fn of(obj: &Object, now_ms: u64) -> Option<LiveValue> {
+        obj.visible(now_ms).and_then(|s| match &s.payload {
+            Payload::Value {
+                data,
+                expires_at_ms,
+            } => Some(LiveValue {
+                data: data.clone(),
+                expires_at_ms: *expires_at_ms,
+            }),
+            Payload::Tombstone => None,
+        })
+    }
+}
+
 /// What a read-modify-write decided to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {

@@ -76,11 +76,42 @@ pub enum QuorumStatus {
     },
 }
 
+/// Counts answers against a quorum: shared by reads and writes.
+#[derive(Clone, Debug)]
+struct Tally {
+    required: usize,
+    contacted: usize,
+}
+
+impl Tally {
+    fn status(&self, answered: usize, failed: usize) -> QuorumStatus {
+        if answered >= self.required {
+            QuorumStatus::Reached
+        } else if self.contacted.saturating_sub(failed) < self.required {
+            QuorumStatus::Failed {
+                answered,
+                required: self.required,
+            }
+        } else {
+            QuorumStatus::Pending
+        }
+    }
+
+    fn timed_out(&self, answered: usize, failed: usize) -> QuorumStatus {
+        match self.status(answered, failed) {
+            QuorumStatus::Reached => QuorumStatus::Reached,
+            _ => QuorumStatus::Failed {
+                answered,
+                required: self.required,
+            },
+        }
+    }
+}
+
 /// A write waiting for W acknowledgements.
 #[derive(Clone, Debug)]
 pub struct PutCore {
-    required: usize,
-    contacted: usize,
+    tally: Tally,
     acked: BTreeSet<NodeId>,
     failed: BTreeSet<NodeId>,
 }
@@ -89,8 +120,10 @@ impl PutCore {
     /// A write sent to `contacted` replicas that needs `required` acks.
     pub fn new(contacted: usize, required: usize) -> Self {
         Self {
-            required,
-            contacted,
+            tally: Tally {
+                required,
+                contacted,
+            },
             acked: BTreeSet::new(),
             failed: BTreeSet::new(),
         }
@@ -114,35 +147,19 @@ impl PutCore {
 
     /// Current status.
     pub fn status(&self) -> QuorumStatus {
-        if self.acked.len() >= self.required {
-            QuorumStatus::Reached
-        } else if self.contacted - self.failed.len().min(self.contacted) < self.required {
-            QuorumStatus::Failed {
-                answered: self.acked.len(),
-                required: self.required,
-            }
-        } else {
-            QuorumStatus::Pending
-        }
+        self.tally.status(self.acked.len(), self.failed.len())
     }
 
     /// The failure to report when time runs out.
     pub fn timed_out(&self) -> QuorumStatus {
-        match self.status() {
-            QuorumStatus::Reached => QuorumStatus::Reached,
-            _ => QuorumStatus::Failed {
-                answered: self.acked.len(),
-                required: self.required,
-            },
-        }
+        self.tally.timed_out(self.acked.len(), self.failed.len())
     }
 }
 
 /// A read waiting for R replies, merging what it hears.
 #[derive(Clone, Debug)]
 pub struct GetCore {
-    required: usize,
-    contacted: usize,
+    tally: Tally,
     replies: Vec<(NodeId, Object)>,
     failed: BTreeSet<NodeId>,
     merged: Object,
@@ -152,8 +169,10 @@ impl GetCore {
     /// A read sent to `contacted` replicas that needs `required` replies.
     pub fn new(contacted: usize, required: usize) -> Self {
         Self {
-            required,
-            contacted,
+            tally: Tally {
+                required,
+                contacted,
+            },
             replies: Vec::new(),
             failed: BTreeSet::new(),
             merged: Object::new(),
@@ -179,27 +198,12 @@ impl GetCore {
 
     /// Current status.
     pub fn status(&self) -> QuorumStatus {
-        if self.replies.len() >= self.required {
-            QuorumStatus::Reached
-        } else if self.contacted - self.failed.len().min(self.contacted) < self.required {
-            QuorumStatus::Failed {
-                answered: self.replies.len(),
-                required: self.required,
-            }
-        } else {
-            QuorumStatus::Pending
-        }
+        self.tally.status(self.replies.len(), self.failed.len())
     }
 
     /// The failure to report when time runs out.
     pub fn timed_out(&self) -> QuorumStatus {
-        match self.status() {
-            QuorumStatus::Reached => QuorumStatus::Reached,
-            _ => QuorumStatus::Failed {
-                answered: self.replies.len(),
-                required: self.required,
-            },
-        }
+        self.tally.timed_out(self.replies.len(), self.failed.len())
     }
 
     /// Everything heard so far, merged (the reply to the client).

@@ -342,16 +342,7 @@ impl<S: ReplicaStore> Kv for LocalKv<S> {
         let dots = self.dots.clone();
         let now = wall_clock_ms();
         self.apply(key, move |mut obj| {
-            let live = obj.visible(now).and_then(|s| match &s.payload {
-                Payload::Value {
-                    data,
-                    expires_at_ms,
-                } => Some(LiveValue {
-                    data: data.clone(),
-                    expires_at_ms: *expires_at_ms,
-                }),
-                Payload::Tombstone => None,
-            });
+            let live = LiveValue::of(&obj, now);
             let (change, value) = f(live, now);
             match change.into_payload() {
                 None => (None, value),

@@ -171,19 +171,6 @@ impl ClusterKv {
     }
 }
 
-fn live_value(obj: &Object, now: u64) -> Option<LiveValue> {
-    obj.visible(now).and_then(|s| match &s.payload {
-        Payload::Value {
-            data,
-            expires_at_ms,
-        } => Some(LiveValue {
-            data: data.clone(),
-            expires_at_ms: *expires_at_ms,
-        }),
-        Payload::Tombstone => None,
-    })
-}
-
 impl Kv for ClusterKv {
     async fn get(&self, key: Bytes, opts: ReadOptions) -> Result<Object, KvError> {
         if opts.r.is_none_or(|r| r == 1) && self.membership.with(|s| s.members.len()) == 1 {
@@ -251,7 +238,7 @@ impl Kv for ClusterKv {
         let r = self.check(None, self.quorums.r, "R")?;
         let obj = self.quorum_get(key.clone(), r).await?;
         let now = wall_clock_ms();
-        let (change, value) = f(live_value(&obj, now), now);
+        let (change, value) = f(LiveValue::of(&obj, now), now);
         if let Some(payload) = change.into_payload() {
             let w = self.check(None, self.quorums.w, "W")?;
             self.write(key, WriteContext::Client(obj.context.clone()), payload, w)

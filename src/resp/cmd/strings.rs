@@ -5,7 +5,6 @@
 //! holds, as a Redis user expects of "last writer wins".
 
 use super::{CmdResult, is, kv_error, parse_f64, parse_i64, syntax_error, wrong_arity};
-use crate::core::Payload;
 use crate::kv::{Change, Kv, LiveValue, ReadOptions};
 use crate::resp::reply::{Reply, format_double};
 use bytes::Bytes;
@@ -115,16 +114,7 @@ pub async fn read<K: Kv>(kv: &K, key: Bytes) -> Result<Option<LiveValue>, Reply>
         .await
         .map_err(kv_error)?;
     let now = kv.now_ms();
-    Ok(obj.visible(now).and_then(|s| match &s.payload {
-        Payload::Value {
-            data,
-            expires_at_ms,
-        } => Some(LiveValue {
-            data: data.clone(),
-            expires_at_ms: *expires_at_ms,
-        }),
-        Payload::Tombstone => None,
-    }))
+    Ok(LiveValue::of(&obj, now))
 }
 
 fn write(data: Bytes, expires_at_ms: Option<u64>) -> Change {
