@@ -25,6 +25,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/scripts/lib.sh"
 N="${N:-300000}"
 CLIENTS="${CLIENTS:-50}"
 OUT="${OUT:-$ROOT/benches/results-cluster.md}"
@@ -42,14 +43,7 @@ if [[ ! -x "$DYNKV_BIN" ]]; then
 fi
 
 # 1 redis + 3 single (client, cluster, metrics) + 3x3 cluster = 13 ports.
-read -r -a P < <(python3 - <<'PYEOF'
-import socket
-socks, ports = [], []
-for _ in range(13):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s); ports.append(s.getsockname()[1])
-print(*ports)
-PYEOF
-)
+read -r -a P < <(free_ports 13)
 RPORT=${P[0]}
 SPORT=${P[1]} SCPORT=${P[2]} SMPORT=${P[3]}
 CPORT=("${P[4]}" "${P[5]}" "${P[6]}")     # client ports of cluster nodes 1..3
@@ -61,11 +55,7 @@ WORK="$(mktemp -d -t dynkv-cluster-bench.XXXXXX)"
 PIDS=()
 cleanup() {
   local rc=$? p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-  done
+  stop_pids "${PIDS[@]}"
   if [[ $rc -ne 0 ]]; then
     echo "== logs kept in $WORK"; tail -n 20 "$WORK"/*.log 2>/dev/null || true
   else

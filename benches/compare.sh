@@ -24,6 +24,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/scripts/lib.sh"
 N="${N:-1000000}"
 CLIENTS="${CLIENTS:-50}"
 DATA="${DATA:-100}"
@@ -47,25 +48,14 @@ else
   fi
 fi
 
-read -r RPORT DPORT DCPORT DMPORT < <(python3 - <<'PYEOF'
-import socket
-socks, ports = [], []
-for _ in range(4):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s); ports.append(s.getsockname()[1])
-print(*ports)
-PYEOF
-)
+read -r RPORT DPORT DCPORT DMPORT < <(free_ports 4)
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
 WORK="$(mktemp -d -t dynkv-bench.XXXXXX)"
 PIDS=()
 cleanup() {
   local rc=$? p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-  done
+  stop_pids "${PIDS[@]}"
   if [[ $rc -ne 0 ]]; then
     echo "== logs kept in $WORK"; tail -n 20 "$WORK"/*.log 2>/dev/null || true
   else

@@ -26,6 +26,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
+. "$ROOT/scripts/lib.sh"
 TARGET="${DYNKV_TARGET:-dynkv}"
 export DYNKV_TARGET="$TARGET"
 BENCH_N="${BENCH_N:-100000}"
@@ -46,24 +47,13 @@ PY="$VENV/bin/python"
 echo "== redis-py $("$PY" -c 'import redis; print(redis.__version__)'), pytest $("$PY" -c 'import pytest; print(pytest.__version__)')"
 
 # --- free ports (client, cluster, metrics) ---
-read -r PORT CPORT MPORT APORT ACPORT AMPORT < <(python3 - <<'PYEOF'
-import socket
-socks, ports = [], []
-for _ in range(6):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s); ports.append(s.getsockname()[1])
-print(*ports)
-PYEOF
-)
+read -r PORT CPORT MPORT APORT ACPORT AMPORT < <(free_ports 6)
 
 WORK="$(mktemp -d -t dynkv-compat.XXXXXX)"
 PIDS=()
 cleanup() {
   local rc=$? p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-  done
+  stop_pids "${PIDS[@]}"
   if [[ $rc -ne 0 ]]; then
     for p in "$WORK"/*.log; do
       [[ -f "$p" ]] || continue

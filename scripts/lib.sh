@@ -1,0 +1,24 @@
+# scripts/lib.sh — shell helpers shared by compat-tests/ and benches/ scripts.
+# Source it: . "$ROOT/scripts/lib.sh"
+
+# free_ports N: prints N free loopback TCP ports (held open together while
+# choosing, so they are distinct).
+free_ports() {
+  python3 - "$1" <<'PYEOF'
+import socket, sys
+socks, ports = [], []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s); ports.append(s.getsockname()[1])
+print(*ports)
+PYEOF
+}
+
+# stop_pids PID...: SIGTERM each, wait up to 5 s for it to exit, then SIGKILL.
+stop_pids() {
+  local p
+  for p in "$@"; do kill "$p" 2>/dev/null || true; done
+  for p in "$@"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+  done
+}
