@@ -1,8 +1,8 @@
 //! The `Kv` facade: everything the RESP front end may ask of the store.
 //!
-//! The front end never sees the ring, the network or fjall. Issue #2 puts a
-//! single-node implementation behind this trait (`node::LocalKv`); the cluster
-//! coordinator implements the same trait, so commands do not change.
+//! The front end never sees the ring, the network or fjall: the node behind
+//! this trait (`node::cluster::ClusterKv`, a one-node cluster by default)
+//! can change without any command changing.
 
 use crate::core::{NodeId, Object, Payload, VersionVector};
 use bytes::Bytes;
@@ -120,7 +120,7 @@ pub enum AdminCommand {
     Ring,
     /// DYN.JOIN host:clusterport: ask that member to admit this node.
     Join(String),
-    /// DYN.LEAVE [node]: hand off data, then leave (default: this node).
+    /// DYN.LEAVE `[node]`: hand off data, then leave (default: this node).
     Leave(Option<String>),
     /// DYN.HINTS: pending hints per target.
     Hints,

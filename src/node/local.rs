@@ -1,14 +1,12 @@
-//! [`LocalKv`]: the one-node Dynamo behind the [`Kv`] facade (N = R = W = 1).
+//! [`LocalKv`]: this node's own replica store as the cluster uses it — local
+//! reads, merges, coordinated versions, key counts and expiry sweeping.
 //!
 //! Every write is an update run by the store's single writer, so
 //! read-modify-write commands (INCR, APPEND, SET NX, ...) are atomic per key
 //! without locks, and writes of one hot key still share a group commit.
 
 use crate::core::{NodeId, Object, Payload, VersionVector, WriteContext, encode_context};
-use crate::kv::{
-    AdminCommand, AdminValue, Change, InfoFields, Kv, KvError, LiveValue, QueuedWrite, ReadOptions,
-    ScanPage, WriteOptions,
-};
+use crate::kv::{AdminValue, Change, KvError, LiveValue, QueuedWrite, ScanPage};
 use crate::store::{ReplicaStore, StoreError, Write, update};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -34,17 +32,13 @@ pub fn wall_clock_ms() -> u64 {
 /// A single node serving every key from its own store.
 pub struct LocalKv<S> {
     store: Arc<S>,
-    node: NodeId,
     /// Issues this incarnation's dots.
     dots: Arc<DotIssuer>,
-    /// Address shown by DYN.MEMBERS.
-    address: String,
     /// Keys whose winning version is a value (expired-but-unswept included,
     /// as Redis counts them in DBSIZE).
     live_keys: Arc<AtomicI64>,
     /// Of those, keys whose winning value has an expiry.
     expiring_keys: Arc<AtomicI64>,
-    gets_with_siblings: AtomicU64,
     keys_collected: Arc<AtomicU64>,
 }
 
@@ -104,12 +98,7 @@ fn storage(e: StoreError) -> KvError {
 
 impl<S: ReplicaStore> LocalKv<S> {
     /// Serves `store` as node `node`; counts the keys already stored.
-    pub fn new(
-        store: Arc<S>,
-        node: NodeId,
-        actor: NodeId,
-        address: String,
-    ) -> Result<Self, KvError> {
+    pub fn new(store: Arc<S>, actor: NodeId) -> Result<Self, KvError> {
         let mut live = 0i64;
         let mut expiring = 0i64;
         let mut cursor = 0u64;
@@ -128,15 +117,12 @@ impl<S: ReplicaStore> LocalKv<S> {
         }
         Ok(Self {
             store,
-            node,
             dots: Arc::new(DotIssuer {
                 actor,
                 last: AtomicU64::new(0),
             }),
-            address,
             live_keys: Arc::new(AtomicI64::new(live)),
             expiring_keys: Arc::new(AtomicI64::new(expiring)),
-            gets_with_siblings: AtomicU64::new(0),
             keys_collected: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -186,7 +172,7 @@ impl<S: ReplicaStore> LocalKv<S> {
         async move { queued.await.map_err(storage) }
     }
 
-    /// A plain SET queued now (see [`Kv::overwrite_queued`]).
+    /// A plain SET queued now (see [`crate::kv::Kv::overwrite_queued`]).
     pub fn overwrite_now(&self, key: Bytes, change: Change) -> Option<QueuedWrite> {
         let payload = change.into_payload()?;
         let dots = self.dots.clone();
@@ -297,44 +283,9 @@ impl<S: ReplicaStore> LocalKv<S> {
         }
     }
 
-    fn check_quorum(asked: Option<usize>, what: &str) -> Result<(), KvError> {
-        match asked {
-            None | Some(1) => Ok(()),
-            Some(n) => Err(KvError::BadQuorum(format!(
-                "{what} must be between 1 and N (1 on this one-node cluster), got {n}"
-            ))),
-        }
-    }
-}
-
-impl<S: ReplicaStore> Kv for LocalKv<S> {
-    async fn get(&self, key: Bytes, opts: ReadOptions) -> Result<Object, KvError> {
-        Self::check_quorum(opts.r, "R")?;
-        let obj = self.store.get(&key).map_err(storage)?.unwrap_or_default();
-        if obj.siblings.len() > 1 {
-            self.gets_with_siblings.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(obj)
-    }
-
-    async fn put(
-        &self,
-        key: Bytes,
-        context: VersionVector,
-        payload: Payload,
-        opts: WriteOptions,
-    ) -> Result<(), KvError> {
-        Self::check_quorum(opts.w, "W")?;
-        let dots = self.dots.clone();
-        let now = wall_clock_ms();
-        self.apply(key, move |mut obj| {
-            dots.stamp(&mut obj, &context, payload, now);
-            (Some(obj), ())
-        })
-        .await
-    }
-
-    async fn modify<T, F>(&self, key: Bytes, f: F) -> Result<T, KvError>
+    /// Atomic read-modify-write of the live value (see [`crate::kv::Kv::modify`]); the
+    /// change supersedes every version stored here.
+    pub async fn modify<T, F>(&self, key: Bytes, f: F) -> Result<T, KvError>
     where
         T: Send + 'static,
         F: FnOnce(Option<LiveValue>, u64) -> (Change, T) + Send + 'static,
@@ -356,7 +307,8 @@ impl<S: ReplicaStore> Kv for LocalKv<S> {
         .await
     }
 
-    async fn scan(&self, cursor: u64, count: usize) -> Result<ScanPage, KvError> {
+    /// A page of the live keys stored here, in ring order from `cursor`.
+    pub async fn scan(&self, cursor: u64, count: usize) -> Result<ScanPage, KvError> {
         let count = count.max(1);
         let page = self.store.scan(cursor, count).map_err(storage)?;
         let next_cursor = match page.last() {
@@ -372,102 +324,34 @@ impl<S: ReplicaStore> Kv for LocalKv<S> {
         Ok(ScanPage { next_cursor, keys })
     }
 
-    async fn flush_all(&self) -> Result<(), KvError> {
+    /// Removes every record stored here.
+    pub async fn flush_all(&self) -> Result<(), KvError> {
         self.store.clear().await.map_err(storage)?;
         self.live_keys.store(0, Ordering::Relaxed);
         self.expiring_keys.store(0, Ordering::Relaxed);
         Ok(())
     }
 
-    fn key_count(&self) -> u64 {
+    /// Keys stored here whose winner is a value (DBSIZE).
+    pub fn key_count(&self) -> u64 {
         self.live_keys.load(Ordering::Relaxed).max(0) as u64
     }
 
-    fn expiring_key_count(&self) -> u64 {
+    /// Of those, keys with an expiry.
+    pub fn expiring_key_count(&self) -> u64 {
         self.expiring_keys.load(Ordering::Relaxed).max(0) as u64
     }
 
-    fn now_ms(&self) -> u64 {
-        wall_clock_ms()
+    /// Dead records removed by the sweeper since start.
+    pub fn keys_collected(&self) -> u64 {
+        self.keys_collected.load(Ordering::Relaxed)
     }
 
-    fn node_id(&self) -> &NodeId {
-        &self.node
-    }
-
-    fn replica_count(&self) -> usize {
-        0
-    }
-
-    fn info_fields(&self) -> InfoFields {
-        vec![
-            ("node_name", self.node.to_string()),
-            ("members_up", "1".into()),
-            ("members_down", "0".into()),
-            ("n", "1".into()),
-            ("r", "1".into()),
-            ("w", "1".into()),
-            ("partitions_owned", "1024".into()),
-            ("hints_pending", "0".into()),
-            ("hints_delivered", "0".into()),
-            ("read_repairs", "0".into()),
-            ("ae_keys_repaired", "0".into()),
-            (
-                "gets_with_siblings",
-                self.gets_with_siblings.load(Ordering::Relaxed).to_string(),
-            ),
-            ("quorum_failures", "0".into()),
-            (
-                "keys_collected",
-                self.keys_collected.load(Ordering::Relaxed).to_string(),
-            ),
-            (
-                "storage_decode_errors",
-                self.store.decode_errors().to_string(),
-            ),
-        ]
-    }
-
-    async fn sync(&self) -> Result<(), KvError> {
+    /// Makes everything written so far durable.
+    pub async fn sync(&self) -> Result<(), KvError> {
         self.store.sync().map_err(storage)
     }
-
-    async fn admin(&self, cmd: AdminCommand) -> Result<AdminValue, KvError> {
-        let name = || AdminValue::Bulk(Bytes::from(self.node.to_string()));
-        match cmd {
-            AdminCommand::Members => Ok(AdminValue::Array(vec![AdminValue::Array(vec![
-                name(),
-                AdminValue::Bulk(Bytes::from(self.address.clone())),
-                AdminValue::Bulk(Bytes::from_static(b"up")),
-                AdminValue::Int(PARTITIONS as i64),
-            ])])),
-            AdminCommand::Ring => Ok(AdminValue::Array(
-                (0..PARTITIONS)
-                    .map(|p| {
-                        AdminValue::Array(vec![
-                            AdminValue::Int(p as i64),
-                            AdminValue::Array(vec![name()]),
-                        ])
-                    })
-                    .collect(),
-            )),
-            AdminCommand::Hints => Ok(AdminValue::Array(Vec::new())),
-            AdminCommand::LocalGet(key) => {
-                let obj = self.store.get(&key).map_err(storage)?.unwrap_or_default();
-                Ok(object_value(&obj, wall_clock_ms()))
-            }
-            AdminCommand::Join(_) | AdminCommand::Leave(_) | AdminCommand::Partition(_) => {
-                Err(KvError::Admin(
-                    "this node runs alone (N=1); cluster membership commands need cluster mode"
-                        .into(),
-                ))
-            }
-        }
-    }
 }
-
-/// Partitions a one-node ring reports (all owned here).
-pub const PARTITIONS: usize = 1024;
 
 /// DYN.GET's shape for an object: `[context, [value-or-nil, ...]]`.
 pub fn object_value(obj: &Object, now_ms: u64) -> AdminValue {

@@ -2,7 +2,7 @@
 //!
 //! Record key = 8-byte big-endian ring hash ++ user key, so a ring partition
 //! is one contiguous range on disk and SCAN can resume from a hash. Record
-//! value = [`codec::encode_object`] (all siblings, their dots, expiry).
+//! value = [`super::codec::encode_object`] (all siblings, their dots, expiry).
 //!
 //! fjall calls block, so writes go to one writer thread that drains every
 //! queued request into a single `WriteBatch` (group commit): with

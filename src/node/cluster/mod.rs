@@ -301,6 +301,7 @@ impl Kv for ClusterKv {
             ("gets_with_siblings", load(&self.stats.gets_with_siblings)),
             ("quorum_failures", load(&self.stats.quorum_failures)),
             ("forwarded_requests", load(&self.stats.forwarded)),
+            ("keys_collected", self.local.keys_collected().to_string()),
             (
                 "storage_decode_errors",
                 crate::store::ReplicaStore::decode_errors(&**self.local.store()).to_string(),
