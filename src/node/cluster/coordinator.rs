@@ -44,8 +44,7 @@ impl ClusterKv {
         };
         let mut core = GetCore::new(replicas.len(), r);
         if replicas.len() < r {
-            self.stats.quorum_failures.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("dynkv_quorum_failures_total").increment(1);
+            self.count_quorum_failure();
             return Err(failed(replicas.len(), r));
         }
         let (tx, mut rx) = mpsc::channel(replicas.len().max(1));
@@ -87,8 +86,7 @@ impl ClusterKv {
                 Ok(merged)
             }
             other => {
-                self.stats.quorum_failures.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("dynkv_quorum_failures_total").increment(1);
+                self.count_quorum_failure();
                 Err(failed(answered_of(&other), r))
             }
         }
@@ -127,10 +125,11 @@ impl ClusterKv {
                 }
             }
         }
-        self.coordinate(key, context, payload, w).await
+        self.coordinate_on(walk, key, context, payload, w).await
     }
 
-    /// Creates the version here and replicates it to the key's replicas.
+    /// Creates the version here and replicates it to the key's replicas
+    /// (a forwarded write arriving from a peer).
     pub async fn coordinate(
         &self,
         key: Bytes,
@@ -138,8 +137,20 @@ impl ClusterKv {
         payload: Payload,
         w: usize,
     ) -> Result<(), KvError> {
-        let n = self.effective_n();
         let walk = self.walk(&key);
+        self.coordinate_on(walk, key, context, payload, w).await
+    }
+
+    /// [`ClusterKv::coordinate`] for a key whose ring walk is known.
+    async fn coordinate_on(
+        &self,
+        walk: Vec<NodeId>,
+        key: Bytes,
+        context: WriteContext,
+        payload: Payload,
+        w: usize,
+    ) -> Result<(), KvError> {
+        let n = self.effective_n();
         let object = self
             .local
             .coordinate_local(key.clone(), context, payload)
@@ -207,12 +218,16 @@ impl ClusterKv {
         self.conclude(status)
     }
 
+    fn count_quorum_failure(&self) {
+        self.stats.quorum_failures.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("dynkv_quorum_failures_total").increment(1);
+    }
+
     fn conclude(&self, status: QuorumStatus) -> Result<(), KvError> {
         match status {
             QuorumStatus::Reached => Ok(()),
             QuorumStatus::Failed { answered, required } => {
-                self.stats.quorum_failures.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("dynkv_quorum_failures_total").increment(1);
+                self.count_quorum_failure();
                 Err(failed(answered, required))
             }
             QuorumStatus::Pending => Err(failed(0, 0)),
