@@ -155,6 +155,11 @@ impl ClusterKv {
         }
     }
 
+    /// A one-node cluster: every key's only replica is here.
+    fn alone(&self) -> bool {
+        self.membership.with(|s| s.members.len()) == 1
+    }
+
     fn hints_pending(&self) -> u64 {
         self.hints.counts().map_or(0, |c| c.values().sum())
     }
@@ -173,18 +178,13 @@ impl ClusterKv {
 
 impl Kv for ClusterKv {
     async fn get(&self, key: Bytes, opts: ReadOptions) -> Result<Object, KvError> {
-        if opts.r.is_none_or(|r| r == 1) && self.membership.with(|s| s.members.len()) == 1 {
-            // Alone: the only replica is here.
-            let obj = self.local.local_get(&key)?;
-            if obj.siblings.len() > 1 {
-                self.stats
-                    .gets_with_siblings
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            return Ok(obj);
-        }
-        let r = self.check(opts.r, self.quorums.r, "R")?;
-        let obj = self.quorum_get(key, r).await?;
+        let obj = if self.alone() && opts.r.is_none_or(|r| r == 1) {
+            // The only replica is here.
+            self.local.local_get(&key)?
+        } else {
+            let r = self.check(opts.r, self.quorums.r, "R")?;
+            self.quorum_get(key, r).await?
+        };
         if obj.siblings.len() > 1 {
             self.stats
                 .gets_with_siblings
@@ -217,7 +217,7 @@ impl Kv for ClusterKv {
     fn overwrite_queued(&self, key: Bytes, change: Change) -> Option<QueuedWrite> {
         // Only a lone node can queue at once: a cluster write first has to
         // find its coordinator and replicas.
-        if self.membership.with(|s| s.members.len()) == 1 {
+        if self.alone() {
             self.local.overwrite_now(key, change)
         } else {
             None
@@ -229,8 +229,8 @@ impl Kv for ClusterKv {
         T: Send + 'static,
         F: FnOnce(Option<LiveValue>, u64) -> (Change, T) + Send + 'static,
     {
-        if self.effective_n() == 1 && self.membership.with(|s| s.members.len()) == 1 {
-            // Alone: the store's writer makes this atomic without a lock.
+        if self.alone() {
+            // The store's writer makes this atomic without a lock.
             return self.local.modify(key, f).await;
         }
         let stripe = (ring_hash(&key) as usize) % LOCK_STRIPES;
