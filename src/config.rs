@@ -60,6 +60,17 @@ pub struct Cli {
     /// least one; storage has its own writer thread).
     #[arg(long)]
     pub io_threads: Option<usize>,
+    /// Largest clock offset from the cluster (ms) at which this node still
+    /// coordinates writes.
+    #[arg(long)]
+    pub max_offset: Option<u64>,
+    /// Hints kept per unreachable node; further keys are dropped (and left
+    /// to read repair / anti-entropy).
+    #[arg(long)]
+    pub hint_max_per_target: Option<u64>,
+    /// Seconds a hint is kept before it is dropped.
+    #[arg(long)]
+    pub hint_ttl: Option<u64>,
 }
 
 fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
@@ -89,6 +100,9 @@ struct FileConfig {
     fsync: Option<FsyncPolicy>,
     maxclients: Option<usize>,
     io_threads: Option<usize>,
+    max_offset: Option<u64>,
+    hint_max_per_target: Option<u64>,
+    hint_ttl: Option<u64>,
 }
 
 /// Resolved configuration with defaults applied.
@@ -122,6 +136,12 @@ pub struct Config {
     pub maxclients: usize,
     /// Runtime worker threads.
     pub io_threads: usize,
+    /// `--max-offset` in ms.
+    pub max_offset_ms: u64,
+    /// `--hint-max-per-target`.
+    pub hint_max_per_target: u64,
+    /// `--hint-ttl` in seconds.
+    pub hint_ttl_secs: u64,
 }
 
 /// Configuration that cannot be used.
@@ -215,6 +235,13 @@ impl Config {
                 .or(file.io_threads)
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() / 2))
                 .max(1),
+            max_offset_ms: cli.max_offset.or(file.max_offset).unwrap_or(500),
+            hint_max_per_target: cli
+                .hint_max_per_target
+                .or(file.hint_max_per_target)
+                .unwrap_or(1_000_000)
+                .max(1),
+            hint_ttl_secs: cli.hint_ttl.or(file.hint_ttl).unwrap_or(3 * 3600).max(1),
         })
     }
 }

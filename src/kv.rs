@@ -109,6 +109,15 @@ pub enum KvError {
     /// Local storage failed.
     #[error("ERR storage error: {0}")]
     Storage(String),
+    /// A forwarded write's coordinator did not answer in time; it may or
+    /// may not have applied the write.
+    #[error("TIMEOUT {0}")]
+    Timeout(String),
+    /// This node's clock is too far off the cluster's to coordinate writes.
+    #[error(
+        "CLOCKSKEW this node's clock is {0} ms off the cluster's (more than --max-offset): it refuses to coordinate writes and no other replica could"
+    )]
+    ClockSkew(i64),
 }
 
 /// Cluster administration requested over RESP (DYN.MEMBERS, DYN.RING, ...).

@@ -20,10 +20,15 @@ pub enum WriteContext {
 pub enum Request {
     /// Liveness probe.
     Ping,
-    /// Your copy of `key`.
+    /// Your copy of `key` (with any hints you hold for it).
     Get {
         /// Key.
         key: Bytes,
+    },
+    /// Merge each object into your copy (batched hint delivery).
+    PutMany {
+        /// Keys and full objects.
+        items: Vec<(Bytes, Object)>,
     },
     /// Merge `object` into your copy of `key` (replication, read repair,
     /// hint delivery); with `hint_for`, keep it as a hint for that node.
@@ -45,7 +50,12 @@ pub enum Request {
         payload: Payload,
         /// Acks required (None = cluster default).
         w: Option<usize>,
+        /// The forwarder's hybrid logical clock, so the version is stamped
+        /// after everything the forwarder has seen.
+        hlc_ms: u64,
     },
+    /// Delete every key you hold through the quorum path (FLUSHALL).
+    FlushAll,
     /// Admit this node.
     Join {
         /// Its name.
@@ -57,6 +67,8 @@ pub enum Request {
     Gossip {
         /// Sender's state.
         state: ClusterState,
+        /// Sender's hybrid logical clock.
+        hlc_ms: u64,
     },
 }
 
@@ -69,6 +81,28 @@ pub enum Response {
     Object(Object),
     /// A cluster state.
     State(ClusterState),
+    /// The answer to a join: the cluster state, and whether the cluster
+    /// already knew a member of that name (a node whose disk was replaced).
+    Admitted {
+        /// The state with the new member.
+        state: ClusterState,
+        /// The name was a member before this join.
+        known_before: bool,
+    },
+    /// The answer to gossip: the peer's state and clocks.
+    Gossip {
+        /// The peer's state.
+        state: ClusterState,
+        /// The peer's physical clock when it answered (offset measurement).
+        physical_ms: u64,
+        /// The peer's hybrid logical clock.
+        hlc_ms: u64,
+    },
+    /// This replica lost its data and is being rebuilt: it may not vote in
+    /// a read quorum, but should receive the read's repair.
+    Rebuilding,
+    /// Not carried out; ask another node (e.g. this node's clock is off).
+    Refused(String),
     /// Refused or failed, with a reason for a person.
     Error(String),
     /// A coordinated write could not reach its quorum.

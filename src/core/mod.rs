@@ -5,6 +5,8 @@
 //! `tests/pure_core.rs` enforces the import rule.
 
 pub mod context;
+pub mod failure;
+pub mod hlc;
 pub mod key;
 pub mod membership;
 pub mod message;
@@ -19,5 +21,7 @@ pub use membership::{ClusterState, Member};
 pub use message::{Request, Response, WriteContext};
 pub use object::{Object, Payload, Sibling};
 pub use quorum::{GetCore, Plan, PutCore, QuorumStatus, Target, plan};
+pub use failure::{FailureDetector, Liveness};
+pub use hlc::{Hlc, OffsetTable};
 pub use ring::{DEFAULT_PARTITIONS, Ring, RingError};
 pub use version::{Dot, NodeId, VersionVector};

@@ -122,6 +122,15 @@ impl Object {
             node: coordinator.clone(),
             counter,
         };
+        // A write that supersedes versions must also win last-writer-wins
+        // against them, even if this coordinator's clock lags theirs.
+        let superseded_max = self
+            .siblings
+            .iter()
+            .filter(|s| client_context.covers(&s.dot))
+            .map(|s| s.timestamp_ms)
+            .max();
+        let now_ms = superseded_max.map_or(now_ms, |t| now_ms.max(t.saturating_add(1)));
         self.siblings.retain(|s| !client_context.covers(&s.dot));
         self.context.join(client_context);
         self.context.add(&dot);
@@ -178,6 +187,16 @@ impl Object {
         self.siblings
             .iter()
             .all(|s| s.payload.live_data(now_ms).is_none())
+    }
+
+    /// The latest sibling timestamp (0 when empty): what a node folds into
+    /// its hybrid logical clock when it receives this object.
+    pub fn max_timestamp(&self) -> u64 {
+        self.siblings
+            .iter()
+            .map(|s| s.timestamp_ms)
+            .max()
+            .unwrap_or(0)
     }
 
     /// True when `self` already contains everything `other` would add.

@@ -5,7 +5,7 @@
 
 use super::object::Object;
 use super::version::NodeId;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 /// One replica a write (or read) is sent to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,53 +157,113 @@ impl PutCore {
 }
 
 /// A read waiting for R replies, merging what it hears.
+///
+/// Reads are sloppy, as in Dynamo: they go to the first N *reachable* nodes
+/// of the key's ring walk, so a fallback that holds hinted writes for a down
+/// owner is read too, and R + W > N overlaps the latest acknowledged write
+/// whenever reader and writer agree on who is reachable. When a contacted
+/// node fails, the next reachable node of the walk is asked instead.
 #[derive(Clone, Debug)]
 pub struct GetCore {
     tally: Tally,
+    owners: BTreeSet<NodeId>,
+    reserve: VecDeque<NodeId>,
     replies: Vec<(NodeId, Object)>,
     failed: BTreeSet<NodeId>,
+    rebuilding: BTreeSet<NodeId>,
     merged: Object,
 }
 
 impl GetCore {
-    /// A read sent to `contacted` replicas that needs `required` replies.
-    pub fn new(contacted: usize, required: usize) -> Self {
-        Self {
+    /// A read of a key whose ring walk is `walk` (its first `n` nodes are
+    /// the preference list) that needs `r` replies. Returns the core and
+    /// the nodes to ask first.
+    pub fn new(
+        walk: &[NodeId],
+        n: usize,
+        r: usize,
+        is_up: impl Fn(&NodeId) -> bool,
+    ) -> (Self, Vec<NodeId>) {
+        let n = n.min(walk.len());
+        let owners = walk.iter().take(n).cloned().collect();
+        let mut reachable: VecDeque<NodeId> = walk.iter().filter(|m| is_up(m)).cloned().collect();
+        let first: Vec<NodeId> = reachable.drain(..n.min(reachable.len())).collect();
+        let core = Self {
             tally: Tally {
-                required,
-                contacted,
+                required: r,
+                contacted: first.len(),
             },
+            owners,
+            reserve: reachable,
             replies: Vec::new(),
             failed: BTreeSet::new(),
+            rebuilding: BTreeSet::new(),
             merged: Object::new(),
-        }
+        };
+        (core, first)
+    }
+
+    fn answered(&self, from: &NodeId) -> bool {
+        self.replies.iter().any(|(n, _)| n == from)
+            || self.failed.contains(from)
+            || self.rebuilding.contains(from)
     }
 
     /// A replica answered with its copy (empty object if it has none).
     pub fn on_reply(&mut self, from: NodeId, object: Object) -> QuorumStatus {
-        if !self.replies.iter().any(|(n, _)| n == &from) {
+        if !self.answered(&from) {
             self.merged.merge(&object);
             self.replies.push((from, object));
         }
         self.status()
     }
 
-    /// A replica failed or timed out.
-    pub fn on_failure(&mut self, from: NodeId) -> QuorumStatus {
-        if !self.replies.iter().any(|(n, _)| n == &from) {
-            self.failed.insert(from);
+    /// A replica failed or timed out; returns the node to ask instead, if
+    /// any is left.
+    pub fn on_failure(&mut self, from: NodeId) -> (QuorumStatus, Option<NodeId>) {
+        if self.answered(&from) {
+            return (self.status(), None);
         }
-        self.status()
+        self.failed.insert(from);
+        self.replace()
+    }
+
+    /// A replica is rebuilding after losing its data: it does not count
+    /// toward R, but the read's repair will reach it.
+    pub fn on_rebuilding(&mut self, from: NodeId) -> (QuorumStatus, Option<NodeId>) {
+        if self.answered(&from) {
+            return (self.status(), None);
+        }
+        self.rebuilding.insert(from);
+        self.replace()
+    }
+
+    fn replace(&mut self) -> (QuorumStatus, Option<NodeId>) {
+        let next = if self.status() == QuorumStatus::Reached {
+            None
+        } else {
+            self.reserve.pop_front()
+        };
+        if next.is_some() {
+            self.tally.contacted += 1;
+        }
+        (self.status(), next)
+    }
+
+    fn unanswered_failures(&self) -> usize {
+        self.failed.len() + self.rebuilding.len()
     }
 
     /// Current status.
     pub fn status(&self) -> QuorumStatus {
-        self.tally.status(self.replies.len(), self.failed.len())
+        self.tally
+            .status(self.replies.len(), self.unanswered_failures())
     }
 
     /// The failure to report when time runs out.
     pub fn timed_out(&self) -> QuorumStatus {
-        self.tally.timed_out(self.replies.len(), self.failed.len())
+        self.tally
+            .timed_out(self.replies.len(), self.unanswered_failures())
     }
 
     /// Everything heard so far, merged (the reply to the client).
@@ -211,14 +271,16 @@ impl GetCore {
         &self.merged
     }
 
-    /// Replicas whose copy lacks something the merged object has: read
-    /// repair sends them the merged object.
-    pub fn stale_replicas(&self) -> Vec<NodeId> {
-        self.replies
+    /// Preference-list replicas that must be sent the merged object: those
+    /// whose copy lacks part of it, and those rebuilding. Fallbacks are not
+    /// repaired: their hints reach the owners through handoff.
+    pub fn repairs(&self) -> Vec<NodeId> {
+        let stale = self
+            .replies
             .iter()
-            .filter(|(_, obj)| !obj.descends(&self.merged))
-            .map(|(n, _)| n.clone())
-            .collect()
+            .filter(|(n, obj)| self.owners.contains(n) && !obj.descends(&self.merged))
+            .map(|(n, _)| n.clone());
+        stale.chain(self.rebuilding.iter().cloned()).collect()
     }
 }
 
@@ -264,10 +326,34 @@ mod tests {
     fn get_merges_and_finds_stale_replicas() {
         let mut fresh = Object::new();
         fresh.update(&VersionVector::new(), &n("a"), Payload::value("v"), 1);
-        let mut get = GetCore::new(3, 2);
+        let walk = vec![n("a"), n("b"), n("c")];
+        let (mut get, first) = GetCore::new(&walk, 3, 2, |_| true);
+        assert_eq!(first, walk);
         assert_eq!(get.on_reply(n("a"), fresh.clone()), QuorumStatus::Pending);
         assert_eq!(get.on_reply(n("b"), Object::new()), QuorumStatus::Reached);
         assert_eq!(get.merged(), &fresh);
-        assert_eq!(get.stale_replicas(), vec![n("b")]);
+        assert_eq!(get.repairs(), vec![n("b")]);
+    }
+
+    #[test]
+    fn sloppy_read_reaches_the_fallback_and_asks_the_next_node() {
+        let walk = vec![n("a"), n("b"), n("c"), n("d"), n("e")];
+        // b is down: the read goes to a, c and the fallback d.
+        let (mut get, first) = GetCore::new(&walk, 3, 2, |x| x != &n("b"));
+        assert_eq!(first, vec![n("a"), n("c"), n("d")]);
+        // a fails: e is asked instead.
+        let (status, next) = get.on_failure(n("a"));
+        assert_eq!(status, QuorumStatus::Pending);
+        assert_eq!(next, Some(n("e")));
+        // c is rebuilding: it does not vote, nothing is left to ask.
+        let (_, next) = get.on_rebuilding(n("c"));
+        assert_eq!(next, None);
+        let mut hinted = Object::new();
+        hinted.update(&VersionVector::new(), &n("x"), Payload::value("v"), 1);
+        assert_eq!(get.on_reply(n("d"), hinted.clone()), QuorumStatus::Pending);
+        assert_eq!(get.on_reply(n("e"), Object::new()), QuorumStatus::Reached);
+        assert_eq!(get.merged(), &hinted);
+        // Only the rebuilding owner is repaired: d and e are fallbacks.
+        assert_eq!(get.repairs(), vec![n("c")]);
     }
 }

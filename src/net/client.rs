@@ -92,8 +92,20 @@ where
     /// awaiting) is bounded by `request_timeout`. Dropping the returned future
     /// abandons the call cleanly.
     pub async fn call(&self, to: &NodeId, addr: SocketAddr, req: Req) -> Result<Resp, RpcError> {
+        self.call_with_timeout(to, addr, req, self.config.request_timeout)
+            .await
+    }
+
+    /// [`RpcClient::call`] with its own deadline.
+    pub async fn call_with_timeout(
+        &self,
+        to: &NodeId,
+        addr: SocketAddr,
+        req: Req,
+        timeout: std::time::Duration,
+    ) -> Result<Resp, RpcError> {
         metrics::counter!("dynkv_rpc_requests_total", "side" => "client").increment(1);
-        let result = self.call_inner(to, addr, req).await;
+        let result = self.call_inner(to, addr, req, timeout).await;
         if let Err(e) = &result {
             metrics::counter!("dynkv_rpc_failures_total", "kind" => e.kind()).increment(1);
             tracing::debug!(%to, %addr, error = %e, "rpc call failed");
@@ -101,7 +113,13 @@ where
         result
     }
 
-    async fn call_inner(&self, to: &NodeId, addr: SocketAddr, req: Req) -> Result<Resp, RpcError> {
+    async fn call_inner(
+        &self,
+        to: &NodeId,
+        addr: SocketAddr,
+        req: Req,
+        timeout: std::time::Duration,
+    ) -> Result<Resp, RpcError> {
         if self.blocklist.contains(to) {
             return Err(RpcError::Partitioned);
         }
@@ -116,7 +134,7 @@ where
         let payload = frame::encode(&envelope).map_err(|e| RpcError::Decode(e.to_string()))?;
         let peer = self.peer(addr);
         tokio::time::timeout(
-            self.config.request_timeout,
+            timeout,
             self.exchange(&peer, addr, id, payload),
         )
         .await

@@ -44,6 +44,8 @@ pub mod frame;
 pub mod rpc;
 mod server;
 pub mod stream;
+mod transport;
 
 pub use frame::{Envelope, MAX_FRAME_LEN, PROTOCOL_VERSION, WireResponse};
 pub use rpc::{Blocklist, Handler, RpcClient, RpcConfig, RpcError, serve};
+pub use transport::Transport;

@@ -103,6 +103,24 @@ pub enum RpcError {
 }
 
 impl RpcError {
+    /// Whether the failure says something about the peer (it counts as a
+    /// miss for the failure detector) rather than about this node's request.
+    pub fn is_remote_failure(&self) -> bool {
+        matches!(
+            self,
+            RpcError::Timeout | RpcError::Connect(_) | RpcError::Io(_) | RpcError::Partitioned
+        )
+    }
+
+    /// Whether the request surely never reached the peer, so another node
+    /// may safely be asked instead.
+    pub fn surely_not_delivered(&self) -> bool {
+        matches!(
+            self,
+            RpcError::Connect(_) | RpcError::Partitioned | RpcError::Refused(_)
+        )
+    }
+
     /// Short label for metrics.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -5,6 +5,7 @@
 //! read-modify-write commands (INCR, APPEND, SET NX, ...) are atomic per key
 //! without locks, and writes of one hot key still share a group commit.
 
+use super::clock::NodeClock;
 use crate::core::{NodeId, Object, Payload, VersionVector, WriteContext, encode_context};
 use crate::kv::{AdminValue, Change, KvError, LiveValue, QueuedWrite, ScanPage};
 use crate::store::{ReplicaStore, StoreError, Write, update};
@@ -21,7 +22,8 @@ pub const TOMBSTONE_GRACE_MS: u64 = 60_000;
 /// Records the expiry sweeper examines per tick.
 const SWEEP_BATCH: usize = 1_000;
 
-/// Wall-clock milliseconds since the epoch.
+/// Wall-clock milliseconds since the epoch (process start-up stamps only;
+/// versions and expiries use the node's hybrid logical clock).
 pub fn wall_clock_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -32,34 +34,93 @@ pub fn wall_clock_ms() -> u64 {
 /// A single node serving every key from its own store.
 pub struct LocalKv<S> {
     store: Arc<S>,
-    /// Issues this incarnation's dots.
+    /// Issues this node's dots.
     dots: Arc<DotIssuer>,
+    clock: Arc<NodeClock>,
     /// Keys whose winning version is a value (expired-but-unswept included,
     /// as Redis counts them in DBSIZE).
     live_keys: Arc<AtomicI64>,
-    /// Of those, keys whose winning value has an expiry.
+    /// Of those, keys with an expiry.
     expiring_keys: Arc<AtomicI64>,
     keys_collected: Arc<AtomicU64>,
 }
 
+/// Dots handed out between two durable lease records: a crash can skip at
+/// most this many counter values, and the lease costs one fsync per block.
+pub const DOT_LEASE_BLOCK: u64 = 10_000;
+
+/// Persists a new lease end durably before any dot below it is used.
+pub type LeaseWriter = Arc<dyn Fn(u64) -> std::io::Result<()> + Send + Sync>;
+
 /// Stamps new versions with this node's dots.
 ///
-/// The actor is the node name plus an incarnation number bumped (and
-/// fsynced) at every start, and one counter serves all keys: a node that
-/// lost unsynced writes in a crash, or whose copy of a key was collected,
-/// can then never hand out a dot it already gave to another write.
+/// The actor is the node name plus a random id minted when its data dir was
+/// created, so a node restarted on an empty disk under the same name is a
+/// new actor and can never reissue a dot, while ordinary restarts keep one
+/// version-vector entry per node. One counter serves all keys and is
+/// leased in blocks (riak_kv's `counter_lease_size`): the end of the current
+/// block is made durable before a dot in it is used, and a restart resumes
+/// after it, so a crash that loses unsynced writes cannot make the node hand
+/// out a dot twice.
 pub struct DotIssuer {
     actor: NodeId,
-    last: AtomicU64,
+    state: parking_lot::Mutex<Lease>,
+    persist: LeaseWriter,
+}
+
+struct Lease {
+    last: u64,
+    leased_to: u64,
 }
 
 impl DotIssuer {
-    /// Applies a write to `obj` with a fresh dot. Runs on the store's single
-    /// writer, so the counter needs no lock.
-    fn stamp(&self, obj: &mut Object, context: &VersionVector, payload: Payload, now: u64) {
-        let next = self.last.load(Ordering::Relaxed) + 1;
-        let dot = obj.update_at_least(context, &self.actor, payload, now, next);
-        self.last.fetch_max(dot.counter, Ordering::Relaxed);
+    /// An issuer for `actor` resuming after `leased_to` (the durable lease
+    /// end read at start, 0 on a new disk).
+    pub fn new(actor: NodeId, leased_to: u64, persist: LeaseWriter) -> Self {
+        Self {
+            actor,
+            state: parking_lot::Mutex::new(Lease {
+                last: leased_to,
+                leased_to,
+            }),
+            persist,
+        }
+    }
+
+    /// The actor named in this node's dots.
+    pub fn actor(&self) -> &NodeId {
+        &self.actor
+    }
+
+    /// A counter never issued before and at least `at_least`.
+    fn issue(&self, at_least: u64) -> Result<u64, KvError> {
+        let mut lease = self.state.lock();
+        let next = lease.last.saturating_add(1).max(at_least);
+        if next > lease.leased_to {
+            let to = next.saturating_add(DOT_LEASE_BLOCK);
+            (self.persist)(to).map_err(|e| KvError::Storage(format!("cannot lease dots: {e}")))?;
+            lease.leased_to = to;
+        }
+        lease.last = next;
+        Ok(next)
+    }
+
+    /// Applies a write to `obj` with a fresh dot.
+    pub fn stamp(
+        &self,
+        obj: &mut Object,
+        context: &VersionVector,
+        payload: Payload,
+        now: u64,
+    ) -> Result<(), KvError> {
+        let floor = obj
+            .context
+            .get(&self.actor)
+            .max(context.get(&self.actor))
+            .saturating_add(1);
+        let counter = self.issue(floor)?;
+        obj.update_at_least(context, &self.actor, payload, now, counter);
+        Ok(())
     }
 }
 
@@ -97,8 +158,9 @@ fn storage(e: StoreError) -> KvError {
 }
 
 impl<S: ReplicaStore> LocalKv<S> {
-    /// Serves `store` as node `node`; counts the keys already stored.
-    pub fn new(store: Arc<S>, actor: NodeId) -> Result<Self, KvError> {
+    /// Serves `store`, stamping with `dots` and `clock`; counts the keys
+    /// already stored.
+    pub fn new(store: Arc<S>, dots: DotIssuer, clock: Arc<NodeClock>) -> Result<Self, KvError> {
         let mut live = 0i64;
         let mut expiring = 0i64;
         let mut cursor = 0u64;
@@ -117,14 +179,22 @@ impl<S: ReplicaStore> LocalKv<S> {
         }
         Ok(Self {
             store,
-            dots: Arc::new(DotIssuer {
-                actor,
-                last: AtomicU64::new(0),
-            }),
+            dots: Arc::new(dots),
+            clock,
             live_keys: Arc::new(AtomicI64::new(live)),
             expiring_keys: Arc::new(AtomicI64::new(expiring)),
             keys_collected: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// The node's clock.
+    pub fn clock(&self) -> &Arc<NodeClock> {
+        &self.clock
+    }
+
+    /// The dot issuer.
+    pub fn dots(&self) -> &Arc<DotIssuer> {
+        &self.dots
     }
 
     /// The store this node writes to.
@@ -176,12 +246,15 @@ impl<S: ReplicaStore> LocalKv<S> {
     pub fn overwrite_now(&self, key: Bytes, change: Change) -> Option<QueuedWrite> {
         let payload = change.into_payload()?;
         let dots = self.dots.clone();
-        let now = wall_clock_ms();
-        Some(Box::pin(self.apply_queued(key, move |mut obj| {
+        let now = self.clock.now_ms();
+        let queued = self.apply_queued(key, move |mut obj| {
             let seen = obj.context.clone();
-            dots.stamp(&mut obj, &seen, payload, now);
-            (Some(obj), ())
-        })))
+            match dots.stamp(&mut obj, &seen, payload, now) {
+                Ok(()) => (Some(obj), Ok(())),
+                Err(e) => (None, Err(e)),
+            }
+        });
+        Some(Box::pin(async move { queued.await? }))
     }
 
     /// This node's copy of `key` (empty if none).
@@ -192,6 +265,7 @@ impl<S: ReplicaStore> LocalKv<S> {
     /// Merges a replica's copy into ours (replication, read repair, hint
     /// delivery). Returns false when we already had everything in it.
     pub async fn merge_local(&self, key: Bytes, incoming: Object) -> Result<bool, KvError> {
+        self.clock.observe(incoming.max_timestamp());
         self.apply(key, move |mut obj| {
             if obj.descends(&incoming) {
                 return (None, false);
@@ -211,22 +285,42 @@ impl<S: ReplicaStore> LocalKv<S> {
         payload: Payload,
     ) -> Result<Object, KvError> {
         let dots = self.dots.clone();
-        let now = wall_clock_ms();
+        let now = self.clock.now_ms();
         self.apply(key, move |mut obj| {
             let ctx = match context {
                 WriteContext::Client(ctx) => ctx,
                 WriteContext::CoordinatorLatest => obj.context.clone(),
             };
-            dots.stamp(&mut obj, &ctx, payload, now);
-            (Some(obj.clone()), obj)
+            match dots.stamp(&mut obj, &ctx, payload, now) {
+                Ok(()) => (Some(obj.clone()), Ok(obj)),
+                Err(e) => (None, Err(e)),
+            }
         })
-        .await
+        .await?
+    }
+
+    /// Creates a new version on top of `base` without storing it here: a
+    /// coordinator outside the key's preference list keeps it only as hints
+    /// (a version in its main store would be found by no read or handoff).
+    pub fn coordinate_detached(
+        &self,
+        mut base: Object,
+        context: WriteContext,
+        payload: Payload,
+    ) -> Result<Object, KvError> {
+        let ctx = match context {
+            WriteContext::Client(ctx) => ctx,
+            WriteContext::CoordinatorLatest => base.context.clone(),
+        };
+        self.dots
+            .stamp(&mut base, &ctx, payload, self.clock.now_ms())?;
+        Ok(base)
     }
 
     /// Removes expired values and old tombstones, `SWEEP_BATCH` records per
     /// call starting at `cursor`; returns the cursor for the next call.
     pub async fn sweep(&self, cursor: u64) -> u64 {
-        let now = wall_clock_ms();
+        let now = self.clock.now_ms();
         let page = match self.store.scan(cursor, SWEEP_BATCH) {
             Ok(page) => page,
             Err(e) => {
@@ -277,6 +371,7 @@ impl<S: ReplicaStore> LocalKv<S> {
             // times a second would mostly re-read unexpired keys.
             let pause = if cursor == 0 { 1_000 } else { 100 };
             tokio::select! {
+                biased;
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_millis(pause)) => cursor = self.sweep(cursor).await,
             }
@@ -291,20 +386,22 @@ impl<S: ReplicaStore> LocalKv<S> {
         F: FnOnce(Option<LiveValue>, u64) -> (Change, T) + Send + 'static,
     {
         let dots = self.dots.clone();
-        let now = wall_clock_ms();
+        let now = self.clock.now_ms();
         self.apply(key, move |mut obj| {
             let live = LiveValue::of(&obj, now);
             let (change, value) = f(live, now);
             match change.into_payload() {
-                None => (None, value),
+                None => (None, Ok(value)),
                 Some(payload) => {
                     let seen = obj.context.clone();
-                    dots.stamp(&mut obj, &seen, payload, now);
-                    (Some(obj), value)
+                    match dots.stamp(&mut obj, &seen, payload, now) {
+                        Ok(()) => (Some(obj), Ok(value)),
+                        Err(e) => (None, Err(e)),
+                    }
                 }
             }
         })
-        .await
+        .await?
     }
 
     /// A page of the live keys stored here, in ring order from `cursor`.
@@ -315,7 +412,7 @@ impl<S: ReplicaStore> LocalKv<S> {
             Some((last, _, _)) if page.len() == count => last.wrapping_add(1),
             _ => 0,
         };
-        let now = wall_clock_ms();
+        let now = self.clock.now_ms();
         let keys = page
             .into_iter()
             .filter(|(_, _, obj)| obj.visible(now).is_some())

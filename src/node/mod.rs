@@ -2,26 +2,34 @@
 //! serves, starts the RESP listener, metrics and background workers, and
 //! shuts everything down in order on SIGINT/SIGTERM.
 
+pub mod clock;
 pub mod cluster;
+pub mod env;
 pub mod local;
 
 use crate::config::Config;
-use crate::core::NodeId;
-use crate::core::{ClusterState, DEFAULT_PARTITIONS, Member, Request, Response};
+use crate::core::{DEFAULT_PARTITIONS, Member, NodeId};
 use crate::net::{Blocklist, RpcClient, RpcConfig};
 use crate::resp::session::ServerState;
 use crate::store::FsyncPolicy;
 use crate::store::fjall_store::FjallStore;
+use crate::store::hints::HintLimits;
 use anyhow::Context as _;
-use cluster::membership::Membership;
+use clock::NodeClock;
+use cluster::boot::{BootSettings, boot, local_kv, spawn_workers};
 use cluster::service::Service;
-use cluster::{ClusterKv, Quorums, workers};
-use local::{LocalKv, wall_clock_ms};
+use cluster::{NodeParts, Quorums, Timeouts};
+use env::{DirMeta, Production, SystemClock};
+use local::wall_clock_ms;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// Test hook: shifts this process's clock (ms) so tests can run a node
+/// whose wall clock is wrong. Not a user setting.
+const CLOCK_SKEW_ENV: &str = "DYNKV_TEST_CLOCK_SKEW_MS";
 
 /// Runs a node until SIGINT/SIGTERM or `stop` fires.
 pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> {
@@ -29,13 +37,33 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         FjallStore::open(&config.data_dir, config.fsync)
             .with_context(|| format!("opening storage in {}", config.data_dir.display()))?,
     );
+    let hint_limits = HintLimits {
+        max_per_target: config.hint_max_per_target,
+        ttl_ms: config.hint_ttl_secs.saturating_mul(1000),
+    };
     let hints = Arc::new(store.hints(config.fsync)?);
     let me = NodeId::new(&config.node_name);
     let client_addr = format!("{}:{}", config.bind, config.port);
     let cluster_addr = format!("{}:{}", config.bind, config.cluster_port);
-    let incarnation = next_incarnation(&config.data_dir)?;
-    let actor = NodeId::new(&format!("{}#{incarnation}", config.node_name));
-    let local = Arc::new(LocalKv::new(store, actor)?);
+    let skew_ms = std::env::var(CLOCK_SKEW_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    if skew_ms != 0 {
+        tracing::warn!("{CLOCK_SKEW_ENV}={skew_ms}: this node's clock is shifted (test hook)");
+    }
+    let clock = Arc::new(NodeClock::new(
+        Arc::new(SystemClock::new(skew_ms)),
+        config.max_offset_ms,
+    ));
+    let meta = Arc::new(DirMeta::new(config.data_dir.clone()));
+    let local = Arc::new(local_kv::<Production>(
+        store,
+        meta.clone(),
+        &me,
+        rand::random::<u64>(),
+        clock,
+    )?);
 
     // Bind both ports before joining: the seed gossips to us right away.
     let listener = TcpListener::bind(&client_addr)
@@ -49,48 +77,41 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         cluster_addr: cluster_addr.clone(),
     };
     let blocklist = Arc::new(Blocklist::new());
-    let state = match Membership::load(&config.data_dir) {
-        Some(state) => {
-            tracing::info!(
-                cluster = %state.cluster_id,
-                members = state.members.len(),
-                "rejoining the cluster from saved state"
-            );
-            state
-        }
-        None => match &config.join {
-            Some(seed) => join(&me, &member, seed, blocklist.clone(), &stop).await?,
-            None => ClusterState::founding(
-                format!("{:016x}", rand::random::<u64>()),
-                me.clone(),
-                member.clone(),
-                DEFAULT_PARTITIONS,
-                config.n,
-            )?,
-        },
-    };
-    let membership = Arc::new(Membership::new(me.clone(), state.clone(), &config.data_dir));
-    if state.members.get(&me) != Some(&member) {
-        // Our addresses changed since the state was saved: tell the cluster.
-        if let Ok(next) = state.with_member(me.clone(), member.clone()) {
-            membership.adopt(next);
-        }
-    }
-    let rpc_config = RpcConfig::new(state.cluster_id.clone(), me.clone());
+    let rpc_config = RpcConfig::new(String::new(), me.clone());
     let rpc = RpcClient::new(rpc_config.clone(), blocklist.clone());
-    let kv = ClusterKv::new(
-        local.clone(),
+    let parts = NodeParts::<Production> {
+        local: local.clone(),
         hints,
-        membership,
-        rpc,
-        blocklist.clone(),
-        Quorums {
+        transport: rpc,
+        meta,
+        blocklist: blocklist.clone(),
+        seed: rand::random(),
+    };
+    let settings = BootSettings {
+        name: me.clone(),
+        member,
+        join: config.join.clone(),
+        partitions: DEFAULT_PARTITIONS,
+        quorums: Quorums {
             n: config.n,
             r: config.r,
             w: config.w,
         },
-        Duration::from_secs(1),
-    );
+        timeouts: Timeouts::from_quorum(Duration::from_secs(1)),
+    };
+    let kv = boot(
+        parts,
+        settings,
+        config.max_offset_ms,
+        rand::random(),
+        &stop,
+    )
+    .await?;
+    // The RPC server checks the same cluster id the client stamps.
+    rpc_config
+        .cluster
+        .set(kv.membership().with(|s| s.cluster_id.clone()));
+    let cluster_id = kv.membership().with(|s| s.cluster_id.clone());
 
     if config.metrics_port != 0 {
         let metrics_addr: SocketAddr = format!("{}:{}", config.bind, config.metrics_port)
@@ -124,13 +145,12 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     ));
     tracing::info!(
         node = %config.node_name,
-        cluster = %state.cluster_id,
+        cluster = %cluster_id,
         data_dir = %config.data_dir.display(),
         "dynkv ready to accept connections on {client_addr} (cluster port {cluster_addr})"
     );
 
-    let mut workers = tokio::task::JoinSet::new();
-    workers.spawn(local.clone().run_sweeper(stop.clone()));
+    let mut workers = spawn_workers(&kv, &stop);
     workers.spawn(crate::net::serve(
         cluster_listener,
         rpc_config,
@@ -138,8 +158,6 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         blocklist,
         stop.clone(),
     ));
-    workers.spawn(workers::gossip(kv.clone(), stop.clone()));
-    workers.spawn(workers::handoff(kv.clone(), stop.clone()));
     let signals = tokio::spawn(cancel_on_signal(stop.clone()));
     crate::resp::listener::run(listener, kv.clone(), server, stop.clone()).await;
     stop.cancel();
@@ -150,68 +168,6 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         .context("flushing storage at shutdown")?;
     tracing::info!("dynkv stopped; storage flushed");
     Ok(())
-}
-
-/// Bumps and durably records this node's incarnation number, so version
-/// dots issued after a restart never repeat ones issued before a crash.
-fn next_incarnation(data_dir: &std::path::Path) -> anyhow::Result<u64> {
-    use std::io::Write as _;
-    let path = data_dir.join("incarnation");
-    let previous = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    let next = previous + 1;
-    let tmp = path.with_extension("tmp");
-    let mut file =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    file.write_all(next.to_string().as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    if let Ok(dir) = std::fs::File::open(data_dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(next)
-}
-
-/// Asks `seed` to admit this node, retrying until it answers (or `stop`).
-async fn join(
-    me: &NodeId,
-    member: &Member,
-    seed: &str,
-    blocklist: Arc<Blocklist>,
-    stop: &CancellationToken,
-) -> anyhow::Result<ClusterState> {
-    let rpc: RpcClient<Request, Response> =
-        RpcClient::new(RpcConfig::new(String::new(), me.clone()), blocklist);
-    let seed_id = NodeId::new(seed);
-    loop {
-        let addr = tokio::net::lookup_host(seed)
-            .await
-            .ok()
-            .and_then(|mut a| a.next());
-        if let Some(addr) = addr {
-            let req = Request::Join {
-                node: me.clone(),
-                member: member.clone(),
-            };
-            match rpc.call(&seed_id, addr, req).await {
-                Ok(Response::State(state)) => {
-                    tracing::info!(cluster = %state.cluster_id, "joined the cluster through {seed}");
-                    return Ok(state);
-                }
-                Ok(Response::Error(e)) => anyhow::bail!("{seed} refused to admit this node: {e}"),
-                Ok(_) => anyhow::bail!("{seed} answered the join with something unexpected"),
-                Err(e) => tracing::warn!("cannot reach seed {seed} yet: {e}; retrying"),
-            }
-        } else {
-            tracing::warn!("cannot resolve seed {seed}; retrying");
-        }
-        tokio::select! {
-            _ = stop.cancelled() => anyhow::bail!("stopped before joining"),
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
 }
 
 async fn cancel_on_signal(stop: CancellationToken) {

@@ -79,8 +79,8 @@ impl FjallStore {
 
 impl FjallStore {
     /// The hint store sharing this database (hints survive restarts).
-    pub fn hints(&self, fsync: FsyncPolicy) -> Result<super::hints::HintStore, StoreError> {
-        super::hints::HintStore::open(self.inner.db.clone(), fsync == FsyncPolicy::Always)
+    pub fn hints(&self, fsync: FsyncPolicy) -> Result<super::fjall_hints::FjallHints, StoreError> {
+        super::fjall_hints::FjallHints::open(self.inner.db.clone(), fsync == FsyncPolicy::Always)
     }
 }
 

@@ -1,120 +1,71 @@
-//! Hinted handoff storage: copies kept for an unreachable owner, in their
-//! own fjall keyspace so they survive restarts. Record key = target name,
-//! a 0 byte, the user key; value = the encoded object (merged when several
-//! writes for the same key accumulate).
-//!
-//! Hints are written only while a replica is down, so these calls are made
-//! from `spawn_blocking` rather than through the data writer thread.
+//! Hinted handoff storage: copies kept for an unreachable owner until it
+//! answers again. [`Hints`] is implemented on fjall
+//! ([`super::fjall_hints::FjallHints`]) and in memory
+//! ([`super::memory_hints::MemoryHints`]).
 
 use super::StoreError;
-use super::codec::{decode_object, encode_object};
 use crate::core::{NodeId, Object};
 use bytes::Bytes;
-use fjall::{Database, Keyspace, PersistMode};
-use parking_lot::Mutex;
 use std::collections::BTreeMap;
+use std::future::Future;
 
-/// Hints kept on this node, per target node.
-pub struct HintStore {
-    db: Database,
-    hints: Keyspace,
-    fsync_always: bool,
-    /// Serialises read-merge-write of one hint against delivery's
-    /// compare-and-delete.
-    lock: Mutex<()>,
+/// Bounds on what one node keeps for others.
+#[derive(Clone, Copy, Debug)]
+pub struct HintLimits {
+    /// Hints kept per target; further keys for it are dropped.
+    pub max_per_target: u64,
+    /// Hints older than this are dropped.
+    pub ttl_ms: u64,
 }
 
-fn engine(e: fjall::Error) -> StoreError {
-    StoreError::Engine(e.to_string())
+/// What became of a hint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HintPut {
+    /// Kept (durable under the fsync policy).
+    Stored,
+    /// Not kept: the target's cap is reached.
+    Dropped,
 }
 
-fn hint_key(target: &NodeId, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(target.as_str().len() + 1 + key.len());
-    k.extend_from_slice(target.as_str().as_bytes());
-    k.push(0);
-    k.extend_from_slice(key);
-    k
-}
-
-impl HintStore {
-    /// Opens the `hints` keyspace of `db`.
-    pub fn open(db: Database, fsync_always: bool) -> Result<Self, StoreError> {
-        let hints = db
-            .keyspace("hints", fjall::KeyspaceCreateOptions::default)
-            .map_err(engine)?;
-        Ok(Self {
-            db,
-            hints,
-            fsync_always,
-            lock: Mutex::new(()),
-        })
-    }
-
-    /// Keeps `object` for `target`, merged with any hint already held.
-    pub fn put(&self, target: &NodeId, key: &[u8], object: &Object) -> Result<(), StoreError> {
-        let _guard = self.lock.lock();
-        let hk = hint_key(target, key);
-        let mut merged = match self.hints.get(&hk).map_err(engine)? {
-            Some(raw) => decode_object(&raw).unwrap_or_default(),
-            None => Object::new(),
-        };
-        merged.merge(object);
-        self.hints
-            .insert(hk, encode_object(&merged))
-            .map_err(engine)?;
-        if self.fsync_always {
-            self.db.persist(PersistMode::SyncData).map_err(engine)?;
-        }
-        Ok(())
-    }
-
-    /// Up to `limit` hints for `target`.
-    pub fn list(&self, target: &NodeId, limit: usize) -> Result<Vec<(Bytes, Object)>, StoreError> {
-        let mut prefix = target.as_str().as_bytes().to_vec();
-        prefix.push(0);
-        let mut out = Vec::new();
-        for guard in self.hints.prefix(&prefix).take(limit) {
-            let (k, v) = guard.into_inner().map_err(engine)?;
-            let key = Bytes::copy_from_slice(k.get(prefix.len()..).unwrap_or_default());
-            match decode_object(&v) {
-                Ok(obj) => out.push((key, obj)),
-                Err(e) => tracing::error!("unreadable hint for {target}: {e}"),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Deletes the hint if it is still exactly `delivered` (a newer write
-    /// merged in meanwhile keeps it for the next round).
-    pub fn remove_if_unchanged(
+/// Hints kept for unreachable owners.
+pub trait Hints: Send + Sync + 'static {
+    /// Keeps `object` for `target`, merged with any hint already held for
+    /// that key; resolves once durable under the fsync policy.
+    fn put(
         &self,
         target: &NodeId,
-        key: &[u8],
-        delivered: &Object,
-    ) -> Result<bool, StoreError> {
-        let _guard = self.lock.lock();
-        let hk = hint_key(target, key);
-        let current = self.hints.get(&hk).map_err(engine)?;
-        let unchanged = current
-            .as_deref()
-            .and_then(|raw| decode_object(raw).ok())
-            .is_some_and(|obj| &obj == delivered);
-        if unchanged {
-            self.hints.remove(hk).map_err(engine)?;
-        }
-        Ok(unchanged)
-    }
-
+        key: Bytes,
+        object: Object,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<HintPut, StoreError>> + Send;
+    /// The hint held for (target, key), if any.
+    fn get(&self, target: &NodeId, key: &[u8]) -> Result<Option<Object>, StoreError>;
+    /// Up to `limit` hints for `target`, stopping past `max_bytes`.
+    fn list(
+        &self,
+        target: &NodeId,
+        limit: usize,
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<Vec<(Bytes, Object)>, StoreError>> + Send;
+    /// Deletes the hint if it still equals `delivered`.
+    fn remove_if_unchanged(
+        &self,
+        target: &NodeId,
+        key: Bytes,
+        delivered: Object,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Gives up on a hint that can never be delivered.
+    fn discard(
+        &self,
+        target: &NodeId,
+        key: Bytes,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Drops hints older than the TTL; returns how many.
+    fn expire(&self, now_ms: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Pending hints per target.
-    pub fn counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let mut counts = BTreeMap::new();
-        for guard in self.hints.iter() {
-            let k = guard.key().map_err(engine)?;
-            let target = k.split(|&b| b == 0).next().unwrap_or_default();
-            *counts
-                .entry(String::from_utf8_lossy(target).into_owned())
-                .or_insert(0) += 1;
-        }
-        Ok(counts)
-    }
+    fn counts(&self) -> BTreeMap<NodeId, u64>;
+    /// Hints dropped since start.
+    fn dropped(&self) -> u64;
+    /// Ring hashes of keys whose hints were dropped.
+    fn repair_needed(&self) -> Result<Vec<u64>, StoreError>;
 }

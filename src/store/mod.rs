@@ -81,6 +81,11 @@ pub trait ReplicaStore: Send + Sync + 'static {
 
     /// Records that failed to decode since start.
     fn decode_errors(&self) -> u64;
+
+    /// Writes queued for the writer and not yet applied.
+    fn queue_depth(&self) -> u64 {
+        0
+    }
 }
 
 /// Typed convenience over [`ReplicaStore::submit`]: `f` decides the write and
@@ -112,5 +117,7 @@ where
 
 pub mod codec;
 pub mod fjall_store;
+pub mod fjall_hints;
 pub mod hints;
 pub mod memory;
+pub mod memory_hints;

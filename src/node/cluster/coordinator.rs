@@ -1,11 +1,15 @@
-//! Quorum reads and writes, driven by the pure [`GetCore`] / [`PutCore`].
+//! Quorum reads and writes: the tokio shell around the pure [`GetCore`] and
+//! [`PutCore`]. The cores decide (who to ask, when a quorum is reached,
+//! who to ask next, who needs repair); this file only moves messages and
+//! keeps the deadlines.
 
 use super::ClusterKv;
 use crate::core::{
-    GetCore, Member, NodeId, Object, Payload, PutCore, QuorumStatus, Request, Response,
-    WriteContext, plan, ring_hash,
+    GetCore, NodeId, Object, Payload, PutCore, QuorumStatus, Request, Response, WriteContext,
+    plan, ring_hash,
 };
-use crate::kv::{AdminValue, KvError};
+use crate::kv::KvError;
+use crate::node::env::NodeEnv;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,73 +20,112 @@ fn failed(answered: usize, required: usize) -> KvError {
     KvError::Unavailable { answered, required }
 }
 
-impl ClusterKv {
+/// What one replica said to a read.
+enum ReadReply {
+    Object(Object),
+    Rebuilding,
+    Failed,
+}
+
+impl<E: NodeEnv> ClusterKv<E> {
     /// The key's ring walk (preference list first, then fallbacks).
-    fn walk(&self, key: &[u8]) -> Vec<NodeId> {
+    pub(crate) fn walk(&self, key: &[u8]) -> Vec<NodeId> {
         self.membership.with(|s| {
             let p = s.ring.partition_of(ring_hash(key));
             s.ring.walk_up_to(p, s.members.len())
         })
     }
 
-    /// Reads `key` from its reachable preference-list replicas; returns the
+    /// This node's answer to a read of `key`, as a replica.
+    fn read_here(&self, key: &[u8]) -> ReadReply {
+        if self.is_rebuilding() {
+            return ReadReply::Rebuilding;
+        }
+        match self.replica_read(key) {
+            Ok(obj) => ReadReply::Object(obj),
+            Err(_) => ReadReply::Failed,
+        }
+    }
+
+    fn spawn_read(
+        this: &Arc<Self>,
+        node: NodeId,
+        key: Bytes,
+        tx: mpsc::UnboundedSender<(NodeId, ReadReply)>,
+    ) {
+        let this = this.clone();
+        tokio::spawn(async move {
+            let reply = if &node == this.me() {
+                this.read_here(&key)
+            } else {
+                match this.call(&node, Request::Get { key }).await {
+                    Ok(Response::Object(obj)) => {
+                        this.local.clock().observe(obj.max_timestamp());
+                        ReadReply::Object(obj)
+                    }
+                    Ok(Response::Rebuilding) => ReadReply::Rebuilding,
+                    _ => ReadReply::Failed,
+                }
+            };
+            let _ = tx.send((node, reply));
+        });
+    }
+
+    /// Reads `key` from the first N reachable nodes of its walk; returns the
     /// merge of the first `r` replies. The remaining replies are awaited in
-    /// the background and every stale replica is repaired.
+    /// the background and stale or rebuilding owners are repaired.
     pub async fn quorum_get(&self, key: Bytes, r: usize) -> Result<Object, KvError> {
         let n = self.effective_n();
         let walk = self.walk(&key);
-        let replicas: Vec<NodeId> = walk
-            .into_iter()
-            .take(n)
-            .filter(|node| self.membership.is_up(node))
-            .collect();
-        if replicas.len() == 1 && &replicas[0] == self.me() && r <= 1 {
-            return self.local.local_get(&key);
+        let (mut core, first) = GetCore::new(&walk, n, r, |m| self.membership.is_up(m));
+        if first.len() == 1 && &first[0] == self.me() && r <= 1 && !self.is_rebuilding() {
+            return self.replica_read(&key);
         }
         let Some(this) = self.handle() else {
             return Err(KvError::Storage("node is shutting down".into()));
         };
-        let mut core = GetCore::new(replicas.len(), r);
-        if replicas.len() < r {
+        if let QuorumStatus::Failed { answered, required } = core.status() {
             self.count_quorum_failure();
-            return Err(failed(replicas.len(), r));
+            return Err(failed(answered, required));
         }
-        let (tx, mut rx) = mpsc::channel(replicas.len().max(1));
-        for node in &replicas {
-            let (this, tx, node, key) = (this.clone(), tx.clone(), node.clone(), key.clone());
-            tokio::spawn(async move {
-                let result = if &node == this.me() {
-                    this.local.local_get(&key).ok()
-                } else {
-                    match this.call(&node, Request::Get { key }).await {
-                        Ok(Response::Object(obj)) => Some(obj),
-                        _ => None,
-                    }
-                };
-                let _ = tx.send((node, result)).await;
-            });
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for node in first {
+            Self::spawn_read(&this, node, key.clone(), tx.clone());
         }
-        drop(tx);
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now() + self.timeouts.quorum;
         let status = loop {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some((node, Some(obj)))) => {
-                    if core.on_reply(node, obj) != QuorumStatus::Pending {
-                        break core.status();
-                    }
+            let status = core.status();
+            if status != QuorumStatus::Pending {
+                break status;
+            }
+            let next = match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((node, ReadReply::Object(obj)))) => {
+                    core.on_reply(node, obj);
+                    None
                 }
-                Ok(Some((node, None))) => {
-                    if core.on_failure(node) != QuorumStatus::Pending {
-                        break core.status();
-                    }
-                }
+                Ok(Some((node, ReadReply::Rebuilding))) => core.on_rebuilding(node).1,
+                Ok(Some((node, ReadReply::Failed))) => core.on_failure(node).1,
                 Ok(None) | Err(_) => break core.timed_out(),
+            };
+            if let Some(next) = next {
+                Self::spawn_read(&this, next, key.clone(), tx.clone());
             }
         };
+        drop(tx);
         match status {
             QuorumStatus::Reached => {
                 let merged = core.merged().clone();
-                tokio::spawn(finish_read(this, key, core, rx, deadline));
+                match self.repairs_in_flight.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        tokio::spawn(async move {
+                            finish_read(this, key, core, rx, deadline).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        self.stats.repairs_skipped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 Ok(merged)
             }
             other => {
@@ -93,7 +136,8 @@ impl ClusterKv {
     }
 
     /// Writes a new version of `key`: forwarded to a preference-list node
-    /// unless this node is one (or none is reachable).
+    /// unless this node is one (or none answers). A node whose clock is off
+    /// never coordinates.
     pub async fn write(
         &self,
         key: Bytes,
@@ -104,32 +148,51 @@ impl ClusterKv {
         let n = self.effective_n();
         let walk = self.walk(&key);
         let preferred: Vec<NodeId> = walk.iter().take(n).cloned().collect();
-        if !preferred.contains(self.me()) {
-            for node in preferred.iter().filter(|p| self.membership.is_up(p)) {
+        let skewed = self.membership.clock_is_skewed();
+        if !preferred.contains(self.me()) || skewed {
+            let others = preferred
+                .iter()
+                .filter(|p| *p != self.me() && self.membership.is_up(p));
+            for node in others {
                 let req = Request::Coordinate {
                     key: key.clone(),
                     context: context.clone(),
                     payload: payload.clone(),
                     w: Some(w),
+                    hlc_ms: self.local.clock().now_ms(),
                 };
                 self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("dynkv_forwarded_requests_total").increment(1);
-                match self.call(node, req).await {
+                match self.call_within(node, req, self.timeouts.forward).await {
                     Ok(Response::Ack) => return Ok(()),
                     Ok(Response::Unavailable { answered, required }) => {
                         return Err(failed(answered, required));
                     }
                     Ok(Response::Error(e)) => return Err(KvError::Storage(e)),
-                    // Unreachable: try the next one, then coordinate here.
-                    Ok(_) | Err(_) => continue,
+                    // Not carried out there: ask the next one.
+                    Ok(Response::Refused(_)) => continue,
+                    Ok(_) => continue,
+                    Err(e) if e.surely_not_delivered() => continue,
+                    // The coordinator may have written it: writing again
+                    // elsewhere would create a duplicate sibling.
+                    Err(e) => {
+                        self.count_quorum_failure();
+                        return Err(KvError::Timeout(format!(
+                            "coordinator {node} did not answer ({e}); the write may or may not have been applied"
+                        )));
+                    }
                 }
+            }
+            if skewed {
+                self.stats.clock_refusals.fetch_add(1, Ordering::Relaxed);
+                return Err(KvError::ClockSkew(self.membership.own_offset_ms()));
             }
         }
         self.coordinate_on(walk, key, context, payload, w).await
     }
 
-    /// Creates the version here and replicates it to the key's replicas
-    /// (a forwarded write arriving from a peer).
+    /// Creates the version here and replicates it (a forwarded write
+    /// arriving from a peer).
     pub async fn coordinate(
         &self,
         key: Bytes,
@@ -137,6 +200,10 @@ impl ClusterKv {
         payload: Payload,
         w: usize,
     ) -> Result<(), KvError> {
+        if self.membership.clock_is_skewed() {
+            self.stats.clock_refusals.fetch_add(1, Ordering::Relaxed);
+            return Err(KvError::ClockSkew(self.membership.own_offset_ms()));
+        }
         let walk = self.walk(&key);
         self.coordinate_on(walk, key, context, payload, w).await
     }
@@ -151,25 +218,38 @@ impl ClusterKv {
         w: usize,
     ) -> Result<(), KvError> {
         let n = self.effective_n();
-        let object = self
-            .local
-            .coordinate_local(key.clone(), context, payload)
-            .await?;
         let in_preference_list = walk.iter().take(n).any(|m| m == self.me());
+        let object = if in_preference_list {
+            self.local
+                .coordinate_local(key.clone(), context, payload)
+                .await?
+        } else {
+            // Not a replica: the version lives only in hints (below), built
+            // on whatever this node knows of the key.
+            let base = self.replica_read(&key)?;
+            self.local.coordinate_detached(base, context, payload)?
+        };
         let plan = plan(&walk, n, |m| self.membership.is_up(m));
-        let remote: Vec<_> = plan
-            .targets
-            .iter()
-            .filter(|t| &t.node != self.me())
-            .cloned()
-            .collect();
-        let contacted = remote.len() + usize::from(in_preference_list);
-        let mut core = PutCore::new(contacted, w);
-        if in_preference_list {
-            core.on_ack(self.me().clone());
+        let mut core = PutCore::new(plan.targets.len(), w);
+        let mut remote = Vec::new();
+        for target in plan.targets {
+            if &target.node != self.me() {
+                remote.push(target);
+            } else if target.hint_for.is_none() {
+                core.on_ack(self.me().clone());
+            } else {
+                // This node is the fallback standing in for a down owner:
+                // the hint counts once it is durable.
+                let owner = target.hint_for.clone().unwrap_or_else(|| self.me().clone());
+                if self.keep_hint(owner, key.clone(), object.clone()).await {
+                    core.on_ack(self.me().clone());
+                } else {
+                    core.on_failure(self.me().clone());
+                }
+            }
         }
-        // A preference-list member with no fallback: keep its hint here (it
-        // does not count toward W).
+        // Preference-list members with no fallback: keep their hints here
+        // (they do not count toward W).
         for owner in plan.local_hints.iter().filter(|o| *o != self.me()) {
             self.keep_hint(owner.clone(), key.clone(), object.clone())
                 .await;
@@ -199,7 +279,7 @@ impl ClusterKv {
             });
         }
         drop(tx);
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now() + self.timeouts.quorum;
         let status = loop {
             let status = core.status();
             if status != QuorumStatus::Pending {
@@ -218,7 +298,7 @@ impl ClusterKv {
         self.conclude(status)
     }
 
-    fn count_quorum_failure(&self) {
+    pub(crate) fn count_quorum_failure(&self) {
         self.stats.quorum_failures.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("dynkv_quorum_failures_total").increment(1);
     }
@@ -233,19 +313,6 @@ impl ClusterKv {
             QuorumStatus::Pending => Err(failed(0, 0)),
         }
     }
-
-    /// DYN.JOIN host:clusterport: this (lone) node asks that member to admit it.
-    pub async fn join_via(&self, seed: &str) -> Result<AdminValue, KvError> {
-        if self.membership.with(|s| s.members.len()) > 1 {
-            return Err(KvError::Admin(
-                "this node is already part of a multi-node cluster".into(),
-            ));
-        }
-        let state = join_cluster(self, seed).await?;
-        self.rpc.set_cluster(state.cluster_id.clone());
-        self.membership.adopt(state);
-        Ok(AdminValue::Status("OK".into()))
-    }
 }
 
 fn answered_of(status: &QuorumStatus) -> usize {
@@ -255,63 +322,30 @@ fn answered_of(status: &QuorumStatus) -> usize {
     }
 }
 
-/// Asks the member at `seed` to admit this node; returns the new state.
-pub async fn join_cluster(
-    node: &ClusterKv,
-    seed: &str,
-) -> Result<crate::core::ClusterState, KvError> {
-    let addr = tokio::net::lookup_host(seed)
-        .await
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| KvError::Admin(format!("cannot resolve {seed}")))?;
-    let me = node.me().clone();
-    let member: Member = node
-        .membership
-        .with(|s| s.members.get(&me).cloned())
-        .ok_or_else(|| KvError::Admin("this node does not know its own addresses".into()))?;
-    let seed_id = NodeId::new(seed);
-    // A joining node has no cluster id yet; seeds accept an empty one.
-    node.rpc.set_cluster(String::new());
-    let reply = node
-        .rpc
-        .call(&seed_id, addr, Request::Join { node: me, member })
-        .await;
-    let current = node.membership.with(|s| s.cluster_id.clone());
-    match reply {
-        Ok(Response::State(state)) => Ok(state),
-        Ok(Response::Error(e)) => {
-            node.rpc.set_cluster(current);
-            Err(KvError::Admin(format!("{seed} refused the join: {e}")))
-        }
-        Ok(_) => {
-            node.rpc.set_cluster(current);
-            Err(KvError::Admin(format!("{seed} gave an unexpected answer")))
-        }
-        Err(e) => {
-            node.rpc.set_cluster(current);
-            Err(KvError::Admin(format!("cannot reach {seed}: {e}")))
-        }
-    }
-}
-
 /// After the client has its answer: hear the remaining replicas, then send
-/// the merged object to every replica whose copy lacks part of it.
-async fn finish_read(
-    this: Arc<ClusterKv>,
+/// the merged object to every owner whose copy lacks part of it.
+async fn finish_read<E: NodeEnv>(
+    this: Arc<ClusterKv<E>>,
     key: Bytes,
     mut core: GetCore,
-    mut rx: mpsc::Receiver<(NodeId, Option<Object>)>,
+    mut rx: mpsc::UnboundedReceiver<(NodeId, ReadReply)>,
     deadline: Instant,
 ) {
-    while let Ok(Some((node, result))) = tokio::time::timeout_at(deadline, rx.recv()).await {
-        match result {
-            Some(obj) => core.on_reply(node, obj),
-            None => core.on_failure(node),
-        };
+    while let Ok(Some((node, reply))) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        match reply {
+            ReadReply::Object(obj) => {
+                core.on_reply(node, obj);
+            }
+            ReadReply::Rebuilding => {
+                core.on_rebuilding(node);
+            }
+            ReadReply::Failed => {
+                core.on_failure(node);
+            }
+        }
     }
     let merged = core.merged().clone();
-    for stale in core.stale_replicas() {
+    for stale in core.repairs() {
         let repaired = if &stale == this.me() {
             this.local
                 .merge_local(key.clone(), merged.clone())

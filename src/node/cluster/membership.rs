@@ -1,48 +1,58 @@
 //! This node's view of the cluster: the shared [`ClusterState`] (persisted
-//! in the data dir so a restart rejoins with the same identity and ring) and
-//! a local failure detector (who answers RPCs right now).
+//! so a restart rejoins with the same identity and ring), the local failure
+//! detector (who answers RPCs right now) and the peers' clock offsets.
 
-use crate::core::{ClusterState, NodeId};
-use dashmap::DashMap;
-use parking_lot::RwLock;
+use crate::core::{ClusterState, FailureDetector, Liveness, NodeId, OffsetTable};
+use crate::node::env::MetaStore;
+use parking_lot::{Mutex, RwLock};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// File (in the data dir) holding the last known cluster state.
-const STATE_FILE: &str = "cluster.state";
+/// Metadata record holding the last known cluster state.
+pub const STATE_RECORD: &str = "cluster.state";
 
 /// Shared state + persistence + reachability.
 pub struct Membership {
     me: NodeId,
     state: RwLock<ClusterState>,
-    path: PathBuf,
-    /// Peers currently considered unreachable for routing.
-    down: DashMap<NodeId, ()>,
+    meta: Arc<dyn MetaStore>,
+    /// Serialises saves so the record never goes backwards, without holding
+    /// the state lock (which every request reads) during the fsync.
+    save_lock: Mutex<()>,
+    detector: Mutex<FailureDetector>,
+    offsets: Mutex<OffsetTable>,
+    max_offset_ms: u64,
 }
 
 impl Membership {
-    /// The persisted state in `data_dir`, if any.
-    pub fn load(data_dir: &Path) -> Option<ClusterState> {
-        let raw = std::fs::read(data_dir.join(STATE_FILE)).ok()?;
+    /// The persisted state, if any.
+    pub fn load(meta: &dyn MetaStore) -> Option<ClusterState> {
+        let raw = meta.read(STATE_RECORD)?;
         match postcard::from_bytes(&raw) {
             Ok(state) => Some(state),
             Err(e) => {
-                tracing::error!("ignoring unreadable {STATE_FILE}: {e}");
+                tracing::error!("ignoring unreadable {STATE_RECORD}: {e}");
                 None
             }
         }
     }
 
-    /// Wraps `state` and persists it.
-    pub fn new(me: NodeId, state: ClusterState, data_dir: &Path) -> Self {
-        let m = Self {
+    /// Wraps `state` (call [`Membership::save`] to persist it).
+    pub fn new(
+        me: NodeId,
+        state: ClusterState,
+        meta: Arc<dyn MetaStore>,
+        max_offset_ms: u64,
+    ) -> Self {
+        Self {
             me,
             state: RwLock::new(state),
-            path: data_dir.join(STATE_FILE),
-            down: DashMap::new(),
-        };
-        m.persist(&m.snapshot());
-        m
+            meta,
+            save_lock: Mutex::new(()),
+            detector: Mutex::new(FailureDetector::default()),
+            offsets: Mutex::new(OffsetTable::default()),
+            max_offset_ms,
+        }
     }
 
     /// This node.
@@ -60,53 +70,49 @@ impl Membership {
         f(&self.state.read())
     }
 
-    /// Adopts `next` if it differs; persists it. Returns true if changed.
+    /// Adopts `next` if it differs. Returns true if changed (then save).
     pub fn adopt(&self, next: ClusterState) -> bool {
-        {
-            let mut state = self.state.write();
-            if *state == next {
-                return false;
-            }
-            tracing::info!(
-                version = next.version,
-                members = next.members.len(),
-                "cluster state changed"
-            );
-            *state = next.clone();
+        let mut state = self.state.write();
+        if *state == next {
+            return false;
         }
-        self.persist(&next);
+        tracing::info!(
+            version = next.version,
+            members = next.members.len(),
+            "cluster state changed"
+        );
+        *state = next;
         true
     }
 
     /// Applies a change to the current state atomically (concurrent joins
-    /// through this node must not overwrite each other); persists it.
+    /// through this node must not overwrite each other). Returns the new
+    /// state and whether it changed (then save).
     pub fn change<E>(
         &self,
         f: impl FnOnce(&ClusterState) -> Result<ClusterState, E>,
-    ) -> Result<ClusterState, E> {
+    ) -> Result<(ClusterState, bool), E> {
         let mut state = self.state.write();
         let next = f(&state)?;
-        if *state != next {
-            // Persisted under the lock so the file never goes backwards.
-            self.persist(&next);
+        let changed = *state != next;
+        if changed {
             *state = next.clone();
         }
-        Ok(next)
+        Ok((next, changed))
     }
 
-    /// Merges a state heard from a peer.
+    /// Merges a state heard from a peer. Returns true if ours changed.
     pub fn merge(&self, heard: &ClusterState) -> bool {
-        let before = self.snapshot();
         match self.change(|current| current.merge(heard)) {
-            Ok(next) => {
-                if next != before {
+            Ok((next, changed)) => {
+                if changed {
                     tracing::info!(
                         version = next.version,
                         members = next.members.len(),
                         "cluster state changed"
                     );
                 }
-                next != before
+                changed
             }
             Err(e) => {
                 tracing::warn!("cannot merge cluster state: {e}");
@@ -115,17 +121,17 @@ impl Membership {
         }
     }
 
-    fn persist(&self, state: &ClusterState) {
-        let tmp = self.path.with_extension("tmp");
-        let result = postcard::to_allocvec(state)
+    /// Writes the current state durably (blocking: run it off the async
+    /// workers). Saves are serialised and always write the newest state, so
+    /// the record never goes backwards.
+    pub fn save(&self) {
+        let _guard = self.save_lock.lock();
+        let state = self.snapshot();
+        let result = postcard::to_allocvec(&state)
             .map_err(|e| std::io::Error::other(e.to_string()))
-            .and_then(|raw| std::fs::write(&tmp, raw))
-            .and_then(|()| std::fs::rename(&tmp, &self.path));
+            .and_then(|raw| self.meta.write(STATE_RECORD, &raw));
         if let Err(e) = result {
-            tracing::error!(
-                "cannot persist cluster state to {}: {e}",
-                self.path.display()
-            );
+            tracing::error!("cannot persist cluster state: {e}");
         }
     }
 
@@ -138,23 +144,61 @@ impl Membership {
         })
     }
 
-    /// Whether routing should use `node` now.
+    /// Whether routing should use `node` now (suspected peers still are).
     pub fn is_up(&self, node: &NodeId) -> bool {
-        node == &self.me || !self.down.contains_key(node)
+        node == &self.me || self.detector.lock().liveness(node) != Liveness::Down
     }
 
-    /// `node` answered.
+    /// `node` answered (or sent us something).
     pub fn mark_up(&self, node: &NodeId) {
-        if self.down.remove(node).is_some() {
+        if self.detector.lock().on_success(node) {
             tracing::info!(peer = %node, "peer is reachable again");
         }
     }
 
     /// `node` failed to answer.
-    pub fn mark_down(&self, node: &NodeId) {
-        if node != &self.me && self.down.insert(node.clone(), ()).is_none() {
+    pub fn record_miss(&self, node: &NodeId) {
+        if node != &self.me && self.detector.lock().on_miss(node) {
             tracing::warn!(peer = %node, "peer unreachable; routing around it");
         }
+    }
+
+    /// Peers that missed at least one request since they last answered.
+    pub fn suspected_peers(&self) -> usize {
+        self.detector.lock().suspected().count()
+    }
+
+    /// Records a clock-offset measurement from a gossip round trip.
+    pub fn record_offset(&self, peer: NodeId, sent_ms: u64, peer_ms: u64, received_ms: u64) {
+        self.offsets
+            .lock()
+            .record(peer, sent_ms, peer_ms, received_ms);
+    }
+
+    /// This node's estimated clock offset from the cluster (ms, + = ahead).
+    pub fn own_offset_ms(&self) -> i64 {
+        self.offsets.lock().own_offset()
+    }
+
+    /// Peers' measured offsets.
+    pub fn peer_offsets(&self) -> Vec<(NodeId, i64)> {
+        self.offsets
+            .lock()
+            .offsets()
+            .iter()
+            .map(|(n, o)| (n.clone(), *o))
+            .collect()
+    }
+
+    /// True while this node's clock is off by more than `--max-offset`
+    /// from most of its peers: it must not coordinate writes.
+    pub fn clock_is_skewed(&self) -> bool {
+        self.offsets.lock().is_skewed(self.max_offset_ms)
+    }
+
+    /// The configured maximum clock offset.
+    pub fn max_offset_ms(&self) -> u64 {
+        self.max_offset_ms
     }
 
     /// Members other than this node.

@@ -1,41 +1,56 @@
 //! [`ClusterKv`]: the Dynamo node behind the [`Kv`] facade.
 //!
-//! Any node takes any request. Reads fan out to the key's preference list
-//! and return after R replies (read repair follows in the background).
-//! Writes are coordinated by a preference-list node (others forward), which
-//! creates the new version, replicates the whole object, and answers after
-//! W acks; unreachable replicas are replaced by fallbacks carrying hints,
-//! or the coordinator keeps the hint itself.
+//! Any node takes any request. Reads go to the first N reachable nodes of
+//! the key's ring walk and return after R replies (read repair follows in
+//! the background). Writes are coordinated by a preference-list node
+//! (others forward), which creates the new version, replicates it and
+//! answers after W acks; unreachable replicas are replaced by fallbacks
+//! carrying hints, or the coordinator keeps the hint itself.
 //!
-//! - [`membership`]: shared cluster state + failure detector.
+//! `ClusterKv` is generic over its [`NodeEnv`] (storage, hints, transport,
+//! metadata), so the simulation runs exactly this code over memory stores
+//! and a seeded network.
+//!
+//! - [`membership`]: shared cluster state, failure detector, clock offsets.
 //! - [`coordinator`]: quorum reads and writes.
+//! - [`admin`]: DYN.* admin commands, INFO, FLUSHALL.
 //! - [`service`]: answers peers' RPCs.
-//! - [`workers`]: gossip and hinted handoff.
+//! - [`workers`]: gossip, hinted handoff, hint expiry.
+//! - [`boot`]: identity, joining, and starting the workers.
 
+pub mod admin;
+pub mod boot;
 pub mod coordinator;
 pub mod membership;
 pub mod service;
 pub mod workers;
 
-use super::local::{LocalKv, object_value, wall_clock_ms};
-use crate::core::{NodeId, Object, Request, Response};
-use crate::core::{Payload, VersionVector, WriteContext, ring_hash};
+use super::env::{MetaStore, NodeEnv, Production};
+use super::local::LocalKv;
+use crate::core::{NodeId, Object, Payload, Request, Response, VersionVector, WriteContext};
 use crate::kv::{
     AdminCommand, AdminValue, Change, InfoFields, Kv, KvError, LiveValue, QueuedWrite, ReadOptions,
     ScanPage, WriteOptions,
 };
-use crate::net::{Blocklist, RpcClient, RpcError};
-use crate::store::fjall_store::FjallStore;
-use crate::store::hints::HintStore;
+use crate::net::{Blocklist, RpcError, Transport};
+use crate::store::hints::{HintPut, Hints};
 use bytes::Bytes;
 use membership::Membership;
+use parking_lot::Mutex;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Stripes of the per-key lock that makes read-modify-write commands
 /// through one node atomic.
 const LOCK_STRIPES: usize = 1024;
+
+/// Background read repairs in flight at once; past that a read skips its
+/// repair (anti-entropy and later reads catch up) instead of queueing
+/// unbounded work.
+const MAX_BACKGROUND_REPAIRS: usize = 1024;
 
 /// Counters for INFO dynamo and Prometheus.
 #[derive(Default)]
@@ -52,6 +67,10 @@ pub struct ClusterStats {
     pub read_repairs: AtomicU64,
     /// Reads that found siblings.
     pub gets_with_siblings: AtomicU64,
+    /// Writes refused because this node's clock is off.
+    pub clock_refusals: AtomicU64,
+    /// Read repairs skipped because too many were in flight.
+    pub repairs_skipped: AtomicU64,
 }
 
 /// Replication defaults (`--n --r --w`).
@@ -65,42 +84,90 @@ pub struct Quorums {
     pub w: usize,
 }
 
+/// How long things may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// A coordinator's deadline for its replicas' answers (and for one
+    /// replica RPC).
+    pub quorum: Duration,
+    /// A forwarder's deadline for the coordinator it forwarded to: longer
+    /// than the coordinator's own quorum deadline, so a slow quorum answers
+    /// "unavailable" instead of looking like a dead coordinator (which
+    /// would make the forwarder write the same value again elsewhere).
+    pub forward: Duration,
+}
+
+impl Timeouts {
+    /// Defaults from a quorum deadline.
+    pub fn from_quorum(quorum: Duration) -> Self {
+        Self {
+            quorum,
+            forward: quorum * 2 + Duration::from_millis(500),
+        }
+    }
+}
+
+/// Everything a node is made of.
+pub struct NodeParts<E: NodeEnv> {
+    /// Replica store (already holding the dot issuer's lease record).
+    pub local: Arc<LocalKv<E::Store>>,
+    /// Hint store.
+    pub hints: Arc<E::Hints>,
+    /// Node-to-node calls.
+    pub transport: E::Transport,
+    /// Durable metadata.
+    pub meta: Arc<E::Meta>,
+    /// Fault-injection blocklist shared with the RPC server.
+    pub blocklist: Arc<Blocklist>,
+    /// Seed of the node's random choices (gossip peers).
+    pub seed: u64,
+}
+
 /// A node of the cluster.
-pub struct ClusterKv {
-    pub(crate) local: Arc<LocalKv<FjallStore>>,
-    pub(crate) hints: Arc<HintStore>,
+pub struct ClusterKv<E: NodeEnv = Production> {
+    pub(crate) local: Arc<LocalKv<E::Store>>,
+    pub(crate) hints: Arc<E::Hints>,
     pub(crate) membership: Arc<Membership>,
-    pub(crate) rpc: RpcClient<Request, Response>,
+    pub(crate) rpc: E::Transport,
     pub(crate) blocklist: Arc<Blocklist>,
     pub(crate) quorums: Quorums,
-    pub(crate) timeout: Duration,
+    pub(crate) timeouts: Timeouts,
     pub(crate) stats: ClusterStats,
+    /// This node lost its data (empty disk under a known name): it answers
+    /// no reads until rebuilt.
+    pub(crate) rebuilding: AtomicBool,
+    rng: Mutex<StdRng>,
+    repairs_in_flight: Arc<tokio::sync::Semaphore>,
     locks: Vec<tokio::sync::Mutex<()>>,
     /// Background work (replication fan-out, read repair) outlives the
     /// request that started it, so it needs an owned handle to the node.
-    this: std::sync::Weak<ClusterKv>,
+    this: std::sync::Weak<ClusterKv<E>>,
 }
 
-impl ClusterKv {
+/// Metadata record present while the node is being rebuilt.
+pub const REBUILDING_RECORD: &str = "rebuilding";
+
+impl<E: NodeEnv> ClusterKv<E> {
     /// Assembles a node from its parts.
     pub fn new(
-        local: Arc<LocalKv<FjallStore>>,
-        hints: Arc<HintStore>,
+        parts: NodeParts<E>,
         membership: Arc<Membership>,
-        rpc: RpcClient<Request, Response>,
-        blocklist: Arc<Blocklist>,
         quorums: Quorums,
-        timeout: Duration,
+        timeouts: Timeouts,
     ) -> Arc<Self> {
+        let rebuilding = parts.meta.read(REBUILDING_RECORD).is_some();
         Arc::new_cyclic(|this| Self {
-            local,
-            hints,
+            local: parts.local,
+            hints: parts.hints,
             membership,
-            rpc,
-            blocklist,
+            rpc: parts.transport,
+            blocklist: parts.blocklist,
             quorums,
-            timeout,
+            timeouts,
             stats: ClusterStats::default(),
+            rebuilding: AtomicBool::new(rebuilding),
+            rng: Mutex::new(StdRng::seed_from_u64(parts.seed)),
+            repairs_in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_BACKGROUND_REPAIRS)),
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -109,7 +176,7 @@ impl ClusterKv {
     }
 
     /// An owned handle for background tasks (None while shutting down).
-    pub fn handle(&self) -> Option<Arc<ClusterKv>> {
+    pub fn handle(&self) -> Option<Arc<ClusterKv<E>>> {
         self.this.upgrade()
     }
 
@@ -118,41 +185,105 @@ impl ClusterKv {
         self.membership.me()
     }
 
+    /// The node's replica store.
+    pub fn local(&self) -> &Arc<LocalKv<E::Store>> {
+        &self.local
+    }
+
+    /// The node's hint store.
+    pub fn hints(&self) -> &Arc<E::Hints> {
+        &self.hints
+    }
+
+    /// The node's view of the cluster.
+    pub fn membership(&self) -> &Arc<Membership> {
+        &self.membership
+    }
+
+    /// True while this node is rebuilding after losing its data.
+    pub fn is_rebuilding(&self) -> bool {
+        self.rebuilding.load(Ordering::Relaxed)
+    }
+
     /// N clamped to the member count.
     pub fn effective_n(&self) -> usize {
         let members = self.membership.with(|s| s.members.len());
         self.quorums.n.min(members).max(1)
     }
 
-    /// Sends one RPC; updates the failure detector from the outcome.
+    /// A random index below `len` from the node's seeded generator.
+    pub(crate) fn random_index(&self, len: usize) -> usize {
+        use rand::RngExt as _;
+        if len == 0 {
+            return 0;
+        }
+        self.rng.lock().random_range(0..len)
+    }
+
+    /// Sends one RPC with the replica deadline.
     pub async fn call(&self, to: &NodeId, req: Request) -> Result<Response, RpcError> {
+        self.call_within(to, req, self.timeouts.quorum).await
+    }
+
+    /// Sends one RPC; feeds the failure detector from the outcome (only
+    /// failures that say something about the peer count against it).
+    pub async fn call_within(
+        &self,
+        to: &NodeId,
+        req: Request,
+        timeout: Duration,
+    ) -> Result<Response, RpcError> {
         let Some(addr) = self.membership.cluster_addr(to) else {
             return Err(RpcError::Connect(format!("{to} is not a member")));
         };
-        match self.rpc.call(to, addr, req).await {
+        match self.rpc.call(to, addr, req, timeout).await {
             Ok(resp) => {
                 self.membership.mark_up(to);
                 Ok(resp)
             }
             Err(e) => {
-                self.membership.mark_down(to);
+                if e.is_remote_failure() {
+                    self.membership.record_miss(to);
+                }
                 Err(e)
             }
         }
     }
 
-    /// Keeps a hint for `owner` in this node's hint store.
-    pub async fn keep_hint(&self, owner: NodeId, key: Bytes, object: Object) {
-        let hints = self.hints.clone();
-        let result = tokio::task::spawn_blocking(move || hints.put(&owner, &key, &object)).await;
-        match result {
-            Ok(Ok(())) => {
+    /// Keeps a hint for `owner` in this node's hint store. Ok(true) once it
+    /// is stored durably; Ok(false) when the cap for `owner` dropped it.
+    pub async fn keep_hint(&self, owner: NodeId, key: Bytes, object: Object) -> bool {
+        let now = self.local.clock().now_ms();
+        match self.hints.put(&owner, key, object, now).await {
+            Ok(HintPut::Stored) => {
                 self.stats.hints_stored.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("dynkv_hints_stored_total").increment(1);
+                true
             }
-            Ok(Err(e)) => tracing::error!("cannot store hint: {e}"),
-            Err(e) => tracing::error!("hint task failed: {e}"),
+            Ok(HintPut::Dropped) => {
+                metrics::counter!("dynkv_hints_dropped_total").increment(1);
+                false
+            }
+            Err(e) => {
+                tracing::error!("cannot store hint for {owner}: {e}");
+                false
+            }
         }
+    }
+
+    /// This node's copy of `key` as a replica answers for it: its store
+    /// merged with any hints it holds for the key (a fallback's data).
+    pub fn replica_read(&self, key: &[u8]) -> Result<Object, KvError> {
+        let mut obj = self.local.local_get(key)?;
+        let counts = self.hints.counts();
+        for target in counts.keys() {
+            match self.hints.get(target, key) {
+                Ok(Some(hinted)) => obj.merge(&hinted),
+                Ok(None) => {}
+                Err(e) => return Err(KvError::Storage(e.to_string())),
+            }
+        }
+        Ok(obj)
     }
 
     /// A one-node cluster: every key's only replica is here.
@@ -161,7 +292,13 @@ impl ClusterKv {
     }
 
     fn hints_pending(&self) -> u64 {
-        self.hints.counts().map_or(0, |c| c.values().sum())
+        self.hints.counts().values().sum()
+    }
+
+    /// Persists the cluster state off the async workers.
+    pub async fn save_membership(&self) {
+        let membership = self.membership.clone();
+        E::offload(move || membership.save()).await;
     }
 
     fn check(&self, asked: Option<usize>, default: usize, what: &str) -> Result<usize, KvError> {
@@ -176,7 +313,7 @@ impl ClusterKv {
     }
 }
 
-impl Kv for ClusterKv {
+impl<E: NodeEnv> Kv for ClusterKv<E> {
     async fn get(&self, key: Bytes, opts: ReadOptions) -> Result<Object, KvError> {
         let obj = if self.alone() && opts.r.is_none_or(|r| r == 1) {
             // The only replica is here.
@@ -233,11 +370,11 @@ impl Kv for ClusterKv {
             // The store's writer makes this atomic without a lock.
             return self.local.modify(key, f).await;
         }
-        let stripe = (ring_hash(&key) as usize) % LOCK_STRIPES;
+        let stripe = (crate::core::ring_hash(&key) as usize) % LOCK_STRIPES;
         let _guard = self.locks[stripe].lock().await;
         let r = self.check(None, self.quorums.r, "R")?;
         let obj = self.quorum_get(key.clone(), r).await?;
-        let now = wall_clock_ms();
+        let now = self.local.clock().now_ms();
         let (change, value) = f(LiveValue::of(&obj, now), now);
         if let Some(payload) = change.into_payload() {
             let w = self.check(None, self.quorums.w, "W")?;
@@ -252,7 +389,10 @@ impl Kv for ClusterKv {
     }
 
     async fn flush_all(&self) -> Result<(), KvError> {
-        self.local.flush_all().await
+        if self.alone() {
+            return self.local.flush_all().await;
+        }
+        self.flush_cluster().await
     }
 
     fn key_count(&self) -> u64 {
@@ -264,7 +404,7 @@ impl Kv for ClusterKv {
     }
 
     fn now_ms(&self) -> u64 {
-        wall_clock_ms()
+        self.local.clock().now_ms()
     }
 
     fn node_id(&self) -> &NodeId {
@@ -276,37 +416,7 @@ impl Kv for ClusterKv {
     }
 
     fn info_fields(&self) -> InfoFields {
-        let (members, owned) = self.membership.with(|s| {
-            (
-                s.member_ids(),
-                s.ring.ownership().get(self.me()).copied().unwrap_or(0),
-            )
-        });
-        let up = members.iter().filter(|m| self.membership.is_up(m)).count();
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed).to_string();
-        vec![
-            ("node_name", self.me().to_string()),
-            ("cluster_id", self.membership.with(|s| s.cluster_id.clone())),
-            ("members_up", up.to_string()),
-            ("members_down", (members.len() - up).to_string()),
-            ("n", self.effective_n().to_string()),
-            ("r", self.quorums.r.min(self.effective_n()).to_string()),
-            ("w", self.quorums.w.min(self.effective_n()).to_string()),
-            ("partitions_owned", owned.to_string()),
-            ("hints_pending", self.hints_pending().to_string()),
-            ("hints_stored", load(&self.stats.hints_stored)),
-            ("hints_delivered", load(&self.stats.hints_delivered)),
-            ("read_repairs", load(&self.stats.read_repairs)),
-            ("ae_keys_repaired", "0".into()),
-            ("gets_with_siblings", load(&self.stats.gets_with_siblings)),
-            ("quorum_failures", load(&self.stats.quorum_failures)),
-            ("forwarded_requests", load(&self.stats.forwarded)),
-            ("keys_collected", self.local.keys_collected().to_string()),
-            (
-                "storage_decode_errors",
-                crate::store::ReplicaStore::decode_errors(&**self.local.store()).to_string(),
-            ),
-        ]
+        self.info()
     }
 
     async fn sync(&self) -> Result<(), KvError> {
@@ -314,74 +424,6 @@ impl Kv for ClusterKv {
     }
 
     async fn admin(&self, cmd: AdminCommand) -> Result<AdminValue, KvError> {
-        let bulk = |s: String| AdminValue::Bulk(Bytes::from(s));
-        match cmd {
-            AdminCommand::Members => {
-                let state = self.membership.snapshot();
-                let owned = state.ring.ownership();
-                Ok(AdminValue::Array(
-                    state
-                        .members
-                        .iter()
-                        .map(|(id, m)| {
-                            let status = if self.membership.is_up(id) { "up" } else { "down" };
-                            AdminValue::Array(vec![
-                                bulk(id.to_string()),
-                                bulk(m.client_addr.clone()),
-                                bulk(status.into()),
-                                AdminValue::Int(owned.get(id).copied().unwrap_or(0) as i64),
-                            ])
-                        })
-                        .collect(),
-                ))
-            }
-            AdminCommand::Ring => {
-                let n = self.effective_n();
-                let ring = self.membership.with(|s| s.ring.clone());
-                Ok(AdminValue::Array(
-                    (0..ring.partitions())
-                        .map(|p| {
-                            AdminValue::Array(vec![
-                                AdminValue::Int(p as i64),
-                                AdminValue::Array(
-                                    ring.preference_list(p, n)
-                                        .into_iter()
-                                        .map(|m| bulk(m.to_string()))
-                                        .collect(),
-                                ),
-                            ])
-                        })
-                        .collect(),
-                ))
-            }
-            AdminCommand::Hints => {
-                let counts = self
-                    .hints
-                    .counts()
-                    .map_err(|e| KvError::Storage(e.to_string()))?;
-                Ok(AdminValue::Array(
-                    counts
-                        .into_iter()
-                        .map(|(t, c)| AdminValue::Array(vec![bulk(t), AdminValue::Int(c as i64)]))
-                        .collect(),
-                ))
-            }
-            AdminCommand::LocalGet(key) => {
-                let obj = self.local.local_get(&key)?;
-                Ok(object_value(&obj, wall_clock_ms()))
-            }
-            AdminCommand::Partition(names) => {
-                let blocked = names
-                    .iter()
-                    .map(|n| NodeId::new(&String::from_utf8_lossy(n)))
-                    .collect();
-                self.blocklist.set(blocked);
-                Ok(AdminValue::Status("OK".into()))
-            }
-            AdminCommand::Join(target) => self.join_via(&target).await,
-            AdminCommand::Leave(_) => Err(KvError::Admin(
-                "DYN.LEAVE is not supported yet: stop the node and its replicas are rebuilt by hints and read repair; removal from the ring is future work".into(),
-            )),
-        }
+        self.run_admin(cmd).await
     }
 }

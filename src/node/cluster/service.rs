@@ -1,47 +1,58 @@
 //! Answers peers: replica reads and merges, hints, coordinated writes,
-//! joins and gossip.
+//! joins, gossip and FLUSHALL.
 
 use super::ClusterKv;
 use crate::core::{NodeId, Request, Response};
 use crate::kv::KvError;
 use crate::net::Handler;
+use crate::node::env::NodeEnv;
 use std::sync::Arc;
 
 /// The RPC handler of one node.
-pub struct Service(pub Arc<ClusterKv>);
+pub struct Service<E: NodeEnv>(pub Arc<ClusterKv<E>>);
 
-impl Handler<Request, Response> for Service {
+impl<E: NodeEnv> Handler<Request, Response> for Service<E> {
     async fn handle(&self, from: NodeId, req: Request) -> Response {
         let node = &self.0;
         // Hearing from a peer is proof it is alive.
         node.membership.mark_up(&from);
         match req {
             Request::Ping => Response::Ack,
-            Request::Get { key } => match node.local.local_get(&key) {
-                Ok(obj) => Response::Object(obj),
-                Err(e) => Response::Error(e.to_string()),
-            },
-            Request::Put {
-                key,
-                object,
-                hint_for: None,
-            } => match node.local.merge_local(key, object).await {
-                Ok(_) => Response::Ack,
-                Err(e) => Response::Error(e.to_string()),
-            },
-            Request::Put {
-                key,
-                object,
-                hint_for: Some(owner),
-            } => {
-                if &owner == node.me() {
-                    // A hint that reached its owner is just a replica write.
-                    return match node.local.merge_local(key, object).await {
-                        Ok(_) => Response::Ack,
-                        Err(e) => Response::Error(e.to_string()),
-                    };
+            Request::Get { key } => {
+                if node.is_rebuilding() {
+                    return Response::Rebuilding;
                 }
-                node.keep_hint(owner, key, object).await;
+                match node.replica_read(&key) {
+                    Ok(obj) => Response::Object(obj),
+                    Err(e) => Response::Error(e.to_string()),
+                }
+            }
+            Request::Put {
+                key,
+                object,
+                hint_for,
+            } => match hint_for {
+                // A hint that reached its owner is just a replica write.
+                Some(owner) if &owner != node.me() => {
+                    node.local.clock().observe(object.max_timestamp());
+                    // Acknowledged only once durable: the ack counts toward W.
+                    if node.keep_hint(owner, key, object).await {
+                        Response::Ack
+                    } else {
+                        Response::Error("hint not stored".into())
+                    }
+                }
+                _ => match node.local.merge_local(key, object).await {
+                    Ok(_) => Response::Ack,
+                    Err(e) => Response::Error(e.to_string()),
+                },
+            },
+            Request::PutMany { items } => {
+                for (key, object) in items {
+                    if let Err(e) = node.local.merge_local(key, object).await {
+                        return Response::Error(e.to_string());
+                    }
+                }
                 Response::Ack
             }
             Request::Coordinate {
@@ -49,32 +60,55 @@ impl Handler<Request, Response> for Service {
                 context,
                 payload,
                 w,
+                hlc_ms,
             } => {
+                node.local.clock().observe(hlc_ms);
                 let w = w.unwrap_or(node.quorums.w).clamp(1, node.effective_n());
                 match node.coordinate(key, context, payload, w).await {
                     Ok(()) => Response::Ack,
                     Err(KvError::Unavailable { answered, required }) => {
                         Response::Unavailable { answered, required }
                     }
+                    Err(e @ KvError::ClockSkew(_)) => Response::Refused(e.to_string()),
                     Err(e) => Response::Error(e.to_string()),
                 }
             }
+            Request::FlushAll => match node.flush_local_keys().await {
+                Ok(()) => Response::Ack,
+                Err(e) => Response::Error(e.to_string()),
+            },
             Request::Join {
                 node: joiner,
                 member,
             } => {
                 tracing::info!(node = %joiner, "admitting node to the cluster");
+                let known_before = node.membership.with(|s| s.members.contains_key(&joiner));
                 match node
                     .membership
                     .change(|current| current.with_member(joiner, member))
                 {
-                    Ok(next) => Response::State(next),
+                    Ok((state, changed)) => {
+                        if changed {
+                            node.save_membership().await;
+                        }
+                        Response::Admitted {
+                            state,
+                            known_before,
+                        }
+                    }
                     Err(e) => Response::Error(e.to_string()),
                 }
             }
-            Request::Gossip { state } => {
-                node.membership.merge(&state);
-                Response::State(node.membership.snapshot())
+            Request::Gossip { state, hlc_ms } => {
+                node.local.clock().observe(hlc_ms);
+                if node.membership.merge(&state) {
+                    node.save_membership().await;
+                }
+                Response::Gossip {
+                    state: node.membership.snapshot(),
+                    physical_ms: node.local.clock().physical_ms(),
+                    hlc_ms: node.local.clock().now_ms(),
+                }
             }
         }
     }
