@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Default)]
 pub struct MemoryStore {
     records: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    /// What survives a crash (None: everything does).
+    durable: Option<Mutex<BTreeMap<Vec<u8>, Vec<u8>>>>,
+    always: bool,
     decode_errors: AtomicU64,
 }
 
@@ -20,6 +23,22 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store whose writes become durable as `fsync` says.
+    pub fn new_with(fsync: super::FsyncPolicy) -> Self {
+        Self {
+            durable: Some(Mutex::new(BTreeMap::new())),
+            always: fsync == super::FsyncPolicy::Always,
+            ..Self::default()
+        }
+    }
+
+    /// A crash: everything written since the last durable point is lost.
+    pub fn crash(&self) {
+        if let Some(durable) = &self.durable {
+            *self.records.lock() = durable.lock().clone();
+        }
     }
 
     /// Overwrites a record with raw bytes (tests of unreadable records).
@@ -58,11 +77,18 @@ impl ReplicaStore for MemoryStore {
             match write {
                 Write::Keep => {}
                 Write::Put(obj) => {
-                    records.insert(rk, encode_object(&obj));
+                    records.insert(rk.clone(), encode_object(&obj));
                 }
                 Write::Remove => {
                     records.remove(&rk);
                 }
+            }
+            if let (true, Some(durable)) = (self.always, &self.durable) {
+                let mut durable = durable.lock();
+                match records.get(&rk) {
+                    Some(raw) => durable.insert(rk, raw.clone()),
+                    None => durable.remove(&rk),
+                };
             }
             done
         };
@@ -96,6 +122,9 @@ impl ReplicaStore for MemoryStore {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
+        if let Some(durable) = &self.durable {
+            *durable.lock() = self.records.lock().clone();
+        }
         Ok(())
     }
 

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Hints in a BTreeMap (target, key) -> (object, stored at).
 pub struct MemoryHints {
     limits: HintLimits,
+    /// What survives a crash under `--fsync everysec` (None: everything).
+    durable: Option<Mutex<BTreeMap<(NodeId, Bytes), (Object, u64)>>>,
     hints: Mutex<BTreeMap<(NodeId, Bytes), (Object, u64)>>,
     dropped: AtomicU64,
     repair: Mutex<Vec<u64>>,
@@ -21,9 +23,33 @@ impl MemoryHints {
     pub fn new(limits: HintLimits) -> Self {
         Self {
             limits,
+            durable: None,
             hints: Mutex::new(BTreeMap::new()),
             dropped: AtomicU64::new(0),
             repair: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A hint store that loses un-fsynced hints in a crash.
+    pub fn new_with(limits: HintLimits, fsync: super::FsyncPolicy) -> Self {
+        let mut h = Self::new(limits);
+        if fsync != super::FsyncPolicy::Always {
+            h.durable = Some(Mutex::new(BTreeMap::new()));
+        }
+        h
+    }
+
+    /// A crash: hints not yet synced are lost.
+    pub fn crash(&self) {
+        if let Some(durable) = &self.durable {
+            *self.hints.lock() = durable.lock().clone();
+        }
+    }
+
+    /// Makes every hint durable.
+    pub fn sync(&self) {
+        if let Some(durable) = &self.durable {
+            *durable.lock() = self.hints.lock().clone();
         }
     }
 

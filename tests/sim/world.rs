@@ -1,0 +1,523 @@
+//! One simulated run: boots the nodes with the node's own boot code, drives
+//! clients and the fault schedule, heals, and collects what the checker
+//! needs.
+
+use crate::sim::env::{FencedHints, FencedStore, Observer, SimClock, SimEnv};
+use crate::sim::net::{HandlerFn, SimNet, cluster_addr, node_name};
+use dynkv::net::Handler;
+use dynkv::node::cluster::service::Service;
+use crate::sim::params::{Lossy, Params};
+use bytes::Bytes;
+use dynkv::core::{Member, Object, Payload, VersionVector};
+use dynkv::kv::{Change, Kv, ReadOptions, WriteOptions};
+use dynkv::net::Blocklist;
+use dynkv::node::clock::NodeClock;
+use dynkv::node::cluster::boot::{BootSettings, boot, local_kv, spawn_workers};
+use dynkv::node::cluster::{ClusterKv, NodeParts, Quorums, Timeouts};
+use dynkv::node::env::MemMeta;
+use dynkv::store::FsyncPolicy;
+use dynkv::store::hints::HintLimits;
+use dynkv::store::memory::MemoryStore;
+use dynkv::store::memory_hints::MemoryHints;
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+/// The cluster's `--max-offset` in the simulation.
+pub const MAX_OFFSET_MS: u64 = 500;
+
+/// A node's disk: survives process kills, lost only when replaced.
+pub struct Disk {
+    pub store: Arc<MemoryStore>,
+    pub hints: Arc<MemoryHints>,
+    pub meta: Arc<MemMeta>,
+    pub fsync: FsyncPolicy,
+}
+
+impl Disk {
+    fn new(fsync: FsyncPolicy) -> Self {
+        Self {
+            store: Arc::new(MemoryStore::new_with(fsync)),
+            hints: Arc::new(MemoryHints::new_with(
+                HintLimits {
+                    max_per_target: 100_000,
+                    ttl_ms: 3_600_000,
+                },
+                fsync,
+            )),
+            meta: Arc::new(MemMeta::default()),
+            fsync,
+        }
+    }
+}
+
+/// A running node process.
+struct Process {
+    stop: CancellationToken,
+    alive: Arc<AtomicBool>,
+    _workers: JoinSet<()>,
+}
+
+/// One client write, as the client saw it.
+#[derive(Clone, Debug)]
+pub struct WriteRec {
+    pub key: Bytes,
+    /// The unique value written (None: a delete).
+    pub value: Option<Bytes>,
+    /// The context a DYN.PUT sent (None: a blind SET / DEL).
+    pub ctx: Option<VersionVector>,
+    pub acked: bool,
+}
+
+#[derive(Default, Debug, Clone)]
+pub struct Stats {
+    pub writes_acked: u64,
+    pub writes_failed: u64,
+    pub reads_ok: u64,
+    pub reads_failed: u64,
+    pub messages: u64,
+    pub dropped: u64,
+    pub heal_rounds: u64,
+}
+
+pub struct World {
+    pub params: Params,
+    pub net: Arc<SimNet>,
+    pub disks: Mutex<Vec<Disk>>,
+    pub observer: Arc<Observer>,
+    start: Instant,
+    procs: Mutex<Vec<Option<Process>>>,
+    pub writes: Mutex<Vec<WriteRec>>,
+    pub log: Mutex<Vec<String>>,
+    pub stats: Mutex<Stats>,
+}
+
+pub fn key_name(k: usize) -> Bytes {
+    Bytes::from(format!("key{k}"))
+}
+
+impl World {
+    pub fn new(params: Params) -> Arc<Self> {
+        let lossy_everysec = match params.lossy {
+            Some(Lossy::EverysecCrash { node, .. }) => Some(node),
+            _ => None,
+        };
+        let disks = (0..params.nodes)
+            .map(|i| {
+                Disk::new(if Some(i) == lossy_everysec {
+                    FsyncPolicy::Everysec
+                } else {
+                    FsyncPolicy::Always
+                })
+            })
+            .collect();
+        Arc::new(Self {
+            net: SimNet::new(params.seed, params.nodes),
+            disks: Mutex::new(disks),
+            observer: Arc::new(Observer::default()),
+            start: Instant::now(),
+            procs: Mutex::new((0..params.nodes).map(|_| None).collect()),
+            writes: Mutex::new(Vec::new()),
+            log: Mutex::new(Vec::new()),
+            stats: Mutex::new(Stats::default()),
+            params,
+        })
+    }
+
+    pub fn node(&self, i: usize) -> Option<Arc<ClusterKv<SimEnv>>> {
+        self.net.state.lock().nodes[i].clone()
+    }
+
+    /// Starts node `i`'s process on its disk (the node's own boot code).
+    pub async fn start_node(self: &Arc<Self>, i: usize, join: Option<String>) {
+        let alive = Arc::new(AtomicBool::new(true));
+        let (store, hints, meta, fsync) = {
+            let disks = self.disks.lock();
+            let d = &disks[i];
+            (d.store.clone(), d.hints.clone(), d.meta.clone(), d.fsync)
+        };
+        let clock = Arc::new(NodeClock::new(
+            Arc::new(SimClock {
+                start: self.start,
+                skew_ms: self.params.skews[i],
+            }),
+            MAX_OFFSET_MS,
+        ));
+        let fenced = Arc::new(FencedStore {
+            inner: store.clone(),
+            alive: alive.clone(),
+            observer: self.observer.clone(),
+        });
+        let fenced_hints = Arc::new(FencedHints {
+            inner: hints.clone(),
+            alive: alive.clone(),
+            observer: self.observer.clone(),
+        });
+        let name = node_name(i);
+        let fresh_id = self.net.below(u64::MAX);
+        let local = match local_kv::<SimEnv>(fenced, meta.clone(), &name, fresh_id, clock) {
+            Ok(l) => Arc::new(l),
+            Err(e) => panic!("node {i} cannot open its store: {e}"),
+        };
+        let transport = self.net.transport(i);
+        let parts = NodeParts::<SimEnv> {
+            local,
+            hints: fenced_hints,
+            transport,
+            meta,
+            blocklist: Arc::new(Blocklist::new()),
+            seed: self.net.below(u64::MAX),
+        };
+        let member = Member {
+            client_addr: format!("127.0.0.1:{}", 7_000 + i),
+            cluster_addr: cluster_addr(i).to_string(),
+        };
+        let settings = BootSettings {
+            name,
+            member,
+            join,
+            partitions: self.params.partitions,
+            quorums: Quorums {
+                n: self.params.n,
+                r: self.params.r,
+                w: self.params.w,
+            },
+            timeouts: Timeouts::from_quorum(Duration::from_millis(300)),
+        };
+        let stop = CancellationToken::new();
+        // Registered before boot so a joining node can be answered.
+        let kv = match boot(
+            parts,
+            settings,
+            MAX_OFFSET_MS,
+            self.net.below(u64::MAX),
+            &stop,
+        )
+        .await
+        {
+            Ok(kv) => kv,
+            Err(e) => panic!("node {i} did not boot: {e}"),
+        };
+        let handler_kv = kv.clone();
+        let handler: HandlerFn = Arc::new(move |from, req| {
+            let service = Service(handler_kv.clone());
+            Box::pin(async move { service.handle(from, req).await })
+        });
+        {
+            let mut st = self.net.state.lock();
+            st.nodes[i] = Some(kv.clone());
+            st.handlers[i] = Some(handler);
+        }
+        let mut workers = spawn_workers(&kv, &stop);
+        if fsync == FsyncPolicy::Everysec {
+            let (stop, alive) = (stop.clone(), alive.clone());
+            workers.spawn(async move {
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = stop.cancelled() => return,
+                        _ = sleep(Duration::from_secs(1)) => {}
+                    }
+                    if alive.load(Ordering::SeqCst) {
+                        let _ = dynkv::store::ReplicaStore::sync(&*store);
+                        hints.sync();
+                    }
+                }
+            });
+        }
+        self.procs.lock()[i] = Some(Process {
+            stop,
+            alive,
+            _workers: workers,
+        });
+    }
+
+    /// kill -9 of node `i`: with `lose_tail`, its disk loses what was not
+    /// fsynced.
+    pub fn kill(&self, i: usize, lose_tail: bool) {
+        self.net.kill(i);
+        if let Some(p) = self.procs.lock()[i].take() {
+            p.alive.store(false, Ordering::SeqCst);
+            p.stop.cancel();
+        }
+        if lose_tail {
+            let disks = self.disks.lock();
+            disks[i].store.crash();
+            disks[i].hints.crash();
+        }
+        self.log.lock().push(format!("kill n{i}"));
+    }
+
+    fn alive_nodes(&self) -> Vec<usize> {
+        let st = self.net.state.lock();
+        (0..st.nodes.len()).filter(|i| st.nodes[*i].is_some()).collect()
+    }
+
+    /// Runs one op on node `i` as a task of its process (a kill aborts it:
+    /// the client sees a closed connection).
+    async fn on_node<T, F, Fut>(&self, i: usize, f: F) -> Option<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<ClusterKv<SimEnv>>) -> Fut,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+    {
+        let kv = self.node(i)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let fut = f(kv);
+        self.net.spawn_on(i, async move {
+            let _ = tx.send(fut.await);
+        });
+        tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
+    async fn client(self: Arc<Self>, c: usize, until: Instant) {
+        let mut req = 0u64;
+        while Instant::now() < until {
+            sleep(Duration::from_millis(5 + self.net.below(40))).await;
+            let alive = self.alive_nodes();
+            if alive.is_empty() {
+                continue;
+            }
+            let i = alive[self.net.below(alive.len() as u64) as usize];
+            let key = key_name(self.net.below(self.params.keys as u64) as usize);
+            req += 1;
+            let value = Bytes::from(format!("c{c}r{req}"));
+            let roll = self.net.below(100);
+            if roll < 45 {
+                let (k, v) = (key.clone(), value.clone());
+                let r = self
+                    .on_node(i, move |kv| async move {
+                        kv.overwrite(
+                            k,
+                            Change::Write {
+                                data: v,
+                                expires_at_ms: None,
+                            },
+                        )
+                        .await
+                    })
+                    .await;
+                self.record(key, Some(value), None, matches!(r, Some(Ok(()))));
+            } else if roll < 70 {
+                let k = key.clone();
+                let got = self
+                    .on_node(i, move |kv| async move {
+                        kv.get(k, ReadOptions::default()).await
+                    })
+                    .await;
+                let Some(Ok(obj)) = got else {
+                    self.stats.lock().reads_failed += 1;
+                    continue;
+                };
+                let ctx = obj.context.clone();
+                let (k, v, c2) = (key.clone(), value.clone(), ctx.clone());
+                let r = self
+                    .on_node(i, move |kv| async move {
+                        kv.put(k, c2, Payload::Value { data: v, expires_at_ms: None }, WriteOptions::default())
+                            .await
+                    })
+                    .await;
+                self.record(key, Some(value), Some(ctx), matches!(r, Some(Ok(()))));
+            } else if roll < 80 {
+                let k = key.clone();
+                let r = self
+                    .on_node(i, move |kv| async move { kv.overwrite(k, Change::Delete).await })
+                    .await;
+                self.record(key, None, None, matches!(r, Some(Ok(()))));
+            } else {
+                let k = key.clone();
+                let got = self
+                    .on_node(i, move |kv| async move {
+                        kv.get(k, ReadOptions::default()).await
+                    })
+                    .await;
+                let mut stats = self.stats.lock();
+                match got {
+                    Some(Ok(_)) => stats.reads_ok += 1,
+                    _ => stats.reads_failed += 1,
+                }
+            }
+        }
+    }
+
+    fn record(&self, key: Bytes, value: Option<Bytes>, ctx: Option<VersionVector>, acked: bool) {
+        {
+            let mut stats = self.stats.lock();
+            if acked {
+                stats.writes_acked += 1;
+            } else {
+                stats.writes_failed += 1;
+            }
+        }
+        self.log.lock().push(format!("{key:?}={value:?} acked={acked}"));
+        self.writes.lock().push(WriteRec {
+            key,
+            value,
+            ctx,
+            acked,
+        });
+    }
+
+    /// Runs the whole scenario.
+    pub async fn run(self: &Arc<Self>) {
+        let p = self.params.clone();
+        {
+            let mut st = self.net.state.lock();
+            st.max_delay_ms = p.max_delay_ms;
+        }
+        self.start_node(0, None).await;
+        for i in 1..p.nodes {
+            self.start_node(i, Some(cluster_addr(0).to_string())).await;
+        }
+        trace("booted");
+        // Let gossip spread the membership.
+        sleep(Duration::from_secs(3)).await;
+        trace("gossiped");
+        {
+            let mut st = self.net.state.lock();
+            st.loss_per_mille = p.loss_per_mille;
+            st.dup_per_mille = p.dup_per_mille;
+        }
+        let t0 = Instant::now();
+        let until = t0 + Duration::from_millis(p.active_ms);
+        let mut clients = JoinSet::new();
+        for c in 0..p.clients {
+            clients.spawn(self.clone().client(c, until));
+        }
+        // The fault schedule.
+        let mut events: Vec<(u64, Event)> = Vec::new();
+        for &(node, at, until) in &p.crashes {
+            events.push((at, Event::Kill(node, false)));
+            events.push((until, Event::Start(node, false)));
+        }
+        for (at, until, groups) in &p.partitions_cut {
+            events.push((*at, Event::Cut(Some(groups.clone()))));
+            events.push((*until, Event::Cut(None)));
+        }
+        match &p.lossy {
+            Some(Lossy::EverysecCrash { node, at, until }) => {
+                events.push((*at, Event::Kill(*node, true)));
+                events.push((*until, Event::Start(*node, false)));
+            }
+            Some(Lossy::DiskReplaced { node, at, until }) => {
+                events.push((*at, Event::Kill(*node, false)));
+                events.push((*at, Event::ReplaceDisk(*node)));
+                events.push((*until, Event::Start(*node, true)));
+            }
+            None => {}
+        }
+        events.sort_by_key(|(at, _)| *at);
+        let mut restarts = JoinSet::new();
+        for (at, event) in events {
+            sleep_until(t0 + Duration::from_millis(at)).await;
+            trace(&format!("t={at} {event:?}"));
+            // A restart may wait for a partition to heal (a join retries):
+            // it must not hold up the rest of the schedule.
+            let world = self.clone();
+            restarts.spawn(async move { world.apply(event).await });
+        }
+        while restarts.join_next().await.is_some() {}
+        trace("faults done");
+        while clients.join_next().await.is_some() {}
+        trace("clients done");
+        self.heal().await;
+        trace("healed");
+    }
+
+    async fn apply(self: &Arc<Self>, event: Event) {
+        match event {
+            Event::Kill(i, lose) => {
+                if self.node(i).is_some() {
+                    self.kill(i, lose);
+                }
+            }
+            Event::Start(i, via_join) => {
+                if self.node(i).is_none() {
+                    let join = via_join.then(|| {
+                        let other = (0..self.params.nodes)
+                            .find(|j| *j != i && self.node(*j).is_some())
+                            .unwrap_or((i + 1) % self.params.nodes);
+                        cluster_addr(other).to_string()
+                    });
+                    self.start_node(i, join).await;
+                    self.log.lock().push(format!("start n{i}"));
+                }
+            }
+            Event::ReplaceDisk(i) => {
+                self.disks.lock()[i] = Disk::new(FsyncPolicy::Always);
+                self.log.lock().push(format!("replace disk of n{i}"));
+            }
+            Event::Cut(groups) => {
+                self.net.state.lock().groups = groups;
+            }
+        }
+    }
+
+    /// Faults stop: every node runs, the network is clean; hints drain and
+    /// full reads (R = N) repair every replica.
+    async fn heal(self: &Arc<Self>) {
+        {
+            let mut st = self.net.state.lock();
+            st.groups = None;
+            st.loss_per_mille = 0;
+            st.dup_per_mille = 0;
+        }
+        for i in 0..self.params.nodes {
+            if self.node(i).is_none() {
+                self.start_node(i, None).await;
+            }
+        }
+        sleep(Duration::from_secs(4)).await;
+        let n = self.params.n.min(self.params.nodes);
+        for round in 0..6u64 {
+            for k in 0..self.params.keys {
+                let i = (k + round as usize) % self.params.nodes;
+                let key = key_name(k);
+                let _ = self
+                    .on_node(i, move |kv| async move {
+                        kv.get(key, ReadOptions { r: Some(n) }).await
+                    })
+                    .await;
+            }
+            sleep(Duration::from_secs(3)).await;
+            self.stats.lock().heal_rounds = round + 1;
+            if crate::sim::check::converged(self) {
+                break;
+            }
+        }
+        let st = self.net.state.lock();
+        let mut stats = self.stats.lock();
+        stats.messages = st.messages;
+        stats.dropped = st.dropped;
+    }
+
+    /// Every node's stored copy of `key` (None for a node with none).
+    pub fn stored(&self, i: usize, key: &[u8]) -> Object {
+        let disks = self.disks.lock();
+        dynkv::store::ReplicaStore::get(&*disks[i].store, key)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug)]
+enum Event {
+    Kill(usize, bool),
+    Start(usize, bool),
+    ReplaceDisk(usize),
+    Cut(Option<Vec<u8>>),
+}
+
+fn trace(what: &str) {
+    if std::env::var("SIM_SEED").is_ok() {
+        eprintln!("[sim] {what}");
+    }
+}
