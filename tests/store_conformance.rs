@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use dynkv::core::{NodeId, Object, Payload, VersionVector, ring_hash};
-use dynkv::store::codec::record_key;
+use dynkv::store::codec::{LONG_KEY, encode_object, encode_record, record_key};
 use dynkv::store::fjall_store::FjallStore;
 use dynkv::store::memory::MemoryStore;
 use dynkv::store::{FsyncPolicy, ReplicaStore, Write, update};
@@ -90,15 +90,169 @@ async fn conformance<S: ReplicaStore>(store: S) {
     store.sync().expect("sync");
 }
 
+/// Keys around every length limit: the empty key, the long-key threshold
+/// and fjall's 64 KiB key limit, plus two long keys that differ only after
+/// the part kept in the record key.
+fn edge_keys() -> Vec<Bytes> {
+    let mut keys: Vec<Bytes> = [
+        0,
+        1,
+        LONG_KEY - 1,
+        LONG_KEY,
+        LONG_KEY + 1,
+        65_535,
+        65_536,
+        100_000,
+    ]
+    .iter()
+    .map(|&n| Bytes::from(vec![b'k'; n]))
+    .collect();
+    let mut twin = vec![b'k'; 65_536];
+    twin[65_535] = b'j';
+    keys.push(Bytes::from(twin));
+    let mut twin = vec![b'k'; LONG_KEY + 1];
+    twin[LONG_KEY] = b'j';
+    keys.push(Bytes::from(twin));
+    keys
+}
+
+async fn long_keys<S: ReplicaStore>(store: &S) {
+    let keys = edge_keys();
+    for (i, key) in keys.iter().enumerate() {
+        let obj = object(&format!("v{i}"));
+        update(store, key.clone(), move |_| (Write::Put(obj), ()))
+            .await
+            .expect("write of an edge key");
+    }
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(
+            store.get(key).expect("get"),
+            Some(object(&format!("v{i}"))),
+            "key of {} bytes",
+            key.len()
+        );
+    }
+    // A key one byte past a stored long key is another key.
+    assert_eq!(store.get(&vec![b'k'; 100_001]).expect("get"), None);
+
+    // Scan hands back every whole key, at its ring hash.
+    let mut scanned = store.scan(0, 1_000).expect("scan");
+    assert_eq!(scanned.len(), keys.len());
+    for (hash, key, _) in &scanned {
+        assert_eq!(*hash, ring_hash(key));
+    }
+    scanned.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut expected = keys.clone();
+    expected.sort();
+    let got: Vec<Bytes> = scanned.iter().map(|(_, k, _)| k.clone()).collect();
+    assert_eq!(got, expected);
+    for (_, key, obj) in &scanned {
+        let i = keys.iter().position(|k| k == key).expect("known key");
+        assert_eq!(*obj, object(&format!("v{i}")));
+    }
+
+    // Updates see the current record of long keys too.
+    let long = keys[6].clone();
+    let seen = update(store, long.clone(), |cur| (Write::Keep, cur))
+        .await
+        .expect("update");
+    assert_eq!(seen, Some(object("v6")));
+
+    for key in &keys {
+        update(store, key.clone(), |_| (Write::Remove, ()))
+            .await
+            .expect("remove");
+        assert_eq!(store.get(key).expect("get"), None);
+    }
+    assert!(store.scan(0, 1_000).expect("scan").is_empty());
+    assert_eq!(store.decode_errors(), 0);
+}
+
 #[tokio::test]
 async fn memory_store_conforms() {
     conformance(MemoryStore::new()).await;
+    long_keys(&MemoryStore::new()).await;
 }
 
 #[tokio::test]
 async fn fjall_store_conforms() {
     let dir = tempfile::tempdir().expect("tempdir");
     conformance(FjallStore::open(dir.path(), FsyncPolicy::Always).expect("open")).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    long_keys(&FjallStore::open(dir.path(), FsyncPolicy::Everysec).expect("open")).await;
+}
+
+/// Raw records as an older version or a digest collision would leave them:
+/// a FORMAT_V1 record, and a long key's record holding another whole key.
+/// (record key, record value) pairs written straight into a store.
+type RawRecords = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn raw_records() -> (Bytes, Bytes, RawRecords) {
+    let long = Bytes::from(vec![b'L'; LONG_KEY + 10]);
+    let mut impostor = long.to_vec();
+    impostor[LONG_KEY + 5] = b'M';
+    let impostor = Bytes::from(impostor);
+    let records = vec![
+        (record_key(b"old"), encode_object(&object("from v1"))),
+        // Stored under `long`'s record key, but for `impostor`.
+        (
+            record_key(&long),
+            encode_record(&impostor, &object("other")),
+        ),
+    ];
+    (long, impostor, records)
+}
+
+async fn old_and_colliding_records<S: ReplicaStore>(store: &S, long: Bytes, impostor: Bytes) {
+    // Records written before FORMAT_V2 still read, scan and update.
+    assert_eq!(store.get(b"old").expect("get"), Some(object("from v1")));
+    let page = store.scan(0, 10).expect("scan");
+    assert_eq!(page.len(), 1, "the colliding record is not returned");
+    assert_eq!(&page[0].1[..], b"old");
+    // A collision reads as absent for both keys and is never overwritten.
+    assert_eq!(store.get(&long).expect("get"), None);
+    assert_eq!(store.get(&impostor).expect("get"), None);
+    let obj = object("clobber");
+    let result = update(store, long.clone(), move |_| (Write::Put(obj), ())).await;
+    assert!(
+        result.is_err(),
+        "writing over another key's record must fail"
+    );
+    assert_eq!(store.decode_errors(), 1, "the scan counted the collision");
+    let obj = object("v2 now");
+    update(store, Bytes::from("old"), move |cur| {
+        assert_eq!(cur, Some(object("from v1")));
+        (Write::Put(obj), ())
+    })
+    .await
+    .expect("rewrite");
+    assert_eq!(store.get(b"old").expect("get"), Some(object("v2 now")));
+}
+
+#[tokio::test]
+async fn old_records_decode_and_collisions_read_as_absent() {
+    let (long, impostor, records) = raw_records();
+    let mem = MemoryStore::new();
+    for (rk, raw) in &records {
+        mem.put_raw_record(rk.clone(), raw.clone());
+    }
+    old_and_colliding_records(&mem, long.clone(), impostor.clone()).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = fjall::Database::builder(dir.path().join("fjall"))
+            .open()
+            .expect("open fjall");
+        let data = db
+            .keyspace("data", fjall::KeyspaceCreateOptions::default)
+            .expect("keyspace");
+        for (rk, raw) in records {
+            data.insert(rk, raw).expect("insert");
+        }
+        db.persist(fjall::PersistMode::SyncAll).expect("persist");
+    }
+    let store = FjallStore::open(dir.path(), FsyncPolicy::Everysec).expect("open");
+    old_and_colliding_records(&store, long, impostor).await;
 }
 
 #[tokio::test]

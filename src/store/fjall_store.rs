@@ -1,15 +1,19 @@
 //! The on-disk replica store: one fjall keyspace, one record per key.
 //!
-//! Record key = 8-byte big-endian ring hash ++ user key, so a ring partition
+//! Record key = 8-byte big-endian ring hash ++ the key's stored form (see
+//! [`super::codec`]: long keys are cut and digested), so a ring partition
 //! is one contiguous range on disk and SCAN can resume from a hash. Record
-//! value = [`super::codec::encode_object`] (all siblings, their dots, expiry).
+//! value = [`super::codec::encode_record`] (all siblings, their dots,
+//! expiry, and the whole key when it is long).
 //!
 //! fjall calls block, so writes go to one writer thread that drains every
 //! queued request into a single `WriteBatch` (group commit): with
 //! `--fsync always` concurrent writers share one fdatasync. Reads hit the
 //! memtable / block cache and are served on the caller's thread.
 
-use super::codec::{decode_object, encode_object, record_key, split_record_key};
+use super::codec::{
+    Lookup, MAX_VALUE_LEN, decode_record, encode_record, record_key, resolve_record_key,
+};
 use super::{Completion, FsyncPolicy, ReplicaStore, StoreError, UpdateFn, Write};
 use crate::core::Object;
 use bytes::Bytes;
@@ -85,19 +89,32 @@ impl FjallStore {
 }
 
 impl Inner {
-    fn read(&self, rk: &[u8]) -> Result<Option<Object>, StoreError> {
-        let Some(raw) = self.data.get(rk).map_err(engine)? else {
-            return Ok(None);
-        };
-        match decode_object(&raw) {
-            Ok(obj) => Ok(Some(obj)),
-            Err(e) => {
+    /// Reads and checks the record of `key` at record key `rk`.
+    fn lookup(&self, key: &[u8], rk: &[u8]) -> Result<Lookup, StoreError> {
+        let raw = self.data.get(rk).map_err(engine)?;
+        let found = Lookup::of(key, raw.as_deref());
+        match &found {
+            Lookup::Unreadable(e) => {
                 self.decode_errors.fetch_add(1, Ordering::Relaxed);
-                let key = rk.get(8..).unwrap_or_default();
-                tracing::error!(key = %String::from_utf8_lossy(key), "unreadable record: {e}");
-                Ok(None)
+                tracing::error!(key = %printable(key), "unreadable record: {e}");
             }
+            Lookup::Collision => {
+                tracing::error!(key = %printable(key), "another key's record has this key's digest");
+            }
+            Lookup::Absent | Lookup::Found(_) => {}
         }
+        Ok(found)
+    }
+}
+
+/// A key for a log line: lossy text, cut so a huge key cannot flood the log.
+fn printable(key: &[u8]) -> String {
+    let shown = key.get(..128).unwrap_or(key);
+    let text = String::from_utf8_lossy(shown);
+    if shown.len() < key.len() {
+        format!("{text}... ({} bytes)", key.len())
+    } else {
+        text.into_owned()
     }
 }
 
@@ -105,11 +122,15 @@ fn engine(e: fjall::Error) -> StoreError {
     StoreError::Engine(e.to_string())
 }
 
+/// Records written by the group being built, by record key, with the key
+/// that wrote them (a long key's record key is shared by digest collisions).
+type Overlay = HashMap<Vec<u8>, (Bytes, Option<Object>)>;
+
 /// The single writer: applies queued updates in order against the latest
 /// state (committed records overlaid with this group's own writes), commits
 /// the group as one batch, then completes every update in it.
 fn writer_loop(inner: &Inner, mut rx: mpsc::UnboundedReceiver<WriteOp>, fsync: FsyncPolicy) {
-    let mut overlay: HashMap<Vec<u8>, Option<Object>> = HashMap::new();
+    let mut overlay = Overlay::new();
     let mut completions: Vec<Completion> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
@@ -119,33 +140,9 @@ fn writer_loop(inner: &Inner, mut rx: mpsc::UnboundedReceiver<WriteOp>, fsync: F
             taken += 1;
             match op {
                 WriteOp::Update(key, f) => {
-                    let rk = record_key(&key);
-                    let current = match overlay.get(&rk) {
-                        Some(obj) => Ok(obj.clone()),
-                        None => inner.read(&rk),
-                    };
-                    let current = match current {
-                        Ok(c) => c,
-                        Err(e) => {
-                            // Unreadable engine state: fail this update alone.
-                            let (_, done) = f(None);
-                            done(Err(e));
-                            continue;
-                        }
-                    };
-                    let (write, done) = f(current);
-                    match write {
-                        Write::Keep => {}
-                        Write::Put(obj) => {
-                            batch.insert(&inner.data, rk.clone(), encode_object(&obj));
-                            overlay.insert(rk, Some(obj));
-                        }
-                        Write::Remove => {
-                            batch.remove(&inner.data, rk.clone());
-                            overlay.insert(rk, None);
-                        }
+                    if let Some(done) = stage(inner, &mut overlay, &mut batch, key, f) {
+                        completions.push(done);
                     }
-                    completions.push(done);
                 }
                 WriteOp::Clear(reply) => {
                     // Commit what came before, so the clear is ordered after it.
@@ -170,6 +167,68 @@ fn writer_loop(inner: &Inner, mut rx: mpsc::UnboundedReceiver<WriteOp>, fsync: F
         }
     }
     inner.closed.store(true, Ordering::SeqCst);
+}
+
+/// Runs one update and adds its write to `batch`. Returns its completion,
+/// to run after the commit, or `None` when it already failed alone.
+fn stage(
+    inner: &Inner,
+    overlay: &mut Overlay,
+    batch: &mut fjall::OwnedWriteBatch,
+    key: Bytes,
+    f: UpdateFn,
+) -> Option<Completion> {
+    let rk = record_key(&key);
+    let current = match overlay.get(&rk) {
+        Some((owner, obj)) if *owner == key => Ok(obj.clone()),
+        Some(_) => Err(collision()),
+        None => match inner.lookup(&key, &rk) {
+            Ok(Lookup::Found(obj)) => Ok(Some(obj)),
+            // Overwriting an unreadable record is how it gets repaired.
+            Ok(Lookup::Absent | Lookup::Unreadable(_)) => Ok(None),
+            // Never clobber another key's record.
+            Ok(Lookup::Collision) => Err(collision()),
+            Err(e) => Err(e),
+        },
+    };
+    let current = match current {
+        Ok(current) => current,
+        Err(e) => {
+            let (_, done) = f(None);
+            done(Err(e));
+            return None;
+        }
+    };
+    let (write, done) = f(current);
+    match write {
+        Write::Keep => {}
+        Write::Put(obj) => {
+            let raw = encode_record(&key, &obj);
+            if raw.len() > MAX_VALUE_LEN {
+                // fjall panics on such a value (and then refuses every
+                // later write): refuse this one alone instead.
+                done(Err(too_large(raw.len())));
+                return None;
+            }
+            batch.insert(&inner.data, rk.clone(), raw);
+            overlay.insert(rk, (key, Some(obj)));
+        }
+        Write::Remove => {
+            batch.remove(&inner.data, rk.clone());
+            overlay.insert(rk, (key, None));
+        }
+    }
+    Some(done)
+}
+
+fn collision() -> StoreError {
+    StoreError::Rejected("another key's record has this key's digest".into())
+}
+
+fn too_large(len: usize) -> StoreError {
+    StoreError::Rejected(format!(
+        "record of {len} bytes is larger than the storage limit of {MAX_VALUE_LEN} bytes"
+    ))
 }
 
 fn commit(
@@ -199,7 +258,10 @@ fn everysec_loop(inner: std::sync::Weak<Inner>) {
 
 impl ReplicaStore for FjallStore {
     fn get(&self, key: &[u8]) -> Result<Option<Object>, StoreError> {
-        self.inner.read(&record_key(key))
+        match self.inner.lookup(key, &record_key(key))? {
+            Lookup::Found(obj) => Ok(Some(obj)),
+            Lookup::Absent | Lookup::Unreadable(_) | Lookup::Collision => Ok(None),
+        }
     }
 
     fn submit(&self, key: Bytes, f: UpdateFn) {
@@ -218,15 +280,17 @@ impl ReplicaStore for FjallStore {
                 break;
             }
             let (rk, raw) = guard.into_inner().map_err(engine)?;
-            let Some((hash, key)) = split_record_key(&rk) else {
-                self.inner.decode_errors.fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            match decode_object(&raw) {
-                Ok(obj) => out.push((hash, key, obj)),
+            let record = decode_record(&raw).map_err(|e| e.to_string());
+            let resolved = record.and_then(|(full_key, obj)| {
+                let (hash, key) = resolve_record_key(&rk, full_key)
+                    .ok_or("record key and stored key disagree")?;
+                Ok((hash, key, obj))
+            });
+            match resolved {
+                Ok(entry) => out.push(entry),
                 Err(e) => {
                     self.inner.decode_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(key = %String::from_utf8_lossy(&key), "unreadable record: {e}");
+                    tracing::error!(key = %printable(rk.get(8..).unwrap_or_default()), "unreadable record: {e}");
                 }
             }
         }

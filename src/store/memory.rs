@@ -1,8 +1,10 @@
 //! In-memory [`ReplicaStore`] for simulations and tests: same ordering and
 //! encoding as fjall (records are stored encoded, so decode paths are shared).
 
-use super::codec::{decode_object, encode_object, split_record_key};
-use super::{ReplicaStore, StoreError, UpdateFn, Write, codec::record_key};
+use super::codec::{
+    Lookup, MAX_VALUE_LEN, decode_record, encode_record, record_key, resolve_record_key,
+};
+use super::{ReplicaStore, StoreError, UpdateFn, Write};
 use crate::core::Object;
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -24,22 +26,32 @@ impl MemoryStore {
 
     /// Overwrites a record with raw bytes (tests of unreadable records).
     pub fn put_raw(&self, key: &[u8], raw: Vec<u8>) {
-        self.records.lock().insert(record_key(key), raw);
+        self.put_raw_record(record_key(key), raw);
+    }
+
+    /// Stores raw bytes under a raw record key (tests of old or colliding
+    /// records).
+    pub fn put_raw_record(&self, rk: Vec<u8>, raw: Vec<u8>) {
+        self.records.lock().insert(rk, raw);
+    }
+}
+
+impl MemoryStore {
+    fn lookup(&self, records: &BTreeMap<Vec<u8>, Vec<u8>>, key: &[u8], rk: &[u8]) -> Lookup {
+        let found = Lookup::of(key, records.get(rk).map(Vec::as_slice));
+        if let Lookup::Unreadable(_) = found {
+            self.decode_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        found
     }
 }
 
 impl ReplicaStore for MemoryStore {
     fn get(&self, key: &[u8]) -> Result<Option<Object>, StoreError> {
         let records = self.records.lock();
-        let Some(raw) = records.get(&record_key(key)) else {
-            return Ok(None);
-        };
-        match decode_object(raw) {
-            Ok(obj) => Ok(Some(obj)),
-            Err(_) => {
-                self.decode_errors.fetch_add(1, Ordering::Relaxed);
-                Ok(None)
-            }
+        match self.lookup(&records, key, &record_key(key)) {
+            Lookup::Found(obj) => Ok(Some(obj)),
+            Lookup::Absent | Lookup::Unreadable(_) | Lookup::Collision => Ok(None),
         }
     }
 
@@ -47,18 +59,33 @@ impl ReplicaStore for MemoryStore {
         let rk = record_key(&key);
         let done = {
             let mut records = self.records.lock();
-            let current = records.get(&rk).and_then(|raw| match decode_object(raw) {
-                Ok(obj) => Some(obj),
-                Err(_) => {
-                    self.decode_errors.fetch_add(1, Ordering::Relaxed);
-                    None
+            let current = match self.lookup(&records, &key, &rk) {
+                Lookup::Found(obj) => Some(obj),
+                Lookup::Absent | Lookup::Unreadable(_) => None,
+                Lookup::Collision => {
+                    // Never clobber another key's record (as fjall).
+                    let (_, done) = f(None);
+                    drop(records);
+                    done(Err(StoreError::Rejected(
+                        "another key's record has this key's digest".into(),
+                    )));
+                    return;
                 }
-            });
+            };
             let (write, done) = f(current);
             match write {
                 Write::Keep => {}
                 Write::Put(obj) => {
-                    records.insert(rk, encode_object(&obj));
+                    let raw = encode_record(&key, &obj);
+                    if raw.len() > MAX_VALUE_LEN {
+                        drop(records);
+                        done(Err(StoreError::Rejected(format!(
+                            "record of {} bytes is larger than the storage limit",
+                            raw.len()
+                        ))));
+                        return;
+                    }
+                    records.insert(rk, raw);
                 }
                 Write::Remove => {
                     records.remove(&rk);
@@ -76,9 +103,12 @@ impl ReplicaStore for MemoryStore {
             if out.len() >= limit {
                 break;
             }
-            match (split_record_key(rk), decode_object(raw)) {
-                (Some((hash, key)), Ok(obj)) => out.push((hash, key, obj)),
-                _ => {
+            let resolved = decode_record(raw)
+                .ok()
+                .and_then(|(full_key, obj)| Some((resolve_record_key(rk, full_key)?, obj)));
+            match resolved {
+                Some(((hash, key), obj)) => out.push((hash, key, obj)),
+                None => {
                     self.decode_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }

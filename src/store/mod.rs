@@ -17,6 +17,10 @@ pub enum StoreError {
     /// The writer thread is gone (shutting down).
     #[error("store is closed")]
     Closed,
+    /// The request cannot be stored as asked (a value past the engine's
+    /// size limit, a bad name); nothing was written.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 /// How writes reach the disk (`--fsync`).
