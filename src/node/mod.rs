@@ -35,7 +35,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     let cluster_addr = format!("{}:{}", config.bind, config.cluster_port);
     let incarnation = next_incarnation(&config.data_dir)?;
     let actor = NodeId::new(&format!("{}#{incarnation}", config.node_name));
-    let local = Arc::new(LocalKv::new(store, actor)?);
+    let local = Arc::new(LocalKv::new(store, actor).await?);
 
     // Bind both ports before joining: the seed gossips to us right away.
     let listener = TcpListener::bind(&client_addr)

@@ -8,13 +8,20 @@
 //!
 //! fjall calls block, so writes go to one writer thread that drains every
 //! queued request into a single `WriteBatch` (group commit): with
-//! `--fsync always` concurrent writers share one fdatasync. Reads hit the
-//! memtable / block cache and are served on the caller's thread.
+//! `--fsync always` concurrent writers share one fdatasync. Its queue is
+//! bounded ([`WRITER_QUEUE`]): producers wait for room. Point reads hit the
+//! memtable / block cache and are served on the caller's thread; scans and
+//! fsyncs run on tokio's blocking pool.
+//!
+//! Node metadata (node id, dot lease, ...) lives in a separate `meta`
+//! keyspace, written with a full fsync each time.
 
 use super::codec::{
     Lookup, MAX_VALUE_LEN, decode_record, encode_record, record_key, resolve_record_key,
 };
-use super::{Completion, FsyncPolicy, ReplicaStore, StoreError, UpdateFn, Write};
+use super::{
+    Completion, FsyncPolicy, ReplicaStore, StoreError, UpdateFn, Write, blocking, check_meta,
+};
 use crate::core::Object;
 use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -29,6 +36,13 @@ use tokio::sync::{mpsc, oneshot};
 /// commit adds to the first request in it.
 const MAX_GROUP: usize = 4096;
 
+/// Updates that may wait for the writer, at most. With pipelining clients
+/// the writer is the bottleneck, and an unbounded queue would turn a
+/// sustained overload into unbounded memory; 16k updates is several full
+/// groups ([`MAX_GROUP`]), enough to keep the writer busy while producers
+/// wait, and a few MiB of queued values for typical sizes.
+pub const WRITER_QUEUE: usize = 16 * 1024;
+
 enum WriteOp {
     Update(Bytes, UpdateFn),
     Clear(oneshot::Sender<Result<(), StoreError>>),
@@ -37,12 +51,13 @@ enum WriteOp {
 /// fjall-backed [`ReplicaStore`].
 pub struct FjallStore {
     inner: Arc<Inner>,
-    writer: mpsc::UnboundedSender<WriteOp>,
+    writer: mpsc::Sender<WriteOp>,
 }
 
 struct Inner {
     db: Database,
     data: Keyspace,
+    meta: Keyspace,
     decode_errors: AtomicU64,
     closed: AtomicBool,
 }
@@ -58,13 +73,17 @@ impl FjallStore {
         let data = db
             .keyspace("data", KeyspaceCreateOptions::default)
             .map_err(engine)?;
+        let meta = db
+            .keyspace("meta", KeyspaceCreateOptions::default)
+            .map_err(engine)?;
         let inner = Arc::new(Inner {
             db,
             data,
+            meta,
             decode_errors: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         });
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let writer_inner = inner.clone();
         std::thread::Builder::new()
             .name("dynkv-writer".into())
@@ -107,6 +126,33 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Blocking body of [`ReplicaStore::scan`].
+    fn scan(&self, from_hash: u64, limit: usize) -> Result<Vec<(u64, Bytes, Object)>, StoreError> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for guard in self.data.range(from_hash.to_be_bytes()..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (rk, raw) = guard.into_inner().map_err(engine)?;
+            let record = decode_record(&raw).map_err(|e| e.to_string());
+            let resolved = record.and_then(|(full_key, obj)| {
+                let (hash, key) = resolve_record_key(&rk, full_key)
+                    .ok_or("record key and stored key disagree")?;
+                Ok((hash, key, obj))
+            });
+            match resolved {
+                Ok(entry) => out.push(entry),
+                Err(e) => {
+                    self.decode_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(key = %printable(rk.get(8..).unwrap_or_default()), "unreadable record: {e}");
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A key for a log line: lossy text, cut so a huge key cannot flood the log.
 fn printable(key: &[u8]) -> String {
     let shown = key.get(..128).unwrap_or(key);
@@ -129,7 +175,7 @@ type Overlay = HashMap<Vec<u8>, (Bytes, Option<Object>)>;
 /// The single writer: applies queued updates in order against the latest
 /// state (committed records overlaid with this group's own writes), commits
 /// the group as one batch, then completes every update in it.
-fn writer_loop(inner: &Inner, mut rx: mpsc::UnboundedReceiver<WriteOp>, fsync: FsyncPolicy) {
+fn writer_loop(inner: &Inner, mut rx: mpsc::Receiver<WriteOp>, fsync: FsyncPolicy) {
     let mut overlay = Overlay::new();
     let mut completions: Vec<Completion> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
@@ -264,59 +310,70 @@ impl ReplicaStore for FjallStore {
         }
     }
 
-    fn submit(&self, key: Bytes, f: UpdateFn) {
+    async fn submit(&self, key: Bytes, f: UpdateFn) {
         if let Err(mpsc::error::SendError(WriteOp::Update(_, f))) =
-            self.writer.send(WriteOp::Update(key, f))
+            self.writer.send(WriteOp::Update(key, f)).await
         {
             let (_, done) = f(None);
             done(Err(StoreError::Closed));
         }
     }
 
-    fn scan(&self, from_hash: u64, limit: usize) -> Result<Vec<(u64, Bytes, Object)>, StoreError> {
-        let mut out = Vec::with_capacity(limit.min(1024));
-        for guard in self.inner.data.range(from_hash.to_be_bytes()..) {
-            if out.len() >= limit {
-                break;
-            }
-            let (rk, raw) = guard.into_inner().map_err(engine)?;
-            let record = decode_record(&raw).map_err(|e| e.to_string());
-            let resolved = record.and_then(|(full_key, obj)| {
-                let (hash, key) = resolve_record_key(&rk, full_key)
-                    .ok_or("record key and stored key disagree")?;
-                Ok((hash, key, obj))
-            });
-            match resolved {
-                Ok(entry) => out.push(entry),
-                Err(e) => {
-                    self.inner.decode_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(key = %printable(rk.get(8..).unwrap_or_default()), "unreadable record: {e}");
-                }
-            }
-        }
-        Ok(out)
+    async fn scan(
+        &self,
+        from_hash: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes, Object)>, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.scan(from_hash, limit)).await
     }
 
     fn approximate_len(&self) -> u64 {
         self.inner.data.approximate_len() as u64
     }
 
+    fn queue_depth(&self) -> u64 {
+        // Free permits are the queue's room; waiting producers are not counted.
+        (self.writer.max_capacity() - self.writer.capacity()) as u64
+    }
+
     async fn clear(&self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.writer
             .send(WriteOp::Clear(tx))
+            .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    fn sync(&self) -> Result<(), StoreError> {
+    async fn sync(&self) -> Result<(), StoreError> {
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(StoreError::Closed);
         }
-        self.inner.db.persist(PersistMode::SyncAll).map_err(engine)
+        let inner = self.inner.clone();
+        blocking(move || inner.db.persist(PersistMode::SyncAll).map_err(engine)).await
     }
 
     fn decode_errors(&self) -> u64 {
         self.inner.decode_errors.load(Ordering::Relaxed)
+    }
+
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        check_meta(name, 0)?;
+        let value = self.inner.meta.get(name.as_bytes()).map_err(engine)?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    async fn put_meta(&self, name: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        check_meta(name, value.len())?;
+        let inner = self.inner.clone();
+        let name = name.as_bytes().to_vec();
+        blocking(move || {
+            inner.meta.insert(name, value).map_err(engine)?;
+            // Whatever the fsync policy: the node relies on these records
+            // (a dot lease) never going backwards after a crash.
+            inner.db.persist(PersistMode::SyncAll).map_err(engine)
+        })
+        .await
     }
 }
