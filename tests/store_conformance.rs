@@ -2,6 +2,9 @@
 //! fjall-only recovery, crash, backpressure and corrupt-record tests on
 //! real files, and the memory store's crash model.
 
+#[path = "store_conformance/hints.rs"]
+mod hints;
+
 use bytes::Bytes;
 use dynkv::core::{NodeId, Object, Payload, VersionVector, ring_hash};
 use dynkv::store::codec::{LONG_KEY, encode_object, encode_record, record_key};

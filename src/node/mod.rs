@@ -12,6 +12,7 @@ use crate::net::{Blocklist, RpcClient, RpcConfig};
 use crate::resp::session::ServerState;
 use crate::store::FsyncPolicy;
 use crate::store::fjall_store::FjallStore;
+use crate::store::hints::HintLimits;
 use anyhow::Context as _;
 use cluster::membership::Membership;
 use cluster::service::Service;
@@ -29,7 +30,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         FjallStore::open(&config.data_dir, config.fsync)
             .with_context(|| format!("opening storage in {}", config.data_dir.display()))?,
     );
-    let hints = Arc::new(store.hints(config.fsync)?);
+    let hints = Arc::new(store.hints(HintLimits::default())?);
     let me = NodeId::new(&config.node_name);
     let client_addr = format!("{}:{}", config.bind, config.port);
     let cluster_addr = format!("{}:{}", config.bind, config.cluster_port);

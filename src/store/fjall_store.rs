@@ -19,6 +19,8 @@
 use super::codec::{
     Lookup, MAX_VALUE_LEN, decode_record, encode_record, record_key, resolve_record_key,
 };
+use super::fjall_hints::FjallHints;
+use super::hints::HintLimits;
 use super::{
     Completion, FsyncPolicy, ReplicaStore, StoreError, UpdateFn, Write, blocking, check_meta,
 };
@@ -52,6 +54,7 @@ enum WriteOp {
 pub struct FjallStore {
     inner: Arc<Inner>,
     writer: mpsc::Sender<WriteOp>,
+    fsync: FsyncPolicy,
 }
 
 struct Inner {
@@ -96,14 +99,28 @@ impl FjallStore {
                 .spawn(move || everysec_loop(weak))
                 .map_err(|e| StoreError::Engine(format!("cannot start fsync thread: {e}")))?;
         }
-        Ok(Self { inner, writer: tx })
+        Ok(Self {
+            inner,
+            writer: tx,
+            fsync,
+        })
     }
 }
 
 impl FjallStore {
-    /// The hint store sharing this database (hints survive restarts).
-    pub fn hints(&self, fsync: FsyncPolicy) -> Result<super::hints::HintStore, StoreError> {
-        super::hints::HintStore::open(self.inner.db.clone(), fsync == FsyncPolicy::Always)
+    /// The hint store sharing this database (hints survive restarts and
+    /// are fsynced before acks under `--fsync always`, like data). Counts
+    /// the hints held: a blocking scan, meant for startup.
+    pub fn hints(&self, limits: HintLimits) -> Result<FjallHints, StoreError> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        FjallHints::open(
+            self.inner.db.clone(),
+            self.fsync == FsyncPolicy::Always,
+            limits,
+            now_ms,
+        )
     }
 }
 

@@ -1,8 +1,9 @@
 //! Replica storage: where one node keeps its copies of objects.
 //!
 //! [`ReplicaStore`] is implemented by [`fjall_store::FjallStore`] (on disk) and
-//! [`memory::MemoryStore`] (simulation and tests); `tests/store_conformance.rs`
-//! runs one suite against both.
+//! [`memory::MemoryStore`] (simulation and tests); [`hints::Hints`] by
+//! [`fjall_hints::FjallHints`] and [`memory_hints::MemoryHints`].
+//! `tests/store_conformance.rs` runs one suite against both of each.
 
 use crate::core::Object;
 use bytes::Bytes;
@@ -196,7 +197,10 @@ where
 }
 
 pub mod codec;
+pub mod fjall_hints;
 pub mod fjall_store;
+pub mod hint_core;
 pub mod hints;
 pub mod memory;
+pub mod memory_hints;
 pub mod undo_map;

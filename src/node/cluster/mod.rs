@@ -25,8 +25,9 @@ use crate::kv::{
     ScanPage, WriteOptions,
 };
 use crate::net::{Blocklist, RpcClient, RpcError};
+use crate::store::fjall_hints::FjallHints;
 use crate::store::fjall_store::FjallStore;
-use crate::store::hints::HintStore;
+use crate::store::hints::{HintPut, Hints};
 use bytes::Bytes;
 use membership::Membership;
 use std::sync::Arc;
@@ -68,7 +69,7 @@ pub struct Quorums {
 /// A node of the cluster.
 pub struct ClusterKv {
     pub(crate) local: Arc<LocalKv<FjallStore>>,
-    pub(crate) hints: Arc<HintStore>,
+    pub(crate) hints: Arc<FjallHints>,
     pub(crate) membership: Arc<Membership>,
     pub(crate) rpc: RpcClient<Request, Response>,
     pub(crate) blocklist: Arc<Blocklist>,
@@ -85,7 +86,7 @@ impl ClusterKv {
     /// Assembles a node from its parts.
     pub fn new(
         local: Arc<LocalKv<FjallStore>>,
-        hints: Arc<HintStore>,
+        hints: Arc<FjallHints>,
         membership: Arc<Membership>,
         rpc: RpcClient<Request, Response>,
         blocklist: Arc<Blocklist>,
@@ -143,15 +144,13 @@ impl ClusterKv {
 
     /// Keeps a hint for `owner` in this node's hint store.
     pub async fn keep_hint(&self, owner: NodeId, key: Bytes, object: Object) {
-        let hints = self.hints.clone();
-        let result = tokio::task::spawn_blocking(move || hints.put(&owner, &key, &object)).await;
-        match result {
-            Ok(Ok(())) => {
+        match self.hints.put(&owner, key, object, wall_clock_ms()).await {
+            Ok(HintPut::Stored) => {
                 self.stats.hints_stored.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("dynkv_hints_stored_total").increment(1);
             }
-            Ok(Err(e)) => tracing::error!("cannot store hint: {e}"),
-            Err(e) => tracing::error!("hint task failed: {e}"),
+            Ok(HintPut::Dropped) => tracing::warn!("hint for {owner} dropped: too many pending"),
+            Err(e) => tracing::error!("cannot store hint: {e}"),
         }
     }
 
@@ -161,7 +160,7 @@ impl ClusterKv {
     }
 
     fn hints_pending(&self) -> u64 {
-        self.hints.counts().map_or(0, |c| c.values().sum())
+        self.hints.counts().values().sum()
     }
 
     fn check(&self, asked: Option<usize>, default: usize, what: &str) -> Result<usize, KvError> {
@@ -355,14 +354,13 @@ impl Kv for ClusterKv {
                 ))
             }
             AdminCommand::Hints => {
-                let counts = self
-                    .hints
-                    .counts()
-                    .map_err(|e| KvError::Storage(e.to_string()))?;
+                let counts = self.hints.counts();
                 Ok(AdminValue::Array(
                     counts
                         .into_iter()
-                        .map(|(t, c)| AdminValue::Array(vec![bulk(t), AdminValue::Int(c as i64)]))
+                        .map(|(t, c)| {
+                            AdminValue::Array(vec![bulk(t.to_string()), AdminValue::Int(c as i64)])
+                        })
                         .collect(),
                 ))
             }

@@ -3,6 +3,7 @@
 
 use super::ClusterKv;
 use crate::core::{NodeId, Request, Response};
+use crate::store::hints::Hints;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -47,25 +48,20 @@ pub async fn handoff(node: Arc<ClusterKv>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let Ok(counts) = node.hints.counts() else {
-            continue;
-        };
+        let counts = node.hints.counts();
         for target in counts.keys() {
-            let target = NodeId::new(target);
-            if !node.membership.with(|s| s.members.contains_key(&target)) {
+            if !node.membership.with(|s| s.members.contains_key(target)) {
                 continue;
             }
-            deliver(&node, &target).await;
+            deliver(&node, target).await;
         }
     }
 }
 
 async fn deliver(node: &Arc<ClusterKv>, target: &NodeId) {
-    let hints = node.hints.clone();
-    let owner = target.clone();
-    let batch = match tokio::task::spawn_blocking(move || hints.list(&owner, HANDOFF_BATCH)).await {
-        Ok(Ok(batch)) => batch,
-        _ => return,
+    let batch = match node.hints.list(target, HANDOFF_BATCH, usize::MAX).await {
+        Ok(batch) => batch,
+        Err(_) => return,
     };
     for (key, object) in batch {
         let req = Request::Put {
@@ -75,13 +71,8 @@ async fn deliver(node: &Arc<ClusterKv>, target: &NodeId) {
         };
         match node.call(target, req).await {
             Ok(Response::Ack) => {
-                let hints = node.hints.clone();
-                let owner = target.clone();
-                let removed = tokio::task::spawn_blocking(move || {
-                    hints.remove_if_unchanged(&owner, &key, &object)
-                })
-                .await;
-                if matches!(removed, Ok(Ok(true))) {
+                let removed = node.hints.remove_if_unchanged(target, key, object).await;
+                if matches!(removed, Ok(true)) {
                     node.stats.hints_delivered.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("dynkv_hints_delivered_total").increment(1);
                 }
