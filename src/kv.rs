@@ -232,13 +232,19 @@ pub trait Kv: Send + Sync + 'static {
         self.modify(key, move |_, _| (change, ()))
     }
 
-    /// A plain SET whose write is queued *now*, in call order, so the SETs
-    /// of one pipeline share a commit instead of waiting for each other.
-    /// `None` when this implementation cannot queue eagerly; the caller then
-    /// uses [`Kv::overwrite`].
-    fn overwrite_queued(&self, key: Bytes, change: Change) -> Option<QueuedWrite> {
+    /// A plain SET whose write is queued in call order, so the SETs of one
+    /// pipeline share a commit instead of waiting for each other: resolves
+    /// once the write is queued (waiting only while storage's queue is
+    /// full), to a [`QueuedWrite`] that resolves at its commit. `None` when
+    /// this implementation cannot queue eagerly; the caller then uses
+    /// [`Kv::overwrite`].
+    fn overwrite_queued(
+        &self,
+        key: Bytes,
+        change: Change,
+    ) -> impl Future<Output = Option<QueuedWrite>> + Send {
         let _ = (key, change);
-        None
+        std::future::ready(None)
     }
 
     /// Cluster administration (DYN.MEMBERS, DYN.RING, DYN.JOIN, ...).

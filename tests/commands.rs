@@ -112,6 +112,29 @@ fn get_and_set_basic() {
     );
 }
 
+/// Keys past the storage engine's 64 KiB key limit (and two that differ
+/// only in their last byte) behave like any other key, and writes go on
+/// working after them.
+#[test]
+fn keys_of_any_length() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let long = "k".repeat(100_000);
+    let twin = format!("{}j", "k".repeat(99_999));
+    assert_eq!(v(&mut c, &["SET", &long, "a"]), Value::Okay);
+    assert_eq!(v(&mut c, &["SET", &twin, "b"]), Value::Okay);
+    assert_eq!(v(&mut c, &["GET", &long]), bulk("a"));
+    assert_eq!(v(&mut c, &["GET", &twin]), bulk("b"));
+    assert_eq!(q::<i64>(&mut c, &["APPEND", &long, "x"]), 2);
+    let (_, mut keys): (u64, Vec<String>) = q(&mut c, &["SCAN", "0", "COUNT", "1000"]);
+    keys.sort();
+    assert_eq!(keys, vec![twin.clone(), long.clone()]);
+    assert_eq!(q::<i64>(&mut c, &["DEL", &long, &twin]), 2);
+    assert_eq!(v(&mut c, &["GET", &long]), Value::Nil);
+    assert_eq!(v(&mut c, &["SET", "after", "ok"]), Value::Okay);
+    assert_eq!(v(&mut c, &["GET", "after"]), bulk("ok"));
+}
+
 #[test]
 fn set_expiry_options() {
     let s = Server::start();

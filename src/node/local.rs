@@ -8,7 +8,7 @@
 use super::clock::NodeClock;
 use crate::core::{NodeId, Object, Payload, VersionVector, WriteContext, encode_context};
 use crate::kv::{AdminValue, Change, KvError, LiveValue, QueuedWrite, ScanPage};
-use crate::store::{ReplicaStore, StoreError, Write, update};
+use crate::store::{ReplicaStore, StoreError, Write, queue, update};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -160,12 +160,16 @@ fn storage(e: StoreError) -> KvError {
 impl<S: ReplicaStore> LocalKv<S> {
     /// Serves `store`, stamping with `dots` and `clock`; counts the keys
     /// already stored.
-    pub fn new(store: Arc<S>, dots: DotIssuer, clock: Arc<NodeClock>) -> Result<Self, KvError> {
+    pub async fn new(
+        store: Arc<S>,
+        dots: DotIssuer,
+        clock: Arc<NodeClock>,
+    ) -> Result<Self, KvError> {
         let mut live = 0i64;
         let mut expiring = 0i64;
         let mut cursor = 0u64;
         loop {
-            let page = store.scan(cursor, 10_000).map_err(storage)?;
+            let page = store.scan(cursor, 10_000).await.map_err(storage)?;
             let Some((last, _, _)) = page.last() else {
                 break;
             };
@@ -208,23 +212,19 @@ impl<S: ReplicaStore> LocalKv<S> {
         T: Send + 'static,
         F: FnOnce(Object) -> (Option<Object>, T) + Send + 'static,
     {
-        self.apply_queued(key, decide).await
+        self.apply_queued(key, decide).await.await.map_err(storage)
     }
 
-    /// [`LocalKv::apply`], queued on the writer before returning (the
-    /// returned future only waits for the commit).
-    fn apply_queued<T, F>(
-        &self,
-        key: Bytes,
-        decide: F,
-    ) -> impl Future<Output = Result<T, KvError>> + Send + 'static
+    /// [`LocalKv::apply`] split in two: resolves once the update is queued
+    /// on the writer (waiting for room), returning the wait for its commit.
+    async fn apply_queued<T, F>(&self, key: Bytes, decide: F) -> crate::store::Committed<T>
     where
         T: Send + 'static,
         F: FnOnce(Object) -> (Option<Object>, T) + Send + 'static,
     {
         let live_keys = self.live_keys.clone();
         let expiring_keys = self.expiring_keys.clone();
-        let queued = update(&*self.store, key, move |current| {
+        queue(&*self.store, key, move |current| {
             let before = current.as_ref().is_some_and(counts_as_key);
             let before_ttl = current.as_ref().is_some_and(has_expiry);
             let (next, value) = decide(current.unwrap_or_default());
@@ -238,23 +238,27 @@ impl<S: ReplicaStore> LocalKv<S> {
                     (Write::Put(obj), value)
                 }
             }
-        });
-        async move { queued.await.map_err(storage) }
+        })
+        .await
     }
 
-    /// A plain SET queued now (see [`crate::kv::Kv::overwrite_queued`]).
-    pub fn overwrite_now(&self, key: Bytes, change: Change) -> Option<QueuedWrite> {
+    /// A plain SET, resolved once queued (see
+    /// [`crate::kv::Kv::overwrite_queued`]): the connection queues the SETs
+    /// of a pipeline in order without waiting for each commit.
+    pub async fn overwrite_now(&self, key: Bytes, change: Change) -> Option<QueuedWrite> {
         let payload = change.into_payload()?;
         let dots = self.dots.clone();
         let now = self.clock.now_ms();
-        let queued = self.apply_queued(key, move |mut obj| {
-            let seen = obj.context.clone();
-            match dots.stamp(&mut obj, &seen, payload, now) {
-                Ok(()) => (Some(obj), Ok(())),
-                Err(e) => (None, Err(e)),
-            }
-        });
-        Some(Box::pin(async move { queued.await? }))
+        let committed = self
+            .apply_queued(key, move |mut obj| {
+                let seen = obj.context.clone();
+                match dots.stamp(&mut obj, &seen, payload, now) {
+                    Ok(()) => (Some(obj), Ok(())),
+                    Err(e) => (None, Err(e)),
+                }
+            })
+            .await;
+        Some(Box::pin(async move { committed.await.map_err(storage)? }))
     }
 
     /// This node's copy of `key` (empty if none).
@@ -321,7 +325,7 @@ impl<S: ReplicaStore> LocalKv<S> {
     /// call starting at `cursor`; returns the cursor for the next call.
     pub async fn sweep(&self, cursor: u64) -> u64 {
         let now = self.clock.now_ms();
-        let page = match self.store.scan(cursor, SWEEP_BATCH) {
+        let page = match self.store.scan(cursor, SWEEP_BATCH).await {
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!("expiry sweep failed: {e}");
@@ -407,7 +411,7 @@ impl<S: ReplicaStore> LocalKv<S> {
     /// A page of the live keys stored here, in ring order from `cursor`.
     pub async fn scan(&self, cursor: u64, count: usize) -> Result<ScanPage, KvError> {
         let count = count.max(1);
-        let page = self.store.scan(cursor, count).map_err(storage)?;
+        let page = self.store.scan(cursor, count).await.map_err(storage)?;
         let next_cursor = match page.last() {
             Some((last, _, _)) if page.len() == count => last.wrapping_add(1),
             _ => 0,
@@ -446,7 +450,7 @@ impl<S: ReplicaStore> LocalKv<S> {
 
     /// Makes everything written so far durable.
     pub async fn sync(&self) -> Result<(), KvError> {
-        self.store.sync().map_err(storage)
+        self.store.sync().await.map_err(storage)
     }
 }
 

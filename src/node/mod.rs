@@ -41,7 +41,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         max_per_target: config.hint_max_per_target,
         ttl_ms: config.hint_ttl_secs.saturating_mul(1000),
     };
-    let hints = Arc::new(store.hints(config.fsync)?);
+    let hints = Arc::new(store.hints(hint_limits)?);
     let me = NodeId::new(&config.node_name);
     let client_addr = format!("{}:{}", config.bind, config.port);
     let cluster_addr = format!("{}:{}", config.bind, config.cluster_port);
@@ -63,7 +63,8 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         &me,
         rand::random::<u64>(),
         clock,
-    )?);
+    )
+    .await?);
 
     // Bind both ports before joining: the seed gossips to us right away.
     let listener = TcpListener::bind(&client_addr)

@@ -28,8 +28,9 @@ const LIST_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 const MAX_QUEUED: usize = 1024;
 
 /// A pipeline's plain `SET key value` commands are queued in storage as
-/// they are read, so they share one commit; replies still go out in order.
-fn queue_plain_set<K: Kv>(
+/// they are read (each waits for room in storage's queue, not for its
+/// commit), so they share one commit; replies still go out in order.
+async fn queue_plain_set<K: Kv>(
     kv: &K,
     server: &ServerState,
     session: &mut Session,
@@ -45,7 +46,7 @@ fn queue_plain_set<K: Kv>(
         data: value.clone(),
         expires_at_ms: None,
     };
-    let queued = kv.overwrite_queued(key.clone(), change)?;
+    let queued = kv.overwrite_queued(key.clone(), change).await?;
     server.stats.record_command();
     session.last_command = "set";
     Some(queued)
@@ -81,7 +82,7 @@ pub async fn serve<K: Kv>(
             decoder.set_authenticated(session.authenticated);
             match decoder.decode(&mut input) {
                 Ok(Some(args)) => {
-                    if let Some(write) = queue_plain_set(&*kv, &server, &mut session, &args) {
+                    if let Some(write) = queue_plain_set(&*kv, &server, &mut session, &args).await {
                         pending.push(write);
                         if pending.len() >= MAX_QUEUED {
                             finish_queued(&mut pending, &mut output, session.resp3).await;

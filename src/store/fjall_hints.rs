@@ -1,167 +1,162 @@
-//! [`FjallHints`]: hints in their own fjall keyspace so they survive
-//! restarts. Record key = target name,
-//! a 0 byte, the user key; value = the encoded object (merged when several
-//! writes for the same key accumulate).
+//! [`FjallHints`]: hints on disk, in two keyspaces of the replica store's
+//! database so they survive restarts: `hints` (hint key = target name, a 0
+//! byte, the key's stored form; value = [`super::codec::encode_hint`]) and
+//! `hint_repair` (8-byte big-endian ring hashes needing repair).
 //!
-//! Hints are written only while a replica is down, so these calls are made
-//! from `spawn_blocking` rather than through the data writer thread.
+//! Every call that writes or scans runs on tokio's blocking pool; point
+//! reads and the in-memory counters are served inline.
 
-use super::StoreError;
-use super::codec::{decode_object, encode_object};
+use super::hint_core::{HintBackend, HintCore, HintOp};
+use super::hints::{HintLimits, HintPut, Hints};
+use super::{StoreError, blocking};
 use crate::core::{NodeId, Object};
 use bytes::Bytes;
-use fjall::{Database, Keyspace, PersistMode};
-use parking_lot::Mutex;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// Hints kept on this node, per target node.
+/// fjall-backed [`Hints`].
 pub struct FjallHints {
-    inner: std::sync::Arc<Inner>,
+    core: Arc<HintCore<FjallBackend>>,
 }
 
-struct Inner {
+/// The two keyspaces, and whether writes are fsynced before acks.
+pub struct FjallBackend {
     db: Database,
     hints: Keyspace,
+    repair: Keyspace,
     fsync_always: bool,
-    /// Serialises read-merge-write of one hint against delivery's
-    /// compare-and-delete.
-    lock: Mutex<()>,
 }
 
 fn engine(e: fjall::Error) -> StoreError {
     StoreError::Engine(e.to_string())
 }
 
-fn hint_key(target: &NodeId, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(target.as_str().len() + 1 + key.len());
-    k.extend_from_slice(target.as_str().as_bytes());
-    k.push(0);
-    k.extend_from_slice(key);
-    k
-}
-
 impl FjallHints {
-    /// Opens the `hints` keyspace of `db`.
-    pub fn open(db: Database, fsync_always: bool) -> Result<Self, StoreError> {
+    /// Opens the hint keyspaces of `db` and counts the hints in them (a
+    /// full scan, once, at startup).
+    pub fn open(
+        db: Database,
+        fsync_always: bool,
+        limits: HintLimits,
+        now_ms: u64,
+    ) -> Result<Self, StoreError> {
         let hints = db
-            .keyspace("hints", fjall::KeyspaceCreateOptions::default)
+            .keyspace("hints", KeyspaceCreateOptions::default)
             .map_err(engine)?;
+        let repair = db
+            .keyspace("hint_repair", KeyspaceCreateOptions::default)
+            .map_err(engine)?;
+        let backend = FjallBackend {
+            db,
+            hints,
+            repair,
+            fsync_always,
+        };
         Ok(Self {
-            inner: std::sync::Arc::new(Inner {
-                db,
-                hints,
-                fsync_always,
-                lock: Mutex::new(()),
-            }),
+            core: Arc::new(HintCore::open(backend, limits, now_ms)?),
         })
     }
 
+    /// Runs `f` on the core, on the blocking pool.
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&HintCore<FjallBackend>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let core = self.core.clone();
+        blocking(move || f(&core)).await
+    }
 }
 
-impl Inner {
-    /// Keeps `object` for `target`, merged with any hint already held.
-    pub fn put(&self, target: &NodeId, key: &[u8], object: &Object) -> Result<(), StoreError> {
-        let _guard = self.lock.lock();
-        let hk = hint_key(target, key);
-        let mut merged = match self.hints.get(&hk).map_err(engine)? {
-            Some(raw) => decode_object(&raw).unwrap_or_default(),
-            None => Object::new(),
-        };
-        merged.merge(object);
-        self.hints
-            .insert(hk, encode_object(&merged))
-            .map_err(engine)?;
+impl HintBackend for FjallBackend {
+    fn get(&self, hk: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.hints.get(hk).map_err(engine)?.map(|v| v.to_vec()))
+    }
+
+    fn visit(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        for guard in self.hints.prefix(prefix) {
+            let (hk, raw) = guard.into_inner().map_err(engine)?;
+            if !visit(&hk, &raw) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, ops: Vec<HintOp>) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch();
+        for op in ops {
+            match op {
+                HintOp::Put(hk, raw) => batch.insert(&self.hints, hk, raw),
+                HintOp::Remove(hk) => batch.remove(&self.hints, hk),
+                HintOp::NeedsRepair(hash) => {
+                    batch.insert(&self.repair, hash.to_be_bytes(), Vec::<u8>::new())
+                }
+                HintOp::Repaired(hash) => batch.remove(&self.repair, hash.to_be_bytes()),
+            }
+        }
+        batch.commit().map_err(engine)
+    }
+
+    fn settle(&self) -> Result<(), StoreError> {
         if self.fsync_always {
             self.db.persist(PersistMode::SyncData).map_err(engine)?;
         }
         Ok(())
     }
 
-    /// Up to `limit` hints for `target`.
-    pub fn list(&self, target: &NodeId, limit: usize) -> Result<Vec<(Bytes, Object)>, StoreError> {
-        let mut prefix = target.as_str().as_bytes().to_vec();
-        prefix.push(0);
+    fn repairs(&self) -> Result<Vec<u64>, StoreError> {
         let mut out = Vec::new();
-        for guard in self.hints.prefix(&prefix).take(limit) {
-            let (k, v) = guard.into_inner().map_err(engine)?;
-            let key = Bytes::copy_from_slice(k.get(prefix.len()..).unwrap_or_default());
-            match decode_object(&v) {
-                Ok(obj) => out.push((key, obj)),
-                Err(e) => tracing::error!("unreadable hint for {target}: {e}"),
+        for guard in self.repair.iter() {
+            let hk = guard.key().map_err(engine)?;
+            match hk.first_chunk::<8>() {
+                Some(hash) if hk.len() == 8 => out.push(u64::from_be_bytes(*hash)),
+                _ => tracing::error!("malformed repair record ignored"),
             }
         }
         Ok(out)
     }
 
-    /// Deletes the hint if it is still exactly `delivered` (a newer write
-    /// merged in meanwhile keeps it for the next round).
-    pub fn remove_if_unchanged(
-        &self,
-        target: &NodeId,
-        key: &[u8],
-        delivered: &Object,
-    ) -> Result<bool, StoreError> {
-        let _guard = self.lock.lock();
-        let hk = hint_key(target, key);
-        let current = self.hints.get(&hk).map_err(engine)?;
-        let unchanged = current
-            .as_deref()
-            .and_then(|raw| decode_object(raw).ok())
-            .is_some_and(|obj| &obj == delivered);
-        if unchanged {
-            self.hints.remove(hk).map_err(engine)?;
-        }
-        Ok(unchanged)
-    }
-
-    /// Pending hints per target.
-    pub fn counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let mut counts = BTreeMap::new();
-        for guard in self.hints.iter() {
-            let k = guard.key().map_err(engine)?;
-            let target = k.split(|&b| b == 0).next().unwrap_or_default();
-            *counts
-                .entry(String::from_utf8_lossy(target).into_owned())
-                .or_insert(0) += 1;
-        }
-        Ok(counts)
+    fn clear(&self) -> Result<(), StoreError> {
+        self.hints.clear().map_err(engine)?;
+        self.repair.clear().map_err(engine)
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Engine(format!("hint task failed: {e}")))?
-}
-
-impl super::hints::Hints for FjallHints {
+impl Hints for FjallHints {
     async fn put(
         &self,
         target: &NodeId,
         key: Bytes,
         object: Object,
-        _now_ms: u64,
-    ) -> Result<super::hints::HintPut, StoreError> {
-        let (inner, target) = (self.inner.clone(), target.clone());
-        blocking(move || inner.put(&target, &key, &object)).await?;
-        Ok(super::hints::HintPut::Stored)
+        now_ms: u64,
+    ) -> Result<HintPut, StoreError> {
+        let target = target.clone();
+        self.run(move |core| core.put(&target, key, object, now_ms))
+            .await
     }
 
     fn get(&self, target: &NodeId, key: &[u8]) -> Result<Option<Object>, StoreError> {
-        let raw = self.inner.hints.get(hint_key(target, key)).map_err(engine)?;
-        Ok(raw.and_then(|r| decode_object(&r).ok()))
+        self.core.get(target, key)
     }
 
     async fn list(
         &self,
         target: &NodeId,
         limit: usize,
-        _max_bytes: usize,
+        max_bytes: usize,
     ) -> Result<Vec<(Bytes, Object)>, StoreError> {
-        let (inner, target) = (self.inner.clone(), target.clone());
-        blocking(move || inner.list(&target, limit)).await
+        let target = target.clone();
+        self.run(move |core| core.list(&target, limit, max_bytes))
+            .await
     }
 
     async fn remove_if_unchanged(
@@ -170,39 +165,37 @@ impl super::hints::Hints for FjallHints {
         key: Bytes,
         delivered: Object,
     ) -> Result<bool, StoreError> {
-        let (inner, target) = (self.inner.clone(), target.clone());
-        blocking(move || inner.remove_if_unchanged(&target, &key, &delivered)).await
+        let target = target.clone();
+        self.run(move |core| core.remove_if_unchanged(&target, &key, &delivered))
+            .await
     }
 
     async fn discard(&self, target: &NodeId, key: Bytes) -> Result<(), StoreError> {
-        let (inner, target) = (self.inner.clone(), target.clone());
-        blocking(move || {
-            inner
-                .hints
-                .remove(hint_key(&target, &key))
-                .map_err(engine)
-        })
-        .await
+        let target = target.clone();
+        self.run(move |core| core.discard(&target, &key)).await
     }
 
-    async fn expire(&self, _now_ms: u64) -> Result<u64, StoreError> {
-        Ok(0)
+    async fn expire(&self, now_ms: u64) -> Result<u64, StoreError> {
+        self.run(move |core| core.expire(now_ms)).await
     }
 
     fn counts(&self) -> BTreeMap<NodeId, u64> {
-        self.inner
-            .counts()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (NodeId::new(&k), v))
-            .collect()
+        self.core.counts()
     }
 
     fn dropped(&self) -> u64 {
-        0
+        self.core.dropped()
     }
 
     fn repair_needed(&self) -> Result<Vec<u64>, StoreError> {
-        Ok(Vec::new())
+        self.core.repair_needed()
+    }
+
+    async fn repaired(&self, hashes: Vec<u64>) -> Result<(), StoreError> {
+        self.run(move |core| core.repaired(hashes)).await
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        self.run(|core| core.clear()).await
     }
 }

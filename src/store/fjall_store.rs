@@ -1,16 +1,29 @@
 //! The on-disk replica store: one fjall keyspace, one record per key.
 //!
-//! Record key = 8-byte big-endian ring hash ++ user key, so a ring partition
+//! Record key = 8-byte big-endian ring hash ++ the key's stored form (see
+//! [`super::codec`]: long keys are cut and digested), so a ring partition
 //! is one contiguous range on disk and SCAN can resume from a hash. Record
-//! value = [`super::codec::encode_object`] (all siblings, their dots, expiry).
+//! value = [`super::codec::encode_record`] (all siblings, their dots,
+//! expiry, and the whole key when it is long).
 //!
 //! fjall calls block, so writes go to one writer thread that drains every
 //! queued request into a single `WriteBatch` (group commit): with
-//! `--fsync always` concurrent writers share one fdatasync. Reads hit the
-//! memtable / block cache and are served on the caller's thread.
+//! `--fsync always` concurrent writers share one fdatasync. Its queue is
+//! bounded ([`WRITER_QUEUE`]): producers wait for room. Point reads hit the
+//! memtable / block cache and are served on the caller's thread; scans and
+//! fsyncs run on tokio's blocking pool.
+//!
+//! Node metadata (node id, dot lease, ...) lives in a separate `meta`
+//! keyspace, written with a full fsync each time.
 
-use super::codec::{decode_object, encode_object, record_key, split_record_key};
-use super::{Completion, FsyncPolicy, ReplicaStore, StoreError, UpdateFn, Write};
+use super::codec::{
+    Lookup, MAX_VALUE_LEN, decode_record, encode_record, record_key, resolve_record_key,
+};
+use super::fjall_hints::FjallHints;
+use super::hints::HintLimits;
+use super::{
+    Completion, FsyncPolicy, ReplicaStore, StoreError, UpdateFn, Write, blocking, check_meta,
+};
 use crate::core::Object;
 use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -25,6 +38,13 @@ use tokio::sync::{mpsc, oneshot};
 /// commit adds to the first request in it.
 const MAX_GROUP: usize = 4096;
 
+/// Updates that may wait for the writer, at most. With pipelining clients
+/// the writer is the bottleneck, and an unbounded queue would turn a
+/// sustained overload into unbounded memory; 16k updates is several full
+/// groups ([`MAX_GROUP`]), enough to keep the writer busy while producers
+/// wait, and a few MiB of queued values for typical sizes.
+pub const WRITER_QUEUE: usize = 16 * 1024;
+
 enum WriteOp {
     Update(Bytes, UpdateFn),
     Clear(oneshot::Sender<Result<(), StoreError>>),
@@ -33,12 +53,14 @@ enum WriteOp {
 /// fjall-backed [`ReplicaStore`].
 pub struct FjallStore {
     inner: Arc<Inner>,
-    writer: mpsc::UnboundedSender<WriteOp>,
+    writer: mpsc::Sender<WriteOp>,
+    fsync: FsyncPolicy,
 }
 
 struct Inner {
     db: Database,
     data: Keyspace,
+    meta: Keyspace,
     decode_errors: AtomicU64,
     closed: AtomicBool,
 }
@@ -54,13 +76,17 @@ impl FjallStore {
         let data = db
             .keyspace("data", KeyspaceCreateOptions::default)
             .map_err(engine)?;
+        let meta = db
+            .keyspace("meta", KeyspaceCreateOptions::default)
+            .map_err(engine)?;
         let inner = Arc::new(Inner {
             db,
             data,
+            meta,
             decode_errors: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         });
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let writer_inner = inner.clone();
         std::thread::Builder::new()
             .name("dynkv-writer".into())
@@ -73,31 +99,85 @@ impl FjallStore {
                 .spawn(move || everysec_loop(weak))
                 .map_err(|e| StoreError::Engine(format!("cannot start fsync thread: {e}")))?;
         }
-        Ok(Self { inner, writer: tx })
+        Ok(Self {
+            inner,
+            writer: tx,
+            fsync,
+        })
     }
 }
 
 impl FjallStore {
-    /// The hint store sharing this database (hints survive restarts).
-    pub fn hints(&self, fsync: FsyncPolicy) -> Result<super::fjall_hints::FjallHints, StoreError> {
-        super::fjall_hints::FjallHints::open(self.inner.db.clone(), fsync == FsyncPolicy::Always)
+    /// The hint store sharing this database (hints survive restarts and
+    /// are fsynced before acks under `--fsync always`, like data). Counts
+    /// the hints held: a blocking scan, meant for startup.
+    pub fn hints(&self, limits: HintLimits) -> Result<FjallHints, StoreError> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        FjallHints::open(
+            self.inner.db.clone(),
+            self.fsync == FsyncPolicy::Always,
+            limits,
+            now_ms,
+        )
     }
 }
 
 impl Inner {
-    fn read(&self, rk: &[u8]) -> Result<Option<Object>, StoreError> {
-        let Some(raw) = self.data.get(rk).map_err(engine)? else {
-            return Ok(None);
-        };
-        match decode_object(&raw) {
-            Ok(obj) => Ok(Some(obj)),
-            Err(e) => {
+    /// Reads and checks the record of `key` at record key `rk`.
+    fn lookup(&self, key: &[u8], rk: &[u8]) -> Result<Lookup, StoreError> {
+        let raw = self.data.get(rk).map_err(engine)?;
+        let found = Lookup::of(key, raw.as_deref());
+        match &found {
+            Lookup::Unreadable(e) => {
                 self.decode_errors.fetch_add(1, Ordering::Relaxed);
-                let key = rk.get(8..).unwrap_or_default();
-                tracing::error!(key = %String::from_utf8_lossy(key), "unreadable record: {e}");
-                Ok(None)
+                tracing::error!(key = %printable(key), "unreadable record: {e}");
+            }
+            Lookup::Collision => {
+                tracing::error!(key = %printable(key), "another key's record has this key's digest");
+            }
+            Lookup::Absent | Lookup::Found(_) => {}
+        }
+        Ok(found)
+    }
+}
+
+impl Inner {
+    /// Blocking body of [`ReplicaStore::scan`].
+    fn scan(&self, from_hash: u64, limit: usize) -> Result<Vec<(u64, Bytes, Object)>, StoreError> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for guard in self.data.range(from_hash.to_be_bytes()..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (rk, raw) = guard.into_inner().map_err(engine)?;
+            let record = decode_record(&raw).map_err(|e| e.to_string());
+            let resolved = record.and_then(|(full_key, obj)| {
+                let (hash, key) = resolve_record_key(&rk, full_key)
+                    .ok_or("record key and stored key disagree")?;
+                Ok((hash, key, obj))
+            });
+            match resolved {
+                Ok(entry) => out.push(entry),
+                Err(e) => {
+                    self.decode_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(key = %printable(rk.get(8..).unwrap_or_default()), "unreadable record: {e}");
+                }
             }
         }
+        Ok(out)
+    }
+}
+
+/// A key for a log line: lossy text, cut so a huge key cannot flood the log.
+fn printable(key: &[u8]) -> String {
+    let shown = key.get(..128).unwrap_or(key);
+    let text = String::from_utf8_lossy(shown);
+    if shown.len() < key.len() {
+        format!("{text}... ({} bytes)", key.len())
+    } else {
+        text.into_owned()
     }
 }
 
@@ -105,11 +185,15 @@ fn engine(e: fjall::Error) -> StoreError {
     StoreError::Engine(e.to_string())
 }
 
+/// Records written by the group being built, by record key, with the key
+/// that wrote them (a long key's record key is shared by digest collisions).
+type Overlay = HashMap<Vec<u8>, (Bytes, Option<Object>)>;
+
 /// The single writer: applies queued updates in order against the latest
 /// state (committed records overlaid with this group's own writes), commits
 /// the group as one batch, then completes every update in it.
-fn writer_loop(inner: &Inner, mut rx: mpsc::UnboundedReceiver<WriteOp>, fsync: FsyncPolicy) {
-    let mut overlay: HashMap<Vec<u8>, Option<Object>> = HashMap::new();
+fn writer_loop(inner: &Inner, mut rx: mpsc::Receiver<WriteOp>, fsync: FsyncPolicy) {
+    let mut overlay = Overlay::new();
     let mut completions: Vec<Completion> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
@@ -119,33 +203,9 @@ fn writer_loop(inner: &Inner, mut rx: mpsc::UnboundedReceiver<WriteOp>, fsync: F
             taken += 1;
             match op {
                 WriteOp::Update(key, f) => {
-                    let rk = record_key(&key);
-                    let current = match overlay.get(&rk) {
-                        Some(obj) => Ok(obj.clone()),
-                        None => inner.read(&rk),
-                    };
-                    let current = match current {
-                        Ok(c) => c,
-                        Err(e) => {
-                            // Unreadable engine state: fail this update alone.
-                            let (_, done) = f(None);
-                            done(Err(e));
-                            continue;
-                        }
-                    };
-                    let (write, done) = f(current);
-                    match write {
-                        Write::Keep => {}
-                        Write::Put(obj) => {
-                            batch.insert(&inner.data, rk.clone(), encode_object(&obj));
-                            overlay.insert(rk, Some(obj));
-                        }
-                        Write::Remove => {
-                            batch.remove(&inner.data, rk.clone());
-                            overlay.insert(rk, None);
-                        }
+                    if let Some(done) = stage(inner, &mut overlay, &mut batch, key, f) {
+                        completions.push(done);
                     }
-                    completions.push(done);
                 }
                 WriteOp::Clear(reply) => {
                     // Commit what came before, so the clear is ordered after it.
@@ -170,6 +230,68 @@ fn writer_loop(inner: &Inner, mut rx: mpsc::UnboundedReceiver<WriteOp>, fsync: F
         }
     }
     inner.closed.store(true, Ordering::SeqCst);
+}
+
+/// Runs one update and adds its write to `batch`. Returns its completion,
+/// to run after the commit, or `None` when it already failed alone.
+fn stage(
+    inner: &Inner,
+    overlay: &mut Overlay,
+    batch: &mut fjall::OwnedWriteBatch,
+    key: Bytes,
+    f: UpdateFn,
+) -> Option<Completion> {
+    let rk = record_key(&key);
+    let current = match overlay.get(&rk) {
+        Some((owner, obj)) if *owner == key => Ok(obj.clone()),
+        Some(_) => Err(collision()),
+        None => match inner.lookup(&key, &rk) {
+            Ok(Lookup::Found(obj)) => Ok(Some(obj)),
+            // Overwriting an unreadable record is how it gets repaired.
+            Ok(Lookup::Absent | Lookup::Unreadable(_)) => Ok(None),
+            // Never clobber another key's record.
+            Ok(Lookup::Collision) => Err(collision()),
+            Err(e) => Err(e),
+        },
+    };
+    let current = match current {
+        Ok(current) => current,
+        Err(e) => {
+            let (_, done) = f(None);
+            done(Err(e));
+            return None;
+        }
+    };
+    let (write, done) = f(current);
+    match write {
+        Write::Keep => {}
+        Write::Put(obj) => {
+            let raw = encode_record(&key, &obj);
+            if raw.len() > MAX_VALUE_LEN {
+                // fjall panics on such a value (and then refuses every
+                // later write): refuse this one alone instead.
+                done(Err(too_large(raw.len())));
+                return None;
+            }
+            batch.insert(&inner.data, rk.clone(), raw);
+            overlay.insert(rk, (key, Some(obj)));
+        }
+        Write::Remove => {
+            batch.remove(&inner.data, rk.clone());
+            overlay.insert(rk, (key, None));
+        }
+    }
+    Some(done)
+}
+
+fn collision() -> StoreError {
+    StoreError::Rejected("another key's record has this key's digest".into())
+}
+
+fn too_large(len: usize) -> StoreError {
+    StoreError::Rejected(format!(
+        "record of {len} bytes is larger than the storage limit of {MAX_VALUE_LEN} bytes"
+    ))
 }
 
 fn commit(
@@ -199,60 +321,76 @@ fn everysec_loop(inner: std::sync::Weak<Inner>) {
 
 impl ReplicaStore for FjallStore {
     fn get(&self, key: &[u8]) -> Result<Option<Object>, StoreError> {
-        self.inner.read(&record_key(key))
+        match self.inner.lookup(key, &record_key(key))? {
+            Lookup::Found(obj) => Ok(Some(obj)),
+            Lookup::Absent | Lookup::Unreadable(_) | Lookup::Collision => Ok(None),
+        }
     }
 
-    fn submit(&self, key: Bytes, f: UpdateFn) {
+    async fn submit(&self, key: Bytes, f: UpdateFn) {
         if let Err(mpsc::error::SendError(WriteOp::Update(_, f))) =
-            self.writer.send(WriteOp::Update(key, f))
+            self.writer.send(WriteOp::Update(key, f)).await
         {
             let (_, done) = f(None);
             done(Err(StoreError::Closed));
         }
     }
 
-    fn scan(&self, from_hash: u64, limit: usize) -> Result<Vec<(u64, Bytes, Object)>, StoreError> {
-        let mut out = Vec::with_capacity(limit.min(1024));
-        for guard in self.inner.data.range(from_hash.to_be_bytes()..) {
-            if out.len() >= limit {
-                break;
-            }
-            let (rk, raw) = guard.into_inner().map_err(engine)?;
-            let Some((hash, key)) = split_record_key(&rk) else {
-                self.inner.decode_errors.fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            match decode_object(&raw) {
-                Ok(obj) => out.push((hash, key, obj)),
-                Err(e) => {
-                    self.inner.decode_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(key = %String::from_utf8_lossy(&key), "unreadable record: {e}");
-                }
-            }
-        }
-        Ok(out)
+    async fn scan(
+        &self,
+        from_hash: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes, Object)>, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.scan(from_hash, limit)).await
     }
 
     fn approximate_len(&self) -> u64 {
         self.inner.data.approximate_len() as u64
     }
 
+    fn queue_depth(&self) -> u64 {
+        // Free permits are the queue's room; waiting producers are not counted.
+        (self.writer.max_capacity() - self.writer.capacity()) as u64
+    }
+
     async fn clear(&self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.writer
             .send(WriteOp::Clear(tx))
+            .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    fn sync(&self) -> Result<(), StoreError> {
+    async fn sync(&self) -> Result<(), StoreError> {
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(StoreError::Closed);
         }
-        self.inner.db.persist(PersistMode::SyncAll).map_err(engine)
+        let inner = self.inner.clone();
+        blocking(move || inner.db.persist(PersistMode::SyncAll).map_err(engine)).await
     }
 
     fn decode_errors(&self) -> u64 {
         self.inner.decode_errors.load(Ordering::Relaxed)
+    }
+
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        check_meta(name, 0)?;
+        let value = self.inner.meta.get(name.as_bytes()).map_err(engine)?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    async fn put_meta(&self, name: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        check_meta(name, value.len())?;
+        let inner = self.inner.clone();
+        let name = name.as_bytes().to_vec();
+        blocking(move || {
+            inner.meta.insert(name, value).map_err(engine)?;
+            // Whatever the fsync policy: the node relies on these records
+            // (a dot lease) never going backwards after a crash.
+            inner.db.persist(PersistMode::SyncAll).map_err(engine)
+        })
+        .await
     }
 }

@@ -1,110 +1,148 @@
 //! In-memory [`ReplicaStore`] for simulations and tests: same ordering and
-//! encoding as fjall (records are stored encoded, so decode paths are shared).
+//! encoding as fjall (records are stored encoded, so decode paths are
+//! shared), with fjall's crash behaviour under each fsync policy.
+//!
+//! Everything runs inline on the caller's task: the simulation drives this
+//! store from a single-threaded, paused-clock runtime, so it must not use
+//! threads, blocking pools, wall clocks or hash-map iteration order.
 
-use super::codec::{decode_object, encode_object, split_record_key};
-use super::{ReplicaStore, StoreError, UpdateFn, Write, codec::record_key};
+use super::codec::{
+    Lookup, MAX_VALUE_LEN, decode_record, encode_record, record_key, resolve_record_key,
+};
+use super::undo_map::UndoMap;
+use super::{FsyncPolicy, ReplicaStore, StoreError, UpdateFn, Write, check_meta};
 use crate::core::Object;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A BTreeMap of encoded records.
-#[derive(Default)]
+/// Encoded records by record key, as fjall would hold them.
+type Records = UndoMap<Vec<u8>, Vec<u8>>;
+
+/// Encoded records in a BTreeMap, plus what a crash would bring back.
 pub struct MemoryStore {
-    records: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
-    /// What survives a crash (None: everything does).
-    durable: Option<Mutex<BTreeMap<Vec<u8>, Vec<u8>>>>,
-    always: bool,
+    records: Mutex<Records>,
+    /// Metadata is durable at once (as `put_meta` promises).
+    meta: Mutex<BTreeMap<String, Vec<u8>>>,
     decode_errors: AtomicU64,
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new_with(FsyncPolicy::Always)
+    }
+}
+
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store whose every write is durable at once.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// An empty store whose writes become durable as `fsync` says.
-    pub fn new_with(fsync: super::FsyncPolicy) -> Self {
+    /// An empty store that loses writes in a [`MemoryStore::crash`] like
+    /// fjall under `fsync`: with `Always` none, otherwise those made since
+    /// the last [`ReplicaStore::sync`] (the simulation syncs every
+    /// simulated second for `everysec`).
+    pub fn new_with(fsync: FsyncPolicy) -> Self {
         Self {
-            durable: Some(Mutex::new(BTreeMap::new())),
-            always: fsync == super::FsyncPolicy::Always,
-            ..Self::default()
+            records: Mutex::new(UndoMap::new(fsync == FsyncPolicy::Always)),
+            meta: Mutex::new(BTreeMap::new()),
+            decode_errors: AtomicU64::new(0),
         }
     }
 
-    /// A crash: everything written since the last durable point is lost.
+    /// Reverts to the last durable state, as a process crash and restart
+    /// would (metadata is always durable).
     pub fn crash(&self) {
-        if let Some(durable) = &self.durable {
-            *self.records.lock() = durable.lock().clone();
-        }
+        self.records.lock().crash();
     }
 
     /// Overwrites a record with raw bytes (tests of unreadable records).
     pub fn put_raw(&self, key: &[u8], raw: Vec<u8>) {
-        self.records.lock().insert(record_key(key), raw);
+        self.put_raw_record(record_key(key), raw);
+    }
+
+    /// Stores raw bytes under a raw record key (tests of old or colliding
+    /// records).
+    pub fn put_raw_record(&self, rk: Vec<u8>, raw: Vec<u8>) {
+        self.records.lock().insert(rk, raw);
+    }
+
+    fn lookup(&self, records: &Records, key: &[u8], rk: &[u8]) -> Lookup {
+        let found = Lookup::of(key, records.live().get(rk).map(Vec::as_slice));
+        if let Lookup::Unreadable(_) = found {
+            self.decode_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// Runs one update against the records; the outcome its completion gets.
+    fn apply(&self, key: &Bytes, f: UpdateFn) -> (super::Completion, Result<(), StoreError>) {
+        let rk = record_key(key);
+        let mut records = self.records.lock();
+        let current = match self.lookup(&records, key, &rk) {
+            Lookup::Found(obj) => Some(obj),
+            Lookup::Absent | Lookup::Unreadable(_) => None,
+            Lookup::Collision => {
+                // Never clobber another key's record (as fjall).
+                let (_, done) = f(None);
+                let e = StoreError::Rejected("another key's record has this key's digest".into());
+                return (done, Err(e));
+            }
+        };
+        let (write, done) = f(current);
+        match write {
+            Write::Keep => {}
+            Write::Put(obj) => {
+                let raw = encode_record(key, &obj);
+                if raw.len() > MAX_VALUE_LEN {
+                    let e = StoreError::Rejected(format!(
+                        "record of {} bytes is larger than the storage limit",
+                        raw.len()
+                    ));
+                    return (done, Err(e));
+                }
+                records.insert(rk, raw);
+            }
+            Write::Remove => records.remove(&rk),
+        }
+        (done, Ok(()))
     }
 }
 
 impl ReplicaStore for MemoryStore {
     fn get(&self, key: &[u8]) -> Result<Option<Object>, StoreError> {
         let records = self.records.lock();
-        let Some(raw) = records.get(&record_key(key)) else {
-            return Ok(None);
-        };
-        match decode_object(raw) {
-            Ok(obj) => Ok(Some(obj)),
-            Err(_) => {
-                self.decode_errors.fetch_add(1, Ordering::Relaxed);
-                Ok(None)
-            }
+        match self.lookup(&records, key, &record_key(key)) {
+            Lookup::Found(obj) => Ok(Some(obj)),
+            Lookup::Absent | Lookup::Unreadable(_) | Lookup::Collision => Ok(None),
         }
     }
 
-    fn submit(&self, key: Bytes, f: UpdateFn) {
-        let rk = record_key(&key);
-        let done = {
-            let mut records = self.records.lock();
-            let current = records.get(&rk).and_then(|raw| match decode_object(raw) {
-                Ok(obj) => Some(obj),
-                Err(_) => {
-                    self.decode_errors.fetch_add(1, Ordering::Relaxed);
-                    None
-                }
-            });
-            let (write, done) = f(current);
-            match write {
-                Write::Keep => {}
-                Write::Put(obj) => {
-                    records.insert(rk.clone(), encode_object(&obj));
-                }
-                Write::Remove => {
-                    records.remove(&rk);
-                }
-            }
-            if let (true, Some(durable)) = (self.always, &self.durable) {
-                let mut durable = durable.lock();
-                match records.get(&rk) {
-                    Some(raw) => durable.insert(rk, raw.clone()),
-                    None => durable.remove(&rk),
-                };
-            }
-            done
-        };
-        done(Ok(()));
+    async fn submit(&self, key: Bytes, f: UpdateFn) {
+        let (done, result) = self.apply(&key, f);
+        // Completions run outside the lock: they may read the store.
+        done(result);
     }
 
-    fn scan(&self, from_hash: u64, limit: usize) -> Result<Vec<(u64, Bytes, Object)>, StoreError> {
+    async fn scan(
+        &self,
+        from_hash: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes, Object)>, StoreError> {
         let records = self.records.lock();
         let mut out = Vec::new();
-        for (rk, raw) in records.range(from_hash.to_be_bytes().to_vec()..) {
+        for (rk, raw) in records.live().range(from_hash.to_be_bytes().to_vec()..) {
             if out.len() >= limit {
                 break;
             }
-            match (split_record_key(rk), decode_object(raw)) {
-                (Some((hash, key)), Ok(obj)) => out.push((hash, key, obj)),
-                _ => {
+            let resolved = decode_record(raw)
+                .ok()
+                .and_then(|(full_key, obj)| Some((resolve_record_key(rk, full_key)?, obj)));
+            match resolved {
+                Some(((hash, key), obj)) => out.push((hash, key, obj)),
+                None => {
                     self.decode_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -113,7 +151,12 @@ impl ReplicaStore for MemoryStore {
     }
 
     fn approximate_len(&self) -> u64 {
-        self.records.lock().len() as u64
+        self.records.lock().live().len() as u64
+    }
+
+    fn queue_depth(&self) -> u64 {
+        // Updates are applied as they are submitted.
+        0
     }
 
     async fn clear(&self) -> Result<(), StoreError> {
@@ -121,14 +164,23 @@ impl ReplicaStore for MemoryStore {
         Ok(())
     }
 
-    fn sync(&self) -> Result<(), StoreError> {
-        if let Some(durable) = &self.durable {
-            *durable.lock() = self.records.lock().clone();
-        }
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.records.lock().sync();
         Ok(())
     }
 
     fn decode_errors(&self) -> u64 {
         self.decode_errors.load(Ordering::Relaxed)
+    }
+
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        check_meta(name, 0)?;
+        Ok(self.meta.lock().get(name).cloned())
+    }
+
+    async fn put_meta(&self, name: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        check_meta(name, value.len())?;
+        self.meta.lock().insert(name.to_owned(), value);
+        Ok(())
     }
 }

@@ -1,61 +1,122 @@
-//! In-memory [`Hints`] for the simulation.
+//! [`MemoryHints`]: hints in memory for simulations and tests, encoded and
+//! ordered exactly as [`super::fjall_hints::FjallHints`] keeps them, with
+//! the same crash model as [`super::memory::MemoryStore`].
+//!
+//! Everything runs inline on the caller's task (no threads, blocking pool,
+//! wall clock or hash-map iteration): the simulation is deterministic.
 
+use super::FsyncPolicy;
 use super::StoreError;
+use super::hint_core::{HintBackend, HintCore, HintOp};
 use super::hints::{HintLimits, HintPut, Hints};
-use crate::core::{NodeId, Object, ring_hash};
+use super::undo_map::UndoMap;
+use crate::core::{NodeId, Object};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Hints in a BTreeMap (target, key) -> (object, stored at).
+/// In-memory [`Hints`].
 pub struct MemoryHints {
-    limits: HintLimits,
-    /// What survives a crash under `--fsync everysec` (None: everything).
-    durable: Option<Mutex<BTreeMap<(NodeId, Bytes), (Object, u64)>>>,
-    hints: Mutex<BTreeMap<(NodeId, Bytes), (Object, u64)>>,
-    dropped: AtomicU64,
-    repair: Mutex<Vec<u64>>,
+    core: HintCore<MemoryBackend>,
+}
+
+/// Hint records and repair hashes, each with what a crash would bring back.
+pub struct MemoryBackend {
+    state: Mutex<State>,
+}
+
+struct State {
+    hints: UndoMap<Vec<u8>, Vec<u8>>,
+    repair: UndoMap<u64, ()>,
 }
 
 impl MemoryHints {
-    /// An empty hint store.
-    pub fn new(limits: HintLimits) -> Self {
+    /// An empty hint store that loses, in a [`MemoryHints::crash`], what
+    /// fjall would lose under `fsync` (see [`super::memory::MemoryStore::new_with`]).
+    pub fn new_with(fsync: FsyncPolicy, limits: HintLimits) -> Self {
+        let at_once = fsync == FsyncPolicy::Always;
+        let backend = MemoryBackend {
+            state: Mutex::new(State {
+                hints: UndoMap::new(at_once),
+                repair: UndoMap::new(at_once),
+            }),
+        };
         Self {
-            limits,
-            durable: None,
-            hints: Mutex::new(BTreeMap::new()),
-            dropped: AtomicU64::new(0),
-            repair: Mutex::new(Vec::new()),
+            core: HintCore::new_empty(backend, limits),
         }
     }
 
-    /// A hint store that loses un-fsynced hints in a crash.
-    pub fn new_with(limits: HintLimits, fsync: super::FsyncPolicy) -> Self {
-        let mut h = Self::new(limits);
-        if fsync != super::FsyncPolicy::Always {
-            h.durable = Some(Mutex::new(BTreeMap::new()));
-        }
-        h
-    }
-
-    /// A crash: hints not yet synced are lost.
-    pub fn crash(&self) {
-        if let Some(durable) = &self.durable {
-            *self.hints.lock() = durable.lock().clone();
-        }
-    }
-
-    /// Makes every hint durable.
+    /// Makes every change so far durable (the simulation's everysec tick).
     pub fn sync(&self) {
-        if let Some(durable) = &self.durable {
-            *durable.lock() = self.hints.lock().clone();
-        }
+        let mut state = self.core.backend().state.lock();
+        state.hints.sync();
+        state.repair.sync();
     }
 
-    fn drop_one(&self, key: &[u8]) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-        self.repair.lock().push(ring_hash(key));
+    /// Reverts to the last durable state, as a crash and restart would;
+    /// counts are rebuilt and the dropped counter restarts at 0.
+    pub fn crash(&self) -> Result<(), StoreError> {
+        {
+            let mut state = self.core.backend().state.lock();
+            state.hints.crash();
+            state.repair.crash();
+        }
+        // Records in memory are never legacy ones, so no time is needed.
+        self.core.recount(0)
+    }
+
+    /// Stores raw bytes under a raw hint key (tests of unreadable hints).
+    pub fn put_raw(&self, hk: Vec<u8>, raw: Vec<u8>) -> Result<(), StoreError> {
+        self.core.backend().write(vec![HintOp::Put(hk, raw)])
+    }
+}
+
+impl HintBackend for MemoryBackend {
+    fn get(&self, hk: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.state.lock().hints.live().get(hk).cloned())
+    }
+
+    fn visit(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let state = self.state.lock();
+        for (hk, raw) in state.hints.live().range(prefix.to_vec()..) {
+            if !hk.starts_with(prefix) || !visit(hk, raw) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, ops: Vec<HintOp>) -> Result<(), StoreError> {
+        let mut state = self.state.lock();
+        for op in ops {
+            match op {
+                HintOp::Put(hk, raw) => state.hints.insert(hk, raw),
+                HintOp::Remove(hk) => state.hints.remove(&hk),
+                HintOp::NeedsRepair(hash) => state.repair.insert(hash, ()),
+                HintOp::Repaired(hash) => state.repair.remove(&hash),
+            }
+        }
+        Ok(())
+    }
+
+    fn settle(&self) -> Result<(), StoreError> {
+        // Durability is modelled by the undo maps.
+        Ok(())
+    }
+
+    fn repairs(&self) -> Result<Vec<u64>, StoreError> {
+        Ok(self.state.lock().repair.live().keys().copied().collect())
+    }
+
+    fn clear(&self) -> Result<(), StoreError> {
+        let mut state = self.state.lock();
+        state.hints.clear();
+        state.repair.clear();
+        Ok(())
     }
 }
 
@@ -67,41 +128,20 @@ impl Hints for MemoryHints {
         object: Object,
         now_ms: u64,
     ) -> Result<HintPut, StoreError> {
-        let mut hints = self.hints.lock();
-        let k = (target.clone(), key.clone());
-        if let Some((held, _)) = hints.get_mut(&k) {
-            held.merge(&object);
-            return Ok(HintPut::Stored);
-        }
-        let count = hints.keys().filter(|(t, _)| t == target).count() as u64;
-        if count >= self.limits.max_per_target {
-            drop(hints);
-            self.drop_one(&key);
-            return Ok(HintPut::Dropped);
-        }
-        hints.insert(k, (object, now_ms));
-        Ok(HintPut::Stored)
+        self.core.put(target, key, object, now_ms)
     }
 
     fn get(&self, target: &NodeId, key: &[u8]) -> Result<Option<Object>, StoreError> {
-        let k = (target.clone(), Bytes::copy_from_slice(key));
-        Ok(self.hints.lock().get(&k).map(|(o, _)| o.clone()))
+        self.core.get(target, key)
     }
 
     async fn list(
         &self,
         target: &NodeId,
         limit: usize,
-        _max_bytes: usize,
+        max_bytes: usize,
     ) -> Result<Vec<(Bytes, Object)>, StoreError> {
-        Ok(self
-            .hints
-            .lock()
-            .iter()
-            .filter(|((t, _), _)| t == target)
-            .take(limit)
-            .map(|((_, k), (o, _))| (k.clone(), o.clone()))
-            .collect())
+        self.core.list(target, limit, max_bytes)
     }
 
     async fn remove_if_unchanged(
@@ -110,50 +150,34 @@ impl Hints for MemoryHints {
         key: Bytes,
         delivered: Object,
     ) -> Result<bool, StoreError> {
-        let mut hints = self.hints.lock();
-        let k = (target.clone(), key);
-        let same = hints.get(&k).is_some_and(|(o, _)| o == &delivered);
-        if same {
-            hints.remove(&k);
-        }
-        Ok(same)
+        self.core.remove_if_unchanged(target, &key, &delivered)
     }
 
     async fn discard(&self, target: &NodeId, key: Bytes) -> Result<(), StoreError> {
-        if self.hints.lock().remove(&(target.clone(), key.clone())).is_some() {
-            self.drop_one(&key);
-        }
-        Ok(())
+        self.core.discard(target, &key)
     }
 
     async fn expire(&self, now_ms: u64) -> Result<u64, StoreError> {
-        let ttl = self.limits.ttl_ms;
-        let old: Vec<(NodeId, Bytes)> = self
-            .hints
-            .lock()
-            .iter()
-            .filter(|(_, (_, at))| at.saturating_add(ttl) <= now_ms)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for (t, k) in &old {
-            self.discard(t, k.clone()).await?;
-        }
-        Ok(old.len() as u64)
+        self.core.expire(now_ms)
     }
 
     fn counts(&self) -> BTreeMap<NodeId, u64> {
-        let mut counts = BTreeMap::new();
-        for (t, _) in self.hints.lock().keys() {
-            *counts.entry(t.clone()).or_insert(0) += 1;
-        }
-        counts
+        self.core.counts()
     }
 
     fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.core.dropped()
     }
 
     fn repair_needed(&self) -> Result<Vec<u64>, StoreError> {
-        Ok(self.repair.lock().clone())
+        self.core.repair_needed()
+    }
+
+    async fn repaired(&self, hashes: Vec<u64>) -> Result<(), StoreError> {
+        self.core.repaired(hashes)
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        self.core.clear()
     }
 }

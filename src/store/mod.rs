@@ -1,8 +1,9 @@
 //! Replica storage: where one node keeps its copies of objects.
 //!
 //! [`ReplicaStore`] is implemented by [`fjall_store::FjallStore`] (on disk) and
-//! [`memory::MemoryStore`] (simulation and tests); `tests/store_conformance.rs`
-//! runs one suite against both.
+//! [`memory::MemoryStore`] (simulation and tests); [`hints::Hints`] by
+//! [`fjall_hints::FjallHints`] and [`memory_hints::MemoryHints`].
+//! `tests/store_conformance.rs` runs one suite against both of each.
 
 use crate::core::Object;
 use bytes::Bytes;
@@ -17,6 +18,10 @@ pub enum StoreError {
     /// The writer thread is gone (shutting down).
     #[error("store is closed")]
     Closed,
+    /// The request cannot be stored as asked (a value past the engine's
+    /// size limit, a bad name); nothing was written.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 /// How writes reach the disk (`--fsync`).
@@ -53,71 +58,149 @@ pub type UpdateFn = Box<dyn FnOnce(Option<Object>) -> (Write, Completion) + Send
 
 /// One node's copies of objects, keyed by the user key.
 ///
-/// Reads are synchronous: they are served from fjall's memtable and block
-/// cache and are cheap enough for the reactor. Writes are updates executed in
-/// order by a single writer that folds concurrent callers into one commit
-/// (group commit); an update sees every earlier update, committed or not.
+/// Point reads are synchronous: they are served from fjall's memtable and
+/// block cache and are cheap enough for the reactor. Writes are updates
+/// executed in order by a single writer that folds concurrent callers into
+/// one commit (group commit); an update sees every earlier update,
+/// committed or not. Bulk work (scans, fsync) is async so the on-disk store
+/// can run it off the reactor.
 pub trait ReplicaStore: Send + Sync + 'static {
     /// The stored object for `key`, if any. A record that fails to decode is
     /// logged, counted in [`ReplicaStore::decode_errors`] and read as absent.
     fn get(&self, key: &[u8]) -> Result<Option<Object>, StoreError>;
 
-    /// Queues an update of `key`; `f` runs on the writer and its completion
-    /// after the commit under the fsync policy.
-    fn submit(&self, key: Bytes, f: UpdateFn);
+    /// Queues an update of `key`; resolves once it is queued, waiting for
+    /// room when the writer's queue is full (backpressure). `f` runs on the
+    /// writer and its completion after the commit under the fsync policy.
+    /// Updates queued one after another by one caller run in that order.
+    fn submit(&self, key: Bytes, f: UpdateFn) -> impl Future<Output = ()> + Send;
 
     /// Up to `limit` records whose ring hash is `>= from_hash`, in ring order,
-    /// with each record's ring hash.
-    fn scan(&self, from_hash: u64, limit: usize) -> Result<Vec<(u64, Bytes, Object)>, StoreError>;
+    /// with each record's ring hash and whole key.
+    fn scan(
+        &self,
+        from_hash: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(u64, Bytes, Object)>, StoreError>> + Send;
 
     /// Approximate number of records.
     fn approximate_len(&self) -> u64;
+
+    /// Updates queued and not yet taken by the writer (approximate).
+    fn queue_depth(&self) -> u64;
 
     /// Removes every record (ordered after every update queued before it).
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Makes everything written so far durable.
-    fn sync(&self) -> Result<(), StoreError>;
+    fn sync(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Records that failed to decode since start.
     fn decode_errors(&self) -> u64;
 
-    /// Writes queued for the writer and not yet applied.
-    fn queue_depth(&self) -> u64 {
-        0
+    /// A node metadata record (node id, dot lease, rebuild flag), if set.
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Sets a node metadata record; resolves only once it is durable,
+    /// whatever the fsync policy.
+    fn put_meta(
+        &self,
+        name: &str,
+        value: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Longest metadata record name (names are short constants chosen by the
+/// node; the bound keeps them far from the engine's key limit).
+pub const MAX_META_NAME: usize = 255;
+
+/// Checks a metadata record name and value against the engine's limits.
+fn check_meta(name: &str, value_len: usize) -> Result<(), StoreError> {
+    if name.is_empty() || name.len() > MAX_META_NAME {
+        return Err(StoreError::Rejected(format!(
+            "metadata name must be 1 to {MAX_META_NAME} bytes, got {}",
+            name.len()
+        )));
+    }
+    if value_len > codec::MAX_VALUE_LEN {
+        return Err(StoreError::Rejected(format!(
+            "metadata value of {value_len} bytes is larger than the storage limit"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs blocking engine work on tokio's blocking pool, so the reactor's
+/// worker threads never wait for the disk.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Engine(format!("storage task failed: {e}")))?
+}
+
+/// The outcome of a queued update, once its batch is committed.
+pub struct Committed<T>(tokio::sync::oneshot::Receiver<Result<T, StoreError>>);
+
+impl<T> Future for Committed<T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        // A dropped sender means the writer went away with the update.
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(StoreError::Closed)))
     }
 }
 
-/// Typed convenience over [`ReplicaStore::submit`]: `f` decides the write and
-/// a result, which is returned once the write is committed.
-pub fn update<S, T, F>(
-    store: &S,
-    key: Bytes,
-    f: F,
-) -> impl Future<Output = Result<T, StoreError>> + Send + use<S, T, F>
+/// Typed convenience over [`ReplicaStore::submit`]: `f` decides the write
+/// and a result. Resolves once the update is queued (in call order); the
+/// [`Committed`] it returns resolves once the write is committed, so a
+/// caller can queue several updates before waiting for any commit.
+pub async fn queue<S, T, F>(store: &S, key: Bytes, f: F) -> Committed<T>
 where
-    S: ReplicaStore + ?Sized,
+    S: ReplicaStore,
     T: Send + 'static,
     F: FnOnce(Option<Object>) -> (Write, T) + Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    store.submit(
-        key,
-        Box::new(move |current| {
-            let (write, value) = f(current);
-            let done: Completion = Box::new(move |result| {
-                // The caller may be gone (client disconnected); the write stands.
-                let _ = tx.send(result.map(|()| value));
-            });
-            (write, done)
-        }),
-    );
-    async move { rx.await.map_err(|_| StoreError::Closed)? }
+    store
+        .submit(
+            key,
+            Box::new(move |current| {
+                let (write, value) = f(current);
+                let done: Completion = Box::new(move |result| {
+                    // The caller may be gone (client disconnected); the write stands.
+                    let _ = tx.send(result.map(|()| value));
+                });
+                (write, done)
+            }),
+        )
+        .await;
+    Committed(rx)
+}
+
+/// [`queue`], then wait for the commit.
+pub async fn update<S, T, F>(store: &S, key: Bytes, f: F) -> Result<T, StoreError>
+where
+    S: ReplicaStore,
+    T: Send + 'static,
+    F: FnOnce(Option<Object>) -> (Write, T) + Send + 'static,
+{
+    queue(store, key, f).await.await
 }
 
 pub mod codec;
-pub mod fjall_store;
 pub mod fjall_hints;
+pub mod fjall_store;
+pub mod hint_core;
 pub mod hints;
 pub mod memory;
 pub mod memory_hints;
+pub mod undo_map;

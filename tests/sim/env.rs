@@ -130,7 +130,7 @@ impl ReplicaStore for FencedStore {
         self.inner.get(key)
     }
 
-    fn submit(&self, key: Bytes, f: UpdateFn) {
+    async fn submit(&self, key: Bytes, f: UpdateFn) {
         if !self.alive.load(Ordering::SeqCst) {
             let (_, done) = f(None);
             done(Err(StoreError::Closed));
@@ -138,36 +138,54 @@ impl ReplicaStore for FencedStore {
         }
         let observer = self.observer.clone();
         let k = key.clone();
-        self.inner.submit(
-            key,
-            Box::new(move |current| {
-                let (write, done) = f(current);
-                if let Write::Put(obj) = &write {
-                    observer.saw(&k, obj);
-                }
-                (write, done)
-            }),
-        );
+        self.inner
+            .submit(
+                key,
+                Box::new(move |current| {
+                    let (write, done) = f(current);
+                    if let Write::Put(obj) = &write {
+                        observer.saw(&k, obj);
+                    }
+                    (write, done)
+                }),
+            )
+            .await;
     }
 
-    fn scan(&self, from_hash: u64, limit: usize) -> Result<Vec<(u64, Bytes, Object)>, StoreError> {
-        self.inner.scan(from_hash, limit)
+    async fn scan(
+        &self,
+        from_hash: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes, Object)>, StoreError> {
+        self.inner.scan(from_hash, limit).await
     }
 
     fn approximate_len(&self) -> u64 {
         self.inner.approximate_len()
     }
 
+    fn queue_depth(&self) -> u64 {
+        self.inner.queue_depth()
+    }
+
     async fn clear(&self) -> Result<(), StoreError> {
         self.inner.clear().await
     }
 
-    fn sync(&self) -> Result<(), StoreError> {
-        self.inner.sync()
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.inner.sync().await
     }
 
     fn decode_errors(&self) -> u64 {
         self.inner.decode_errors()
+    }
+
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get_meta(name)
+    }
+
+    async fn put_meta(&self, name: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        self.inner.put_meta(name, value).await
     }
 }
 
@@ -242,5 +260,13 @@ impl Hints for FencedHints {
 
     fn repair_needed(&self) -> Result<Vec<u64>, StoreError> {
         self.inner.repair_needed()
+    }
+
+    async fn repaired(&self, hashes: Vec<u64>) -> Result<(), StoreError> {
+        self.inner.repaired(hashes).await
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        self.inner.clear().await
     }
 }

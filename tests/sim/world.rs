@@ -43,11 +43,11 @@ impl Disk {
         Self {
             store: Arc::new(MemoryStore::new_with(fsync)),
             hints: Arc::new(MemoryHints::new_with(
+                fsync,
                 HintLimits {
                     max_per_target: 100_000,
                     ttl_ms: 3_600_000,
                 },
-                fsync,
             )),
             meta: Arc::new(MemMeta::default()),
             fsync,
@@ -159,7 +159,7 @@ impl World {
         });
         let name = node_name(i);
         let fresh_id = self.net.below(u64::MAX);
-        let local = match local_kv::<SimEnv>(fenced, meta.clone(), &name, fresh_id, clock) {
+        let local = match local_kv::<SimEnv>(fenced, meta.clone(), &name, fresh_id, clock).await {
             Ok(l) => Arc::new(l),
             Err(e) => panic!("node {i} cannot open its store: {e}"),
         };
@@ -223,7 +223,7 @@ impl World {
                         _ = sleep(Duration::from_secs(1)) => {}
                     }
                     if alive.load(Ordering::SeqCst) {
-                        let _ = dynkv::store::ReplicaStore::sync(&*store);
+                        let _ = dynkv::store::ReplicaStore::sync(&*store).await;
                         hints.sync();
                     }
                 }
@@ -247,7 +247,7 @@ impl World {
         if lose_tail {
             let disks = self.disks.lock();
             disks[i].store.crash();
-            disks[i].hints.crash();
+            let _ = disks[i].hints.crash();
         }
         self.log.lock().push(format!("kill n{i}"));
     }

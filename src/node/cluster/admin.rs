@@ -184,6 +184,7 @@ impl<E: NodeEnv> ClusterKv<E> {
                 .local
                 .store()
                 .scan(cursor, 1_000)
+                .await
                 .map_err(|e| KvError::Storage(e.to_string()))?;
             let Some((last, _, _)) = page.last() else {
                 return Ok(());

@@ -63,7 +63,7 @@ pub fn dot_issuer(meta: Arc<dyn MetaStore>, actor: NodeId) -> DotIssuer {
 }
 
 /// Opens the node's replica view over `store`.
-pub fn local_kv<E: NodeEnv>(
+pub async fn local_kv<E: NodeEnv>(
     store: Arc<E::Store>,
     meta: Arc<E::Meta>,
     name: &NodeId,
@@ -72,7 +72,9 @@ pub fn local_kv<E: NodeEnv>(
 ) -> anyhow::Result<LocalKv<E::Store>> {
     let actor = actor_on_disk(&*meta, name, fresh_id).context("cannot record the node id")?;
     let dots = dot_issuer(meta, actor);
-    LocalKv::new(store, dots, clock).map_err(|e| anyhow::anyhow!("{e}"))
+    LocalKv::new(store, dots, clock)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Loads, joins or founds the cluster state and assembles the node.

@@ -351,11 +351,11 @@ impl<E: NodeEnv> Kv for ClusterKv<E> {
             .await
     }
 
-    fn overwrite_queued(&self, key: Bytes, change: Change) -> Option<QueuedWrite> {
+    async fn overwrite_queued(&self, key: Bytes, change: Change) -> Option<QueuedWrite> {
         // Only a lone node can queue at once: a cluster write first has to
         // find its coordinator and replicas.
         if self.alone() {
-            self.local.overwrite_now(key, change)
+            self.local.overwrite_now(key, change).await
         } else {
             None
         }
