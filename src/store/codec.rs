@@ -170,7 +170,7 @@ pub fn decode_record(raw: &[u8]) -> Result<(Option<Bytes>, Object), DecodeError>
     }
 }
 
-/// Encodes an object alone, in the legacy [`FORMAT_V1`] layout (tests of
+/// Encodes an object alone, in the legacy `FORMAT_V1` layout (tests of
 /// records written by older versions).
 pub fn encode_object(obj: &Object) -> Vec<u8> {
     encode_with(FORMAT_V1, obj)

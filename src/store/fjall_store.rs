@@ -41,7 +41,7 @@ const MAX_GROUP: usize = 4096;
 /// Updates that may wait for the writer, at most. With pipelining clients
 /// the writer is the bottleneck, and an unbounded queue would turn a
 /// sustained overload into unbounded memory; 16k updates is several full
-/// groups ([`MAX_GROUP`]), enough to keep the writer busy while producers
+/// groups (`MAX_GROUP`), enough to keep the writer busy while producers
 /// wait, and a few MiB of queued values for typical sizes.
 pub const WRITER_QUEUE: usize = 16 * 1024;
 
