@@ -45,5 +45,5 @@ pub mod rpc;
 mod server;
 pub mod stream;
 
-pub use frame::{Envelope, MAX_FRAME_LEN, PROTOCOL_VERSION, WireResponse};
+pub use frame::{Envelope, MAX_FRAME_LEN, MAX_VALUE_LEN, PROTOCOL_VERSION, WireResponse};
 pub use rpc::{Blocklist, Handler, RpcClient, RpcConfig, RpcError, serve};
