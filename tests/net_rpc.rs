@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dynkv::core::NodeId;
-use dynkv::net::{Blocklist, Handler, MAX_FRAME_LEN, RpcClient, RpcConfig, RpcError, serve};
+use dynkv::net::{
+    Blocklist, Handler, MAX_FRAME_LEN, RpcClient, RpcConfig, RpcError, Transport, serve,
+};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -543,5 +545,44 @@ async fn waiting_for_an_in_flight_slot_is_overloaded_not_timeout() {
         )
         .await;
     assert_eq!(result, Err(RpcError::Timeout));
+    server.kill().await;
+}
+
+/// Drives any [`Transport`], as the node's cluster code will.
+async fn add_via<T: Transport<Req, Resp>>(
+    transport: &T,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Resp, RpcError> {
+    transport
+        .call(&server_id(), addr, Req::Add(20, 22), timeout)
+        .await
+}
+
+#[tokio::test]
+async fn rpc_client_is_a_transport() {
+    let server = Server::start("127.0.0.1:0", CLUSTER).await;
+    let client = client_with("other-cluster", |_| {});
+    assert_eq!(Transport::cluster(&client), "other-cluster");
+    assert!(matches!(
+        add_via(&client, server.addr, Duration::from_secs(5)).await,
+        Err(RpcError::Refused(_))
+    ));
+    Transport::set_cluster(&client, CLUSTER.to_string());
+    assert_eq!(Transport::cluster(&client), CLUSTER);
+    assert_eq!(
+        add_via(&client, server.addr, Duration::from_secs(5)).await,
+        Ok(Resp::Sum(42))
+    );
+    // The trait's timeout is the call's timeout.
+    let slow = Transport::call(
+        &client,
+        &server_id(),
+        server.addr,
+        Req::Sleep(2000),
+        Duration::from_millis(100),
+    )
+    .await;
+    assert_eq!(slow, Err(RpcError::Timeout));
     server.kill().await;
 }
