@@ -1,5 +1,8 @@
 //! Configuration: command-line flags, optionally layered over a TOML file
 //! (`--config`). Flags given on the command line win over the file.
+//!
+//! Also the limits of `proto-max-bulk-len` and Redis's way of writing byte
+//! sizes (`32mb`), shared by the flag, the file and `CONFIG SET`.
 
 use crate::store::FsyncPolicy;
 use clap::Parser;
@@ -71,6 +74,96 @@ pub struct Cli {
     /// Seconds a hint is kept before it is dropped.
     #[arg(long)]
     pub hint_ttl: Option<u64>,
+    /// Longest string a client may send or grow a value to, in bytes, with
+    /// Redis's suffixes (`32mb`, `1gb`, `500k`); 1 MiB to 32 MiB.
+    #[arg(long, value_name = "BYTES", value_parser = parse_proto_max_bulk_len)]
+    pub proto_max_bulk_len: Option<usize>,
+}
+
+/// Smallest `proto-max-bulk-len`, as in Redis.
+pub const MIN_PROTO_MAX_BULK_LEN: usize = 1024 * 1024;
+
+/// Largest `proto-max-bulk-len` (Redis allows more): the largest value the
+/// node-to-node frames are sized for, so that nothing a client is told was
+/// stored is too big to replicate, hint or repair.
+pub const MAX_PROTO_MAX_BULK_LEN: usize = crate::net::MAX_VALUE_LEN;
+
+/// Default `proto-max-bulk-len`: the most dynkv can carry between nodes
+/// (Redis's 512 MB is far beyond that).
+pub const DEFAULT_PROTO_MAX_BULK_LEN: usize = MAX_PROTO_MAX_BULK_LEN;
+
+/// A byte size that cannot be used; the texts are Redis's CONFIG SET ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemoryValueError {
+    /// Not a number with an optional `b`/`k`/`kb`/`m`/`mb`/`g`/`gb` suffix.
+    #[error("argument must be a memory value")]
+    NotAMemoryValue,
+    /// A size outside the allowed range.
+    #[error("argument must be between {min} and {max} inclusive")]
+    OutOfRange {
+        /// Smallest allowed.
+        min: usize,
+        /// Largest allowed.
+        max: usize,
+    },
+}
+
+/// Parses a byte size the way Redis's `memtoull` does: decimal digits and an
+/// optional case-insensitive unit, `k`/`m`/`g` powers of 1000 and
+/// `kb`/`mb`/`gb` powers of 1024. `None` for anything else (a sign, a
+/// fraction, spaces, an unknown unit, overflow).
+pub fn parse_memory(text: &str) -> Option<u64> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    // Redis reads an empty number ("mb") as 0, which then fails the range
+    // check rather than the format check; do the same.
+    let number: u64 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
+    number.checked_mul(multiplier)
+}
+
+/// Parses and range-checks a `proto-max-bulk-len` value.
+pub fn parse_proto_max_bulk_len(text: &str) -> Result<usize, MemoryValueError> {
+    let bytes = parse_memory(text).ok_or(MemoryValueError::NotAMemoryValue)?;
+    usize::try_from(bytes)
+        .ok()
+        .filter(|b| (MIN_PROTO_MAX_BULK_LEN..=MAX_PROTO_MAX_BULK_LEN).contains(b))
+        .ok_or(MemoryValueError::OutOfRange {
+            min: MIN_PROTO_MAX_BULK_LEN,
+            max: MAX_PROTO_MAX_BULK_LEN,
+        })
+}
+
+/// A byte size in the TOML file: a plain integer or Redis's text form.
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+enum MemoryValue {
+    Bytes(i64),
+    Text(String),
+}
+
+impl MemoryValue {
+    fn text(&self) -> String {
+        match self {
+            MemoryValue::Bytes(n) => n.to_string(),
+            MemoryValue::Text(t) => t.clone(),
+        }
+    }
 }
 
 fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
@@ -103,6 +196,7 @@ struct FileConfig {
     max_offset: Option<u64>,
     hint_max_per_target: Option<u64>,
     hint_ttl: Option<u64>,
+    proto_max_bulk_len: Option<MemoryValue>,
 }
 
 /// Resolved configuration with defaults applied.
@@ -142,6 +236,9 @@ pub struct Config {
     pub hint_max_per_target: u64,
     /// `--hint-ttl` in seconds.
     pub hint_ttl_secs: u64,
+    /// Longest bulk string a client may send, and longest value APPEND may
+    /// make, in bytes (CONFIG SET can change it at run time).
+    pub proto_max_bulk_len: usize,
 }
 
 /// Configuration that cannot be used.
@@ -209,6 +306,12 @@ impl Config {
                 "r ({r}) and w ({w}) cannot exceed n ({n})"
             )));
         }
+        let proto_max_bulk_len = match (cli.proto_max_bulk_len, &file.proto_max_bulk_len) {
+            (Some(bytes), _) => bytes,
+            (None, Some(value)) => parse_proto_max_bulk_len(&value.text())
+                .map_err(|e| ConfigError::Invalid(format!("proto-max-bulk-len: {e}")))?,
+            (None, None) => DEFAULT_PROTO_MAX_BULK_LEN,
+        };
         let node_name = cli
             .node_name
             .or(file.node_name)
@@ -242,6 +345,93 @@ impl Config {
                 .unwrap_or(1_000_000)
                 .max(1),
             hint_ttl_secs: cli.hint_ttl.or(file.hint_ttl).unwrap_or(3 * 3600).max(1),
+            proto_max_bulk_len,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_values_are_read_as_redis_reads_them() {
+        assert_eq!(parse_memory("1048576"), Some(1_048_576));
+        assert_eq!(parse_memory("32mb"), Some(32 * 1024 * 1024));
+        assert_eq!(parse_memory("32MB"), Some(32 * 1024 * 1024));
+        assert_eq!(parse_memory("2m"), Some(2_000_000));
+        assert_eq!(parse_memory("1gb"), Some(1 << 30));
+        assert_eq!(parse_memory("500k"), Some(500_000));
+        assert_eq!(parse_memory("7b"), Some(7));
+        assert_eq!(parse_memory("mb"), Some(0));
+        for bad in [
+            "-5",
+            "1.5mb",
+            " 1mb",
+            "1 mb",
+            "1tb",
+            "abc",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_memory(bad), None, "{bad}");
+        }
+        assert_eq!(parse_memory("18446744073709551615gb"), None);
+    }
+
+    #[test]
+    fn proto_max_bulk_len_range() {
+        assert_eq!(parse_proto_max_bulk_len("1mb"), Ok(MIN_PROTO_MAX_BULK_LEN));
+        assert_eq!(parse_proto_max_bulk_len("32mb"), Ok(MAX_PROTO_MAX_BULK_LEN));
+        let out_of_range = Err(MemoryValueError::OutOfRange {
+            min: MIN_PROTO_MAX_BULK_LEN,
+            max: MAX_PROTO_MAX_BULK_LEN,
+        });
+        assert_eq!(parse_proto_max_bulk_len("1048575"), out_of_range);
+        assert_eq!(parse_proto_max_bulk_len("33554433"), out_of_range);
+        assert_eq!(parse_proto_max_bulk_len("512mb"), out_of_range);
+        assert_eq!(
+            parse_proto_max_bulk_len("-1"),
+            Err(MemoryValueError::NotAMemoryValue)
+        );
+        assert_eq!(
+            out_of_range.map_err(|e| e.to_string()),
+            Err("argument must be between 1048576 and 33554432 inclusive".to_string())
+        );
+    }
+
+    #[test]
+    fn proto_max_bulk_len_from_flag_file_or_default() {
+        let resolve = |cli: Cli| Config::resolve(cli).map(|c| c.proto_max_bulk_len);
+        assert_eq!(
+            resolve(Cli::default()).ok(),
+            Some(DEFAULT_PROTO_MAX_BULK_LEN)
+        );
+        let parsed = Cli::try_parse_from(["dynkv", "--proto-max-bulk-len", "2mb"])
+            .map(|cli| cli.proto_max_bulk_len);
+        assert_eq!(parsed.ok(), Some(Some(2 * 1024 * 1024)));
+        assert!(Cli::try_parse_from(["dynkv", "--proto-max-bulk-len", "64mb"]).is_err());
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |text: &str| {
+            let path = dir.path().join("dynkv.toml");
+            std::fs::write(&path, text).expect("write config");
+            Cli {
+                config: Some(path),
+                ..Cli::default()
+            }
+        };
+        assert_eq!(
+            resolve(write("proto-max-bulk-len = \"4mb\"\n")).ok(),
+            Some(4 * 1024 * 1024)
+        );
+        assert_eq!(
+            resolve(write("proto-max-bulk-len = 2097152\n")).ok(),
+            Some(2 * 1024 * 1024)
+        );
+        assert!(resolve(write("proto-max-bulk-len = 1000\n")).is_err());
+        // The flag wins over the file.
+        let mut both = write("proto-max-bulk-len = \"4mb\"\n");
+        both.proto_max_bulk_len = Some(3 * 1024 * 1024);
+        assert_eq!(resolve(both).ok(), Some(3 * 1024 * 1024));
     }
 }

@@ -20,6 +20,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before the node starts: it builds the client port's shared state, which
+    // takes its starting proto-max-bulk-len from here.
+    dynkv::resp::session::set_initial_proto_max_bulk_len(config.proto_max_bulk_len);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

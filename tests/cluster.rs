@@ -3,7 +3,8 @@
 //! exactly N nodes, sloppy quorum with hinted handoff across a SIGKILL,
 //! quorum failures, sibling creation under a network partition
 //! (`DYN.DEBUG PARTITION`) and their survival through the heal, read repair
-//! of a stale replica, and membership surviving restarts.
+//! of a stale replica, membership surviving restarts, and the largest value
+//! a client may send replicating like any other.
 //!
 //! Every test starts its own cluster on free ports (harness:
 //! `tests/common/cluster.rs`) and waits for conditions with generous
@@ -811,4 +812,145 @@ fn membership_survives_restart_without_join() {
         c.restart(i);
     }
     check_restart_view(&c, &before, &data);
+}
+
+// ---------------------------------------------------------------------------
+// 8. sizes agree end to end
+// ---------------------------------------------------------------------------
+
+/// The largest value the client port accepts (`proto-max-bulk-len`, 32 MiB
+/// by default) reaches every replica and comes back from every replica, and
+/// the cluster carries on normally afterwards. Before the limits agreed, the
+/// client port took 512 MB values that node-to-node frames (then 64 MiB)
+/// could not carry: the write failed to replicate and later writes failed
+/// too, because the peer was marked down.
+#[test]
+fn largest_client_value_replicates_and_later_writes_succeed() {
+    if is_real_redis() {
+        return;
+    }
+    const MAX: usize = 32 * 1024 * 1024;
+    // W = R = N = 3: a write is acknowledged only once every replica has
+    // it, and a read needs every replica's copy.
+    let c = Cluster::start_with(3, (3, 3, 3), &["--fsync", "no"], |_| 0);
+    c.wait_converged(&[0, 1, 2], CONVERGE_TIMEOUT);
+
+    let value = vec![b'v'; MAX];
+    let mut conn = c.conn(0);
+    assert_eq!(
+        conn.cmd(&[b"SET", b"big", &value]),
+        ok(),
+        "SET of {MAX} bytes"
+    );
+    for i in 0..3 {
+        assert_eq!(
+            c.q(i, &["STRLEN", "big"]),
+            Reply::Int(MAX as i64),
+            "STRLEN through {}",
+            name(i)
+        );
+    }
+    assert_eq!(
+        c.conn(2).cmd(&[b"GET", b"big"]),
+        Reply::Bulk(value),
+        "GET through n3"
+    );
+    // One byte more is refused at the client port, as in Redis.
+    let mut over = c.conn(1);
+    over.send(format!("*3\r\n$3\r\nSET\r\n$4\r\nover\r\n${}\r\n", MAX + 1).as_bytes())
+        .expect("send");
+    assert_eq!(
+        over.read().expect("reply"),
+        Reply::Error("ERR Protocol error: invalid bulk length".into())
+    );
+    // Every peer is still reachable: W = 3 writes through each node work.
+    for i in 0..3 {
+        let key = format!("after:{i}");
+        assert_eq!(c.q(i, &["SET", &key, "ok"]), ok(), "SET {key}");
+        assert_eq!(
+            c.q((i + 1) % 3, &["GET", &key]),
+            Reply::Bulk(b"ok".to_vec())
+        );
+    }
+}
+
+/// Two concurrent maximal values make one object of twice the limit
+/// (siblings), which must still travel between nodes once they merge: the
+/// frames are sized for it (`MAX_FRAME_LEN`).
+///
+/// Ignored for now: the frames carry it, but the node's RPC calls use a
+/// fixed 1 s timeout, and moving 64 MiB objects (R = 3, read repair) takes
+/// longer than that on a small machine, so the calls time out and peers are
+/// marked unreachable. It passes once the node gives large transfers a
+/// longer per-call timeout (`RpcClient::call_with_timeout`).
+#[test]
+#[ignore = "needs size-aware RPC timeouts in the node (src/node)"]
+fn maximal_siblings_travel_between_nodes() {
+    if is_real_redis() {
+        return;
+    }
+    const MAX: usize = 32 * 1024 * 1024;
+    let c = Cluster::start_with(3, (3, 3, 3), &["--fsync", "no"], |_| 0);
+    c.wait_converged(&[0, 1, 2], CONVERGE_TIMEOUT);
+    let key = "big:siblings";
+    assert_eq!(c.q(0, &["SET", key, "base"]), ok(), "SET {key} base");
+    let base = c
+        .dyn_get(0, key, None)
+        .unwrap_or_else(|e| panic!("DYN.GET {key}: {e}"));
+    c.cut(&[0], &[1, 2]);
+    for (i, fill) in [(0, b'l'), (1, b'r')] {
+        let value = vec![fill; MAX];
+        let put: [&[u8]; 6] = [
+            b"DYN.PUT",
+            key.as_bytes(),
+            base.context.as_bytes(),
+            &value,
+            b"W",
+            b"1",
+        ];
+        assert_eq!(c.conn(i).cmd(&put), ok(), "DYN.PUT through {}", name(i));
+    }
+    c.heal(&[0, 1, 2]);
+    // With R = 3 every replica's copy, both siblings once merged, crosses
+    // the network to the coordinator.
+    wait_for(
+        Duration::from_secs(60),
+        "DYN.GET through every node to return both maximal siblings",
+        || {
+            for i in 0..3 {
+                let reply = c.conn(i).cmd(&[b"DYN.GET", key.as_bytes()]);
+                let lens = sibling_lens(&reply);
+                if lens != Some(vec![MAX, MAX]) {
+                    let error = match &reply {
+                        Reply::Error(e) => e.clone(),
+                        _ => String::new(),
+                    };
+                    return Err(format!("{}: sibling lengths {lens:?} {error}", name(i)));
+                }
+            }
+            Ok(())
+        },
+    );
+    for i in 0..3 {
+        let key = format!("after-siblings:{i}");
+        assert_eq!(c.q(i, &["SET", &key, "ok"]), ok(), "SET {key}");
+    }
+}
+
+/// The value lengths of a `[context, [values]]` reply (without printing
+/// megabytes when it is something else).
+fn sibling_lens(reply: &Reply) -> Option<Vec<usize>> {
+    let Reply::Array(fields) = reply else {
+        return None;
+    };
+    let Some(Reply::Array(values)) = fields.get(1) else {
+        return None;
+    };
+    values
+        .iter()
+        .map(|v| match v {
+            Reply::Bulk(b) => Some(b.len()),
+            _ => None,
+        })
+        .collect()
 }

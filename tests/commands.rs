@@ -1581,6 +1581,143 @@ fn config_get_set() {
     );
 }
 
+const MIB: usize = 1024 * 1024;
+
+/// The error CONFIG SET gives for a bad `proto-max-bulk-len`, after the dash.
+fn bulk_len_error(detail: &str) -> String {
+    format!("ERR CONFIG SET failed (possibly related to argument 'proto-max-bulk-len') - {detail}")
+}
+
+#[test]
+fn config_proto_max_bulk_len() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let get = |c: &mut Connection| config_get(c, "proto-max-bulk-len");
+    let is = |bytes: usize| vec![("proto-max-bulk-len".to_string(), bytes.to_string())];
+    // dynkv's default is what its node-to-node frames are sized for.
+    let default = if is_real_redis() { 512 * MIB } else { 32 * MIB };
+    assert_eq!(get(&mut c), is(default));
+
+    for (text, bytes) in [
+        ("1mb", MIB),
+        ("2m", 2_000_000),
+        ("32MB", 32 * MIB),
+        ("1048576", MIB),
+        ("4194304b", 4 * MIB),
+    ] {
+        assert_eq!(
+            v(&mut c, &["CONFIG", "SET", "proto-max-bulk-len", text]),
+            Value::Okay,
+            "{text}"
+        );
+        assert_eq!(get(&mut c), is(bytes), "{text}");
+    }
+    for bad in ["abc", "-1", "1.5mb", "1tb"] {
+        assert_eq!(
+            e(&mut c, &["CONFIG", "SET", "proto-max-bulk-len", bad]),
+            bulk_len_error("argument must be a memory value"),
+            "{bad}"
+        );
+    }
+    let max = if is_real_redis() {
+        i64::MAX as u64
+    } else {
+        32 * MIB as u64
+    };
+    for small in ["1048575", "1000k", "mb"] {
+        assert_eq!(
+            e(&mut c, &["CONFIG", "SET", "proto-max-bulk-len", small]),
+            bulk_len_error(&format!(
+                "argument must be between 1048576 and {max} inclusive"
+            )),
+            "{small}"
+        );
+    }
+    // One bad pair fails the whole command and changes nothing.
+    assert_eq!(
+        e(
+            &mut c,
+            &[
+                "CONFIG",
+                "SET",
+                "maxmemory",
+                "5",
+                "proto-max-bulk-len",
+                "abc"
+            ]
+        ),
+        bulk_len_error("argument must be a memory value")
+    );
+    assert_eq!(
+        config_get(&mut c, "maxmemory"),
+        vec![("maxmemory".into(), "0".into())]
+    );
+    assert_eq!(get(&mut c), is(4 * MIB));
+    if !is_real_redis() {
+        // dynkv-only: nothing bigger than its frames can carry.
+        assert_eq!(
+            e(&mut c, &["CONFIG", "SET", "proto-max-bulk-len", "64mb"]),
+            bulk_len_error(&format!(
+                "argument must be between 1048576 and {max} inclusive"
+            ))
+        );
+        assert_eq!(get(&mut c), is(4 * MIB));
+    }
+
+    // From the command line, with Redis's suffixes.
+    let s = Server::start_with(&["--proto-max-bulk-len", "2mb"]);
+    let mut c = s.conn();
+    assert_eq!(get(&mut c), is(2 * MIB));
+}
+
+#[test]
+fn append_cannot_grow_a_string_past_proto_max_bulk_len() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let too_long = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+    assert_eq!(
+        v(&mut c, &["CONFIG", "SET", "proto-max-bulk-len", "1mb"]),
+        Value::Okay
+    );
+    let set = |c: &mut Connection, key: &str, len: usize| -> Value {
+        redis::cmd("SET")
+            .arg(key)
+            .arg(vec![b'x'; len])
+            .query(c)
+            .unwrap_or_else(|e| panic!("SET {key} ({len} bytes): {}", err_text(&e)))
+    };
+    assert_eq!(set(&mut c, "k", MIB - 1), Value::Okay);
+    // Up to the limit exactly...
+    assert_eq!(q::<i64>(&mut c, &["APPEND", "k", "a"]), MIB as i64);
+    // ...and not one byte more; the value is left as it was.
+    assert_eq!(e(&mut c, &["APPEND", "k", "b"]), too_long);
+    assert_eq!(q::<i64>(&mut c, &["STRLEN", "k"]), MIB as i64);
+    assert_eq!(q::<i64>(&mut c, &["APPEND", "k", ""]), MIB as i64);
+    // A missing key counts as empty.
+    let half = "y".repeat(MIB / 2);
+    assert_eq!(
+        q::<i64>(&mut c, &["APPEND", "fresh", &half]),
+        MIB as i64 / 2
+    );
+    assert_eq!(q::<i64>(&mut c, &["APPEND", "fresh", &half]), MIB as i64);
+    assert_eq!(e(&mut c, &["APPEND", "fresh", "z"]), too_long);
+    // A value stored under a higher limit cannot be appended to at all,
+    // not even with nothing (as in Redis).
+    assert_eq!(
+        v(&mut c, &["CONFIG", "SET", "proto-max-bulk-len", "2mb"]),
+        Value::Okay
+    );
+    assert_eq!(set(&mut c, "big", MIB + 10), Value::Okay);
+    assert_eq!(
+        v(&mut c, &["CONFIG", "SET", "proto-max-bulk-len", "1mb"]),
+        Value::Okay
+    );
+    assert_eq!(e(&mut c, &["APPEND", "big", ""]), too_long);
+    assert_eq!(q::<i64>(&mut c, &["STRLEN", "big"]), MIB as i64 + 10);
+    // The connection is still fine.
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+}
+
 fn info_fields(info: &str) -> Vec<(String, String)> {
     info.lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))

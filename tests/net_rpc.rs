@@ -1,13 +1,17 @@
 //! Node-to-node RPC over real loopback TCP: multiplexing, timeouts, refusal,
-//! reconnect, fault injection, garbage input and the in-flight bound.
+//! reconnect, fault injection, garbage input, the in-flight bound, and
+//! oversized messages failing only their own call.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use dynkv::core::NodeId;
-use dynkv::net::{Blocklist, Handler, RpcClient, RpcConfig, RpcError, serve};
+use dynkv::net::{
+    Blocklist, Handler, MAX_FRAME_LEN, RpcClient, RpcConfig, RpcError, Transport, serve,
+};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -19,6 +23,11 @@ enum Req {
     Echo(Vec<u8>),
     Sleep(u64),
     Add(u64, u64),
+    /// Carries a blob (`Bytes` encodes as one byte string, so a huge one is
+    /// cheap to build and encode).
+    Blob(Bytes),
+    /// Asks for a blob of this many bytes back.
+    Give(usize),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +35,8 @@ enum Resp {
     Echo(Vec<u8>),
     Slept,
     Sum(u64),
+    Len(usize),
+    Blob(Bytes),
 }
 
 struct TestHandler;
@@ -39,6 +50,8 @@ impl Handler<Req, Resp> for TestHandler {
                 Resp::Slept
             }
             Req::Add(a, b) => Resp::Sum(a + b),
+            Req::Blob(bytes) => Resp::Len(bytes.len()),
+            Req::Give(len) => Resp::Blob(Bytes::from(vec![7u8; len])),
         }
     }
 }
@@ -329,5 +342,247 @@ async fn in_flight_calls_are_bounded_per_peer() {
     // busy machine.
     finished.sort();
     assert!(finished[2] >= Duration::from_millis(500), "{finished:?}");
+    server.kill().await;
+}
+
+/// A call that holds the peer connection busy for `ms`, so tests can check
+/// that something else did not break that connection under it.
+fn in_flight_sleep(
+    client: &Arc<Client>,
+    addr: SocketAddr,
+    ms: u64,
+) -> JoinHandle<Result<Resp, RpcError>> {
+    let client = client.clone();
+    tokio::spawn(async move {
+        client
+            .call_with_timeout(&server_id(), addr, Req::Sleep(ms), Duration::from_secs(30))
+            .await
+    })
+}
+
+#[tokio::test]
+async fn oversized_request_fails_alone_before_touching_the_connection() {
+    let server = Server::start("127.0.0.1:0", CLUSTER).await;
+    // One in-flight slot, held by the sleeping call below: a request that
+    // got as far as waiting for a slot would not come back before it.
+    let client = Arc::new(client_with(CLUSTER, |c| {
+        c.max_in_flight_per_peer = 1;
+        c.request_timeout = Duration::from_secs(30);
+    }));
+    assert_eq!(
+        client.call(&server_id(), server.addr, Req::Add(1, 1)).await,
+        Ok(Resp::Sum(2))
+    );
+    let slow = in_flight_sleep(&client, server.addr, 3000);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let big = Bytes::from(vec![0u8; MAX_FRAME_LEN]);
+    let result = client.call(&server_id(), server.addr, Req::Blob(big)).await;
+    match &result {
+        Err(e @ RpcError::TooLarge(len)) => {
+            assert!(*len > MAX_FRAME_LEN, "{len}");
+            assert!(!e.is_remote_failure());
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(
+        !slow.is_finished(),
+        "the oversized call must fail without waiting for an in-flight slot"
+    );
+    // Had anything been written, or the connection been dropped, the
+    // sleeping call would fail with Io.
+    assert_eq!(slow.await.expect("task"), Ok(Resp::Slept));
+    assert_eq!(
+        client.call(&server_id(), server.addr, Req::Add(2, 3)).await,
+        Ok(Resp::Sum(5))
+    );
+    // Just under the limit is fine.
+    let fits = Bytes::from(vec![0u8; MAX_FRAME_LEN - 1024]);
+    assert_eq!(
+        client
+            .call(&server_id(), server.addr, Req::Blob(fits))
+            .await,
+        Ok(Resp::Len(MAX_FRAME_LEN - 1024))
+    );
+    server.kill().await;
+}
+
+#[tokio::test]
+async fn oversized_reply_fails_only_that_request() {
+    let server = Server::start("127.0.0.1:0", CLUSTER).await;
+    let client = Arc::new(client_with(CLUSTER, |c| {
+        c.request_timeout = Duration::from_secs(30);
+    }));
+    assert_eq!(
+        client.call(&server_id(), server.addr, Req::Add(1, 1)).await,
+        Ok(Resp::Sum(2))
+    );
+    let slow = in_flight_sleep(&client, server.addr, 1500);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let started = Instant::now();
+    let result = client
+        .call(&server_id(), server.addr, Req::Give(MAX_FRAME_LEN))
+        .await;
+    match &result {
+        Err(e @ RpcError::Refused(reason)) => {
+            assert!(reason.contains("could not encode its response"), "{reason}");
+            assert!(reason.contains("exceeds"), "{reason}");
+            assert!(!e.is_remote_failure());
+        }
+        other => panic!("expected an error reply for the oversized response, got {other:?}"),
+    }
+    // Answered, not left to run into the 30 s timeout.
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(slow.await.expect("task"), Ok(Resp::Slept));
+    assert_eq!(
+        client.call(&server_id(), server.addr, Req::Add(2, 2)).await,
+        Ok(Resp::Sum(4))
+    );
+    assert_eq!(
+        client.call(&server_id(), server.addr, Req::Give(10)).await,
+        Ok(Resp::Blob(Bytes::from(vec![7u8; 10])))
+    );
+    server.kill().await;
+}
+
+#[test]
+fn only_remote_failures_count_against_a_peer() {
+    let remote = [
+        RpcError::Timeout,
+        RpcError::Connect("refused".into()),
+        RpcError::Io("reset".into()),
+        RpcError::Partitioned,
+    ];
+    let local = [
+        RpcError::Refused("cluster mismatch".into()),
+        RpcError::Decode("bad".into()),
+        RpcError::Encode("bad".into()),
+        RpcError::TooLarge(MAX_FRAME_LEN + 1),
+        RpcError::Overloaded,
+    ];
+    for e in &remote {
+        assert!(e.is_remote_failure(), "{e:?} is a remote failure");
+    }
+    for e in &local {
+        assert!(!e.is_remote_failure(), "{e:?} is not a remote failure");
+    }
+    // Distinct metric labels, so the kinds can be told apart.
+    let kinds: BTreeSet<&str> = remote.iter().chain(&local).map(|e| e.kind()).collect();
+    assert_eq!(kinds.len(), remote.len() + local.len());
+}
+
+#[tokio::test]
+async fn call_with_timeout_overrides_the_default_both_ways() {
+    let server = Server::start("127.0.0.1:0", CLUSTER).await;
+    let client = client_with(CLUSTER, |c| {
+        c.request_timeout = Duration::from_secs(1);
+    });
+    // Shorter than the default.
+    let started = Instant::now();
+    let short = client
+        .call_with_timeout(
+            &server_id(),
+            server.addr,
+            Req::Sleep(3000),
+            Duration::from_millis(100),
+        )
+        .await;
+    assert_eq!(short, Err(RpcError::Timeout));
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < Duration::from_millis(900), "{took:?}");
+
+    // Longer than the default: the same call times out under `call`...
+    let default = client
+        .call(&server_id(), server.addr, Req::Sleep(1500))
+        .await;
+    assert_eq!(default, Err(RpcError::Timeout));
+    // ...and succeeds with a longer per-call timeout.
+    let long = client
+        .call_with_timeout(
+            &server_id(),
+            server.addr,
+            Req::Sleep(1500),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(long, Ok(Resp::Slept));
+    // An unrepresentable deadline means none, not a panic.
+    let forever = client
+        .call_with_timeout(&server_id(), server.addr, Req::Add(1, 2), Duration::MAX)
+        .await;
+    assert_eq!(forever, Ok(Resp::Sum(3)));
+    server.kill().await;
+}
+
+#[tokio::test]
+async fn waiting_for_an_in_flight_slot_is_overloaded_not_timeout() {
+    let server = Server::start("127.0.0.1:0", CLUSTER).await;
+    let client = Arc::new(client_with(CLUSTER, |c| {
+        c.max_in_flight_per_peer = 1;
+    }));
+    let slow = in_flight_sleep(&client, server.addr, 1500);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let result = client
+        .call_with_timeout(
+            &server_id(),
+            server.addr,
+            Req::Add(1, 1),
+            Duration::from_millis(200),
+        )
+        .await;
+    assert_eq!(result, Err(RpcError::Overloaded));
+    assert!(!RpcError::Overloaded.is_remote_failure());
+    assert_eq!(slow.await.expect("task"), Ok(Resp::Slept));
+    // A call that gets its slot and then runs out of time is a Timeout.
+    let result = client
+        .call_with_timeout(
+            &server_id(),
+            server.addr,
+            Req::Sleep(2000),
+            Duration::from_millis(200),
+        )
+        .await;
+    assert_eq!(result, Err(RpcError::Timeout));
+    server.kill().await;
+}
+
+/// Drives any [`Transport`], as the node's cluster code will.
+async fn add_via<T: Transport<Req, Resp>>(
+    transport: &T,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Resp, RpcError> {
+    transport
+        .call(&server_id(), addr, Req::Add(20, 22), timeout)
+        .await
+}
+
+#[tokio::test]
+async fn rpc_client_is_a_transport() {
+    let server = Server::start("127.0.0.1:0", CLUSTER).await;
+    let client = client_with("other-cluster", |_| {});
+    assert_eq!(Transport::cluster(&client), "other-cluster");
+    assert!(matches!(
+        add_via(&client, server.addr, Duration::from_secs(5)).await,
+        Err(RpcError::Refused(_))
+    ));
+    Transport::set_cluster(&client, CLUSTER.to_string());
+    assert_eq!(Transport::cluster(&client), CLUSTER);
+    assert_eq!(
+        add_via(&client, server.addr, Duration::from_secs(5)).await,
+        Ok(Resp::Sum(42))
+    );
+    // The trait's timeout is the call's timeout.
+    let slow = Transport::call(
+        &client,
+        &server_id(),
+        server.addr,
+        Req::Sleep(2000),
+        Duration::from_millis(100),
+    )
+    .await;
+    assert_eq!(slow, Err(RpcError::Timeout));
     server.kill().await;
 }

@@ -123,7 +123,10 @@ fn simulated_cluster_keeps_acked_writes_and_converges() {
     if !failures.is_empty() {
         let mut report = format!("{} of {} seeds failed\n", failures.len(), seeds.len());
         for (seed, errors) in failures.iter().take(5) {
-            report.push_str(&format!("seed {seed} (rerun: SIM_SEED={seed}) {:?}\n", Params::from_seed(*seed)));
+            report.push_str(&format!(
+                "seed {seed} (rerun: SIM_SEED={seed}) {:?}\n",
+                Params::from_seed(*seed)
+            ));
             for e in errors.iter().take(5) {
                 report.push_str(&format!("  {e}\n"));
             }

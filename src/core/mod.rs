@@ -16,12 +16,12 @@ pub mod ring;
 pub mod version;
 
 pub use context::{ContextError, decode_context, encode_context};
+pub use failure::{FailureDetector, Liveness};
+pub use hlc::{Hlc, OffsetTable};
 pub use key::ring_hash;
 pub use membership::{ClusterState, Member};
 pub use message::{Request, Response, WriteContext};
 pub use object::{Object, Payload, Sibling};
 pub use quorum::{GetCore, Plan, PutCore, QuorumStatus, Target, plan};
-pub use failure::{FailureDetector, Liveness};
-pub use hlc::{Hlc, OffsetTable};
 pub use ring::{DEFAULT_PARTITIONS, Ring, RingError};
 pub use version::{Dot, NodeId, VersionVector};

@@ -13,6 +13,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -21,13 +22,17 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::NodeId;
 
-use super::frame::{self, Envelope, PROTOCOL_VERSION, WireResponse};
+use super::frame::{self, Envelope, FrameError, PROTOCOL_VERSION, WireResponse};
 use super::rpc::{Blocklist, RpcConfig, RpcError};
 use super::stream::{FrameReader, write_loop};
+
+/// Stands in for an unrepresentable deadline (about 30 years).
+const NO_DEADLINE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
 
 type Reply<Resp> = oneshot::Sender<Result<Resp, RpcError>>;
 
@@ -86,23 +91,32 @@ where
         &self.blocklist
     }
 
-    /// Sends `req` to node `to` at `addr` and awaits its response.
-    ///
-    /// The whole call (waiting for an in-flight permit, connecting, sending,
-    /// awaiting) is bounded by `request_timeout`. Dropping the returned future
-    /// abandons the call cleanly.
+    /// Sends `req` to node `to` at `addr` and awaits its response, within
+    /// the configured `request_timeout`; see [`call_with_timeout`](Self::call_with_timeout).
     pub async fn call(&self, to: &NodeId, addr: SocketAddr, req: Req) -> Result<Resp, RpcError> {
         self.call_with_timeout(to, addr, req, self.config.request_timeout)
             .await
     }
 
-    /// [`RpcClient::call`] with its own deadline.
+    /// Sends `req` to node `to` at `addr` and awaits its response.
+    ///
+    /// The whole call (waiting for an in-flight permit, connecting, sending,
+    /// awaiting) is bounded by `timeout`. Dropping the returned future
+    /// abandons the call cleanly.
+    ///
+    /// Failures that concern this call alone leave the shared connection and
+    /// the other calls on it alone: a request that cannot be encoded or is
+    /// larger than a frame fails with [`RpcError::Encode`] or
+    /// [`RpcError::TooLarge`] before anything is written, and a call whose
+    /// time runs out while it waits for an in-flight slot fails with
+    /// [`RpcError::Overloaded`], not [`RpcError::Timeout`] (see
+    /// [`RpcError::is_remote_failure`]).
     pub async fn call_with_timeout(
         &self,
         to: &NodeId,
         addr: SocketAddr,
         req: Req,
-        timeout: std::time::Duration,
+        timeout: Duration,
     ) -> Result<Resp, RpcError> {
         metrics::counter!("dynkv_rpc_requests_total", "side" => "client").increment(1);
         let result = self.call_inner(to, addr, req, timeout).await;
@@ -118,11 +132,17 @@ where
         to: &NodeId,
         addr: SocketAddr,
         req: Req,
-        timeout: std::time::Duration,
+        timeout: Duration,
     ) -> Result<Resp, RpcError> {
         if self.blocklist.contains(to) {
             return Err(RpcError::Partitioned);
         }
+        // Taken before anything else so encoding a large request counts
+        // against the caller's budget too. A timeout too long to represent
+        // (Duration::MAX) means "no deadline", not a panic.
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + NO_DEADLINE);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let envelope = Envelope {
             protocol: PROTOCOL_VERSION,
@@ -131,14 +151,24 @@ where
             id,
             body: req,
         };
-        let payload = frame::encode(&envelope).map_err(|e| RpcError::Decode(e.to_string()))?;
+        // Encoded here, before the call touches the peer's connection, so a
+        // request that cannot go out fails alone.
+        let payload = frame::encode(&envelope).map_err(|e| match e {
+            FrameError::TooLarge(len) => RpcError::TooLarge(len),
+            FrameError::Postcard(e) => RpcError::Encode(e.to_string()),
+        })?;
+        // The request's own copy can be large; free it before waiting.
+        drop(envelope);
         let peer = self.peer(addr);
-        tokio::time::timeout(
-            timeout,
-            self.exchange(&peer, addr, id, payload),
-        )
-        .await
-        .unwrap_or(Err(RpcError::Timeout))
+        // A call that never got a slot never reached the peer: that is this
+        // node being overloaded, not the peer being slow.
+        let _permit = tokio::time::timeout_at(deadline, peer.permits.acquire())
+            .await
+            .map_err(|_| RpcError::Overloaded)?
+            .map_err(|_| RpcError::Io("peer semaphore closed".into()))?;
+        tokio::time::timeout_at(deadline, self.exchange(&peer, addr, id, payload))
+            .await
+            .unwrap_or(Err(RpcError::Timeout))
     }
 
     fn peer(&self, addr: SocketAddr) -> Arc<Peer<Resp>> {
@@ -161,11 +191,6 @@ where
         id: u64,
         payload: Bytes,
     ) -> Result<Resp, RpcError> {
-        let _permit = peer
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| RpcError::Io("peer semaphore closed".into()))?;
         let conn = peer.connection(addr, &self.config).await?;
         let (reply, answer) = oneshot::channel();
         // Removes the pending entry however this future ends (timeout too).

@@ -22,9 +22,24 @@ use crate::core::NodeId;
 /// Version of this wire format; peers with another version are refused.
 pub const PROTOCOL_VERSION: u16 = 1;
 
-/// Largest frame accepted or sent (64 MiB): a bound on memory per connection,
-/// generous enough for Merkle ranges and large values.
-pub const MAX_FRAME_LEN: usize = 64 * 1024 * 1024;
+/// Largest value a client can make dynkv store: the ceiling of the client
+/// port's `proto-max-bulk-len` (32 MiB). It lives here, not in the RESP
+/// front end, because it is this layer that must be able to carry it.
+pub const MAX_VALUE_LEN: usize = 32 * 1024 * 1024;
+
+/// Largest frame accepted or sent: a bound on memory per connection.
+///
+/// Every object the front end can create must fit in one frame, or it is
+/// acknowledged to the client and then cannot replicate, hint or repair. A
+/// key and a value are each at most [`MAX_VALUE_LEN`]; a replication `Put`
+/// carries the key and every sibling of the object, so eight maximal pieces
+/// (a key plus seven concurrent siblings) plus 1 MiB for contexts, headers
+/// and postcard's length prefixes fit. Objects with more maximal siblings
+/// than that fail their own call with a local error instead.
+pub const MAX_FRAME_LEN: usize = 8 * MAX_VALUE_LEN + 1024 * 1024;
+
+// The length prefix is a u32.
+const _: () = assert!(MAX_FRAME_LEN <= u32::MAX as usize);
 
 /// One message on the wire: routing header plus body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

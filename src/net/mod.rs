@@ -7,6 +7,8 @@
 //!   [`Blocklist`]), re-exporting [`serve`] and [`RpcClient`].
 //! - `server`: [`serve`], the accept loop and per-connection request handling.
 //! - `client`: [`RpcClient`], one multiplexed connection per peer.
+//! - [`transport`]: the [`Transport`] trait, how a node reaches its peers
+//!   ([`RpcClient`] implements it; the simulation has its own).
 //!
 //! A node runs one [`serve`] and one [`RpcClient`] sharing one
 //! `Arc<Blocklist>`:
@@ -44,8 +46,8 @@ pub mod frame;
 pub mod rpc;
 mod server;
 pub mod stream;
-mod transport;
+pub mod transport;
 
-pub use frame::{Envelope, MAX_FRAME_LEN, PROTOCOL_VERSION, WireResponse};
+pub use frame::{Envelope, MAX_FRAME_LEN, MAX_VALUE_LEN, PROTOCOL_VERSION, WireResponse};
 pub use rpc::{Blocklist, Handler, RpcClient, RpcConfig, RpcError, serve};
 pub use transport::Transport;

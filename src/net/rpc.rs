@@ -15,6 +15,7 @@ use parking_lot::RwLock;
 use crate::core::NodeId;
 
 pub use super::client::RpcClient;
+use super::frame::MAX_FRAME_LEN;
 pub use super::server::serve;
 
 /// Serves requests of type `Req` with responses of type `Resp`.
@@ -56,8 +57,9 @@ pub struct RpcConfig {
     pub cluster: ClusterId,
     /// This node, stamped as `from` on every envelope.
     pub node: NodeId,
-    /// Whole-call deadline on the client: waiting for an in-flight permit,
-    /// connecting, sending and awaiting the reply all count.
+    /// Whole-call deadline on the client for [`RpcClient::call`] (per call
+    /// with [`RpcClient::call_with_timeout`]): waiting for an in-flight
+    /// permit, connecting, sending and awaiting the reply all count.
     pub request_timeout: Duration,
     /// Deadline for one TCP connect (also bounded by `request_timeout`).
     pub connect_timeout: Duration,
@@ -91,33 +93,44 @@ pub enum RpcError {
     /// The connection broke (or was closed by the peer) before the reply came.
     #[error("rpc connection failed: {0}")]
     Io(String),
-    /// The peer refused the request (wrong cluster or protocol version).
+    /// The peer refused the request (wrong cluster or protocol version), or
+    /// could not encode its reply to it (too large): the peer is up.
     #[error("rpc refused by peer: {0}")]
     Refused(String),
-    /// A message could not be encoded or decoded.
+    /// The peer's response could not be decoded.
     #[error("rpc codec error: {0}")]
     Decode(String),
     /// The peer is on this node's [`Blocklist`] (simulated partition).
     #[error("rpc peer is partitioned away (fault injection)")]
     Partitioned,
+    /// This request could not be encoded. Nothing was sent; the connection
+    /// and other calls on it are unaffected.
+    #[error("rpc request could not be encoded: {0}")]
+    Encode(String),
+    /// This request's envelope is this many bytes, more than
+    /// [`MAX_FRAME_LEN`]. Nothing was sent; the connection and other calls on
+    /// it are unaffected.
+    #[error("rpc request of {0} bytes exceeds the {MAX_FRAME_LEN} byte frame limit")]
+    TooLarge(usize),
+    /// The call's time ran out while it waited for one of the
+    /// `max_in_flight_per_peer` slots: this node has too many calls
+    /// outstanding to the peer. Nothing was sent.
+    #[error("rpc not sent: too many calls in flight to this peer")]
+    Overloaded,
 }
 
 impl RpcError {
-    /// Whether the failure says something about the peer (it counts as a
-    /// miss for the failure detector) rather than about this node's request.
-    pub fn is_remote_failure(&self) -> bool {
-        matches!(
-            self,
-            RpcError::Timeout | RpcError::Connect(_) | RpcError::Io(_) | RpcError::Partitioned
-        )
-    }
-
     /// Whether the request surely never reached the peer, so another node
     /// may safely be asked instead.
     pub fn surely_not_delivered(&self) -> bool {
         matches!(
             self,
-            RpcError::Connect(_) | RpcError::Partitioned | RpcError::Refused(_)
+            RpcError::Connect(_)
+                | RpcError::Partitioned
+                | RpcError::Refused(_)
+                | RpcError::Encode(_)
+                | RpcError::TooLarge(_)
+                | RpcError::Overloaded
         )
     }
 
@@ -130,6 +143,32 @@ impl RpcError {
             RpcError::Refused(_) => "refused",
             RpcError::Decode(_) => "decode",
             RpcError::Partitioned => "partitioned",
+            RpcError::Encode(_) => "encode",
+            RpcError::TooLarge(_) => "too_large",
+            RpcError::Overloaded => "overloaded",
+        }
+    }
+
+    /// Whether this failure says something about the peer's reachability,
+    /// so a failure detector should count it against the peer.
+    ///
+    /// True for [`Timeout`](RpcError::Timeout), [`Connect`](RpcError::Connect),
+    /// [`Io`](RpcError::Io) and [`Partitioned`](RpcError::Partitioned) (fault
+    /// injection simulates an unreachable peer). False for the rest: a
+    /// refusal or an undecodable reply comes from a peer that is up, and
+    /// [`Encode`](RpcError::Encode), [`TooLarge`](RpcError::TooLarge) and
+    /// [`Overloaded`](RpcError::Overloaded) are this node's own problem with
+    /// one call, which must not get a healthy peer marked down.
+    pub fn is_remote_failure(&self) -> bool {
+        match self {
+            RpcError::Timeout | RpcError::Connect(_) | RpcError::Io(_) | RpcError::Partitioned => {
+                true
+            }
+            RpcError::Refused(_)
+            | RpcError::Decode(_)
+            | RpcError::Encode(_)
+            | RpcError::TooLarge(_)
+            | RpcError::Overloaded => false,
         }
     }
 }

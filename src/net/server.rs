@@ -16,7 +16,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{self, Envelope, Header, PROTOCOL_VERSION, WireResponse};
+use super::frame::{self, Envelope, FrameError, Header, PROTOCOL_VERSION, WireResponse};
 use super::rpc::{Blocklist, Handler, RpcConfig};
 use super::stream::{AbortOnDrop, FrameReader, write_loop};
 
@@ -171,7 +171,7 @@ async fn serve_conn<Req, Resp, H>(
         if let Some(reason) = refusal(&ctx.config, &header) {
             tracing::warn!(%addr, %reason, "refusing rpc connection");
             let refused: WireResponse<Resp> = WireResponse::Refused(reason);
-            if let Some(bytes) = reply_bytes(&ctx.config, header.id, &refused) {
+            if let Ok(bytes) = reply_bytes(&ctx.config, header.id, &refused) {
                 // The writer is alive unless the socket died; then there is
                 // nobody to tell anyway.
                 let _ = tx.send(bytes).await;
@@ -192,13 +192,19 @@ async fn serve_conn<Req, Resp, H>(
         tasks.spawn(async move {
             let _permit = permit;
             let resp = ctx.handler.handle(header.from, req).await;
-            let bytes =
-                reply_bytes(&ctx.config, header.id, &WireResponse::Ok(resp)).or_else(|| {
-                    // Tell the caller rather than leave it to time out.
-                    let failed: WireResponse<Resp> =
-                        WireResponse::Refused("server could not encode its response".into());
+            // A reply that cannot be encoded (too large for a frame) fails
+            // this request only: the caller gets a refusal naming the cause
+            // instead of waiting out its timeout, and the connection, shared
+            // by every call from that peer, stays up.
+            let bytes = reply_bytes(&ctx.config, header.id, &WireResponse::Ok(resp))
+                .or_else(|e| {
+                    let failed: WireResponse<Resp> = WireResponse::Refused(format!(
+                        "{} could not encode its response: {e}",
+                        ctx.config.node
+                    ));
                     reply_bytes(&ctx.config, header.id, &failed)
-                });
+                })
+                .ok();
             if let Some(bytes) = bytes {
                 // A send error means the connection is gone: nobody to answer.
                 let _ = tx.send(bytes).await;
@@ -246,12 +252,12 @@ fn refusal(config: &RpcConfig, header: &Header) -> Option<String> {
     })
 }
 
-/// Encodes a reply envelope; `None` (logged) if it cannot be encoded.
+/// Encodes a reply envelope; the error is logged here.
 fn reply_bytes<Resp: Serialize>(
     config: &RpcConfig,
     id: u64,
     body: &WireResponse<Resp>,
-) -> Option<Bytes> {
+) -> Result<Bytes, FrameError> {
     let envelope = Envelope {
         protocol: PROTOCOL_VERSION,
         cluster: config.cluster.get(),
@@ -259,11 +265,7 @@ fn reply_bytes<Resp: Serialize>(
         id,
         body,
     };
-    match frame::encode(&envelope) {
-        Ok(bytes) => Some(bytes),
-        Err(e) => {
-            tracing::error!(id, error = %e, "cannot encode rpc response");
-            None
-        }
-    }
+    frame::encode(&envelope).inspect_err(|e| {
+        tracing::error!(id, error = %e, "cannot encode rpc response");
+    })
 }

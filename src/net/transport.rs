@@ -1,18 +1,22 @@
-//! The [`Transport`] trait: how a node reaches its peers.
+//! [`Transport`]: what a node needs from the network to reach its peers, so
+//! the cluster logic can run over real TCP ([`RpcClient`]) in production and
+//! over a seeded in-process network in the simulation.
 
-use super::client::RpcClient;
-use super::rpc::RpcError;
-use crate::core::NodeId;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// How a node reaches its peers: TCP in production ([`RpcClient`]), a
-/// seeded in-process network in the simulation.
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::core::NodeId;
+
+use super::rpc::{RpcClient, RpcError};
+
+/// How a node reaches its peers: TCP in production (`RpcClient`), a seeded in-process network in the simulation.
 pub trait Transport<Req, Resp>: Send + Sync + 'static {
-    /// Sends `req` to `to` at `addr` and waits at most `timeout` for the answer.
+    /// Sends `req` to node `to` at `addr` and awaits its response; the whole
+    /// call is bounded by `timeout`.
     fn call(
         &self,
         to: &NodeId,
@@ -20,9 +24,12 @@ pub trait Transport<Req, Resp>: Send + Sync + 'static {
         req: Req,
         timeout: Duration,
     ) -> impl Future<Output = Result<Resp, RpcError>> + Send;
-    /// Changes the cluster id stamped on later calls.
+
+    /// Changes the cluster id stamped on later calls (a joining node learns
+    /// it from the seed).
     fn set_cluster(&self, cluster: String);
-    /// The cluster id stamped on calls.
+
+    /// The cluster id currently stamped on calls.
     fn cluster(&self) -> String;
 }
 
@@ -31,14 +38,14 @@ where
     Req: Serialize + Send + 'static,
     Resp: DeserializeOwned + Send + 'static,
 {
-    async fn call(
+    fn call(
         &self,
         to: &NodeId,
         addr: SocketAddr,
         req: Req,
         timeout: Duration,
-    ) -> Result<Resp, RpcError> {
-        self.call_with_timeout(to, addr, req, timeout).await
+    ) -> impl Future<Output = Result<Resp, RpcError>> + Send {
+        self.call_with_timeout(to, addr, req, timeout)
     }
 
     fn set_cluster(&self, cluster: String) {

@@ -57,14 +57,9 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         config.max_offset_ms,
     ));
     let meta = Arc::new(DirMeta::new(config.data_dir.clone()));
-    let local = Arc::new(local_kv::<Production>(
-        store,
-        meta.clone(),
-        &me,
-        rand::random::<u64>(),
-        clock,
-    )
-    .await?);
+    let local = Arc::new(
+        local_kv::<Production>(store, meta.clone(), &me, rand::random::<u64>(), clock).await?,
+    );
 
     // Bind both ports before joining: the seed gossips to us right away.
     let listener = TcpListener::bind(&client_addr)
@@ -100,14 +95,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         },
         timeouts: Timeouts::from_quorum(Duration::from_secs(1)),
     };
-    let kv = boot(
-        parts,
-        settings,
-        config.max_offset_ms,
-        rand::random(),
-        &stop,
-    )
-    .await?;
+    let kv = boot(parts, settings, config.max_offset_ms, rand::random(), &stop).await?;
     // The RPC server checks the same cluster id the client stamps.
     rpc_config
         .cluster
@@ -144,6 +132,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         wall_clock_ms() / 1000,
         stop.clone(),
     ));
+    server.set_proto_max_bulk_len(config.proto_max_bulk_len);
     tracing::info!(
         node = %config.node_name,
         cluster = %cluster_id,

@@ -80,6 +80,9 @@ pub async fn serve<K: Kv>(
     loop {
         loop {
             decoder.set_authenticated(session.authenticated);
+            // Per request, so CONFIG SET proto-max-bulk-len reaches
+            // connections that are already open.
+            decoder.set_max_bulk_len(server.proto_max_bulk_len());
             match decoder.decode(&mut input) {
                 Ok(Some(args)) => {
                     if let Some(write) = queue_plain_set(&*kv, &server, &mut session, &args).await {

@@ -11,8 +11,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
-/// Redis's `proto-max-bulk-len` default.
-pub const MAX_BULK_LEN: usize = 512 * 1024 * 1024;
+use crate::config::DEFAULT_PROTO_MAX_BULK_LEN;
+
 /// Longest inline command (and longest `*`/`$` header line), as in Redis.
 pub const MAX_INLINE_LEN: usize = 64 * 1024;
 /// Most arguments in one request.
@@ -34,13 +34,25 @@ pub enum RequestError {
 }
 
 /// Incremental request decoder; yields each request's arguments.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RequestDecoder {
     /// A multibulk request whose header has been read.
     partial: Option<Partial>,
     /// Before AUTH, requests are held to Redis's small unauthenticated
     /// limits so a stranger cannot make the server buffer large frames.
     unauthenticated: bool,
+    /// `proto-max-bulk-len`: a longer `$` header is a protocol error.
+    max_bulk_len: usize,
+}
+
+impl Default for RequestDecoder {
+    fn default() -> Self {
+        Self {
+            partial: None,
+            unauthenticated: false,
+            max_bulk_len: DEFAULT_PROTO_MAX_BULK_LEN,
+        }
+    }
 }
 
 /// Most arguments a client may send before it has authenticated.
@@ -52,6 +64,12 @@ impl RequestDecoder {
     /// Applies (or lifts) the unauthenticated limits.
     pub fn set_authenticated(&mut self, authenticated: bool) {
         self.unauthenticated = !authenticated;
+    }
+
+    /// Sets `proto-max-bulk-len` for bulk headers read from now on (a bulk
+    /// whose header was already read keeps the length it was admitted with).
+    pub fn set_max_bulk_len(&mut self, bytes: usize) {
+        self.max_bulk_len = bytes;
     }
 }
 
@@ -119,7 +137,7 @@ impl Decoder for RequestDecoder {
                             return Ok(None);
                         };
                         let len = parse_len(&line[1..])
-                            .filter(|&l| l >= 0 && l <= MAX_BULK_LEN as i64)
+                            .filter(|&l| usize::try_from(l).is_ok_and(|l| l <= self.max_bulk_len))
                             .ok_or(RequestError::Protocol("invalid bulk length"))?;
                         if self.unauthenticated && len > MAX_UNAUTH_BULK_LEN {
                             return Err(RequestError::Protocol("unauthenticated bulk length"));
@@ -314,6 +332,29 @@ mod tests {
         assert!(decode_all(b"*1\r\n+x\r\n").is_err());
         assert!(decode_all(&vec![b'a'; MAX_INLINE_LEN + 1]).is_err());
         assert!(decode_all(b"*1\r\n$3\r\nabcd\r\n").is_err());
+    }
+
+    #[test]
+    fn bulk_limit_is_the_configured_one_and_inclusive() {
+        let limit = 1024 * 1024;
+        let mut dec = RequestDecoder::default();
+        dec.set_max_bulk_len(limit);
+        let mut at_limit = BytesMut::from(format!("*1\r\n${limit}\r\n").as_bytes());
+        at_limit.extend_from_slice(&vec![b'x'; limit]);
+        at_limit.extend_from_slice(b"\r\n");
+        let req = dec.decode(&mut at_limit).expect("at the limit is fine");
+        assert_eq!(req.map(|r| r[0].len()), Some(limit));
+
+        let mut over = BytesMut::from(format!("*1\r\n${}\r\n", limit + 1).as_bytes());
+        match dec.decode(&mut over) {
+            Err(RequestError::Protocol(text)) => assert_eq!(text, "invalid bulk length"),
+            other => panic!("expected invalid bulk length, got {other:?}"),
+        }
+        // The default is dynkv's 32 MiB, not Redis's 512 MB.
+        let mut dec = RequestDecoder::default();
+        let mut over_default =
+            BytesMut::from(format!("*1\r\n${}\r\n", DEFAULT_PROTO_MAX_BULK_LEN + 1).as_bytes());
+        assert!(dec.decode(&mut over_default).is_err());
     }
 
     #[test]

@@ -5,9 +5,30 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use crate::config::{DEFAULT_PROTO_MAX_BULK_LEN, MAX_PROTO_MAX_BULK_LEN, MIN_PROTO_MAX_BULK_LEN};
+
+/// The `proto-max-bulk-len` every [`ServerState`] built from now on starts
+/// with.
+///
+/// Process-wide only because the node builds its `ServerState` without
+/// passing the configured value; `main` sets it from the resolved
+/// configuration before the node starts. Code that builds its own
+/// `ServerState` can call [`ServerState::set_proto_max_bulk_len`] instead.
+static INITIAL_PROTO_MAX_BULK_LEN: AtomicUsize = AtomicUsize::new(DEFAULT_PROTO_MAX_BULK_LEN);
+
+/// Sets the `proto-max-bulk-len` that servers created from now on start
+/// with (clamped to the allowed range, see [`ServerState::set_proto_max_bulk_len`]).
+pub fn set_initial_proto_max_bulk_len(bytes: usize) {
+    INITIAL_PROTO_MAX_BULK_LEN.store(clamp_bulk_len(bytes), Ordering::Relaxed);
+}
+
+fn clamp_bulk_len(bytes: usize) -> usize {
+    bytes.clamp(MIN_PROTO_MAX_BULK_LEN, MAX_PROTO_MAX_BULK_LEN)
+}
 
 /// One client connection's state.
 #[derive(Debug)]
@@ -161,6 +182,9 @@ pub struct ServerState {
     /// Fired by SHUTDOWN; the node stops as on SIGTERM.
     pub shutdown: CancellationToken,
     next_client_id: AtomicU64,
+    /// `proto-max-bulk-len`: read by every connection's request decoder
+    /// before each request and by APPEND, so CONFIG SET applies at once.
+    proto_max_bulk_len: AtomicUsize,
 }
 
 impl ServerState {
@@ -187,7 +211,25 @@ impl ServerState {
             config_overrides: Mutex::new(BTreeMap::new()),
             shutdown,
             next_client_id: AtomicU64::new(1),
+            proto_max_bulk_len: AtomicUsize::new(
+                INITIAL_PROTO_MAX_BULK_LEN.load(Ordering::Relaxed),
+            ),
         }
+    }
+
+    /// The current `proto-max-bulk-len`: the longest bulk string a client
+    /// may send, and the longest value APPEND may make.
+    pub fn proto_max_bulk_len(&self) -> usize {
+        self.proto_max_bulk_len.load(Ordering::Relaxed)
+    }
+
+    /// Changes `proto-max-bulk-len` for requests read from now on. Clamped
+    /// to [`MIN_PROTO_MAX_BULK_LEN`]..=[`MAX_PROTO_MAX_BULK_LEN`]: callers
+    /// validate user input ([`crate::config::parse_proto_max_bulk_len`]), and
+    /// anything larger could not be replicated.
+    pub fn set_proto_max_bulk_len(&self, bytes: usize) {
+        self.proto_max_bulk_len
+            .store(clamp_bulk_len(bytes), Ordering::Relaxed);
     }
 
     /// A fresh CLIENT ID.

@@ -59,7 +59,8 @@ impl Server {
     }
 
     /// Starts a server with extra command-line flags (dynkv flags; against
-    /// real Redis only `--requirepass PW` is translated, the rest ignored).
+    /// real Redis only `--requirepass PW`, `--fsync P` and
+    /// `--proto-max-bulk-len N` are translated, the rest ignored).
     pub fn start_with(args: &[&str]) -> Server {
         let ports = free_ports(3);
         let password = args
@@ -157,6 +158,15 @@ impl Server {
                 None => {
                     cmd.arg("--appendonly").arg("no");
                 }
+            }
+            // Redis reads the same flag (and the same `32mb` forms).
+            if let Some(bytes) = self
+                .extra_args
+                .iter()
+                .position(|a| a == "--proto-max-bulk-len")
+                .and_then(|i| self.extra_args.get(i + 1))
+            {
+                cmd.arg("--proto-max-bulk-len").arg(bytes);
             }
         } else {
             cmd = Command::new(env!("CARGO_BIN_EXE_dynkv"));

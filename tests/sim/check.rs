@@ -103,7 +103,10 @@ pub fn check(world: &World) -> Vec<String> {
                 continue;
             }
             let Some(dots) = obs.by_value.get(value) else {
-                errors.push(format!("acked write {:?}={value:?} was never stored", w.key));
+                errors.push(format!(
+                    "acked write {:?}={value:?} was never stored",
+                    w.key
+                ));
                 continue;
             };
             // Superseded by a write (kept in the cluster's history) whose

@@ -87,7 +87,11 @@ impl Params {
             // One node far off: it must refuse to coordinate writes.
             let node = rng.random_range(0..nodes);
             let off = rng.random_range(600..3_000);
-            skews[node] = if rng.random_range(0..2) == 0 { off } else { -off };
+            skews[node] = if rng.random_range(0..2) == 0 {
+                off
+            } else {
+                -off
+            };
         }
         Params {
             seed,

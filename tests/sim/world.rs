@@ -4,15 +4,15 @@
 
 use crate::sim::env::{FencedHints, FencedStore, Observer, SimClock, SimEnv};
 use crate::sim::net::{HandlerFn, SimNet, cluster_addr, node_name};
-use dynkv::net::Handler;
-use dynkv::node::cluster::service::Service;
 use crate::sim::params::{Lossy, Params};
 use bytes::Bytes;
 use dynkv::core::{Member, Object, Payload, VersionVector};
 use dynkv::kv::{Change, Kv, ReadOptions, WriteOptions};
 use dynkv::net::Blocklist;
+use dynkv::net::Handler;
 use dynkv::node::clock::NodeClock;
 use dynkv::node::cluster::boot::{BootSettings, boot, local_kv, spawn_workers};
+use dynkv::node::cluster::service::Service;
 use dynkv::node::cluster::{ClusterKv, NodeParts, Quorums, Timeouts};
 use dynkv::node::env::MemMeta;
 use dynkv::store::FsyncPolicy;
@@ -254,7 +254,9 @@ impl World {
 
     fn alive_nodes(&self) -> Vec<usize> {
         let st = self.net.state.lock();
-        (0..st.nodes.len()).filter(|i| st.nodes[*i].is_some()).collect()
+        (0..st.nodes.len())
+            .filter(|i| st.nodes[*i].is_some())
+            .collect()
     }
 
     /// Runs one op on node `i` as a task of its process (a kill aborts it:
@@ -320,15 +322,26 @@ impl World {
                 let (k, v, c2) = (key.clone(), value.clone(), ctx.clone());
                 let r = self
                     .on_node(i, move |kv| async move {
-                        kv.put(k, c2, Payload::Value { data: v, expires_at_ms: None }, WriteOptions::default())
-                            .await
+                        kv.put(
+                            k,
+                            c2,
+                            Payload::Value {
+                                data: v,
+                                expires_at_ms: None,
+                            },
+                            WriteOptions::default(),
+                        )
+                        .await
                     })
                     .await;
                 self.record(key, Some(value), Some(ctx), matches!(r, Some(Ok(()))));
             } else if roll < 80 {
                 let k = key.clone();
                 let r = self
-                    .on_node(i, move |kv| async move { kv.overwrite(k, Change::Delete).await })
+                    .on_node(
+                        i,
+                        move |kv| async move { kv.overwrite(k, Change::Delete).await },
+                    )
                     .await;
                 self.record(key, None, None, matches!(r, Some(Ok(()))));
             } else {
@@ -356,7 +369,9 @@ impl World {
                 stats.writes_failed += 1;
             }
         }
-        self.log.lock().push(format!("{key:?}={value:?} acked={acked}"));
+        self.log
+            .lock()
+            .push(format!("{key:?}={value:?} acked={acked}"));
         self.writes.lock().push(WriteRec {
             key,
             value,

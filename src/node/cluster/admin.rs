@@ -273,7 +273,12 @@ pub async fn ask_to_join<T: Transport<Request, Response>>(
         member: member.clone(),
     };
     match rpc
-        .call(&NodeId::new(seed), addr, req, std::time::Duration::from_secs(2))
+        .call(
+            &NodeId::new(seed),
+            addr,
+            req,
+            std::time::Duration::from_secs(2),
+        )
         .await
     {
         Ok(Response::Admitted {

@@ -39,7 +39,11 @@ pub struct BootSettings {
 
 /// The actor this disk's versions are stamped with: the node name plus the
 /// random id minted when the disk was new (`fresh_id` is used then).
-pub fn actor_on_disk(meta: &dyn MetaStore, name: &NodeId, fresh_id: u64) -> std::io::Result<NodeId> {
+pub fn actor_on_disk(
+    meta: &dyn MetaStore,
+    name: &NodeId,
+    fresh_id: u64,
+) -> std::io::Result<NodeId> {
     let id = match meta.read(NODE_ID_RECORD) {
         Some(raw) => String::from_utf8_lossy(&raw).trim().to_owned(),
         None => {
@@ -123,19 +127,19 @@ pub async fn boot<E: NodeEnv>(
     };
     parts.transport.set_cluster(state.cluster_id.clone());
     let meta: Arc<dyn MetaStore> = parts.meta.clone();
-    let membership = Arc::new(Membership::new(me.clone(), state.clone(), meta, max_offset_ms));
+    let membership = Arc::new(Membership::new(
+        me.clone(),
+        state.clone(),
+        meta,
+        max_offset_ms,
+    ));
     if state.members.get(&me) != Some(&settings.member) {
         // Our addresses changed since the state was saved: tell the cluster.
         if let Ok(next) = state.with_member(me.clone(), settings.member.clone()) {
             membership.adopt(next);
         }
     }
-    let kv = ClusterKv::new(
-        parts,
-        membership,
-        settings.quorums,
-        settings.timeouts,
-    );
+    let kv = ClusterKv::new(parts, membership, settings.quorums, settings.timeouts);
     kv.save_membership().await;
     Ok(kv)
 }

@@ -5,8 +5,8 @@
 
 use super::ClusterKv;
 use crate::core::{
-    GetCore, NodeId, Object, Payload, PutCore, QuorumStatus, Request, Response, WriteContext,
-    plan, ring_hash,
+    GetCore, NodeId, Object, Payload, PutCore, QuorumStatus, Request, Response, WriteContext, plan,
+    ring_hash,
 };
 use crate::kv::KvError;
 use crate::node::env::NodeEnv;

@@ -132,7 +132,12 @@ async fn deliver_batch<E: NodeEnv>(
         // Hints for this very node (kept while it was being replaced, or
         // left by an older incarnation): merge them into the store.
         for (key, object) in batch {
-            if node.local.merge_local(key.clone(), object.clone()).await.is_ok() {
+            if node
+                .local
+                .merge_local(key.clone(), object.clone())
+                .await
+                .is_ok()
+            {
                 forget(node, target, key, object).await;
             }
         }
@@ -151,7 +156,8 @@ async fn deliver_batch<E: NodeEnv>(
         // This batch cannot be sent as a whole (too large to encode): send
         // each hint alone, and give up on any that cannot be sent at all,
         // so one bad hint never blocks the ones behind it.
-        Err(RpcError::Decode(_)) if batch.len() > 1 => {
+        Err(e) if !e.is_remote_failure() && batch.len() > 1 => {
+            let _ = e;
             for (key, object) in batch {
                 let single = Request::PutMany {
                     items: vec![(key.clone(), object.clone())],
@@ -175,11 +181,7 @@ async fn deliver_batch<E: NodeEnv>(
 }
 
 async fn forget<E: NodeEnv>(node: &ClusterKv<E>, target: &NodeId, key: Bytes, object: Object) {
-    if let Ok(true) = node
-        .hints
-        .remove_if_unchanged(target, key, object)
-        .await
-    {
+    if let Ok(true) = node.hints.remove_if_unchanged(target, key, object).await {
         node.stats.hints_delivered.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("dynkv_hints_delivered_total").increment(1);
     }

@@ -147,7 +147,7 @@ pub async fn dispatch<K: Kv>(
     server.stats.record_command();
     session.last_command = spec.name;
     let reply = match spec.group {
-        "string" => strings::run(kv, spec.name, &args).await,
+        "string" => strings::run(kv, server, spec.name, &args).await,
         "generic" if spec.name == "wait" => {
             server::run(kv, server, session, spec.name, &args).await
         }

@@ -6,6 +6,7 @@
 
 use super::connection::REDIS_VERSION;
 use super::{COMMANDS, CmdResult, CommandSpec, is, kv_error, lookup, parse_i64, syntax_error};
+use crate::config::parse_proto_max_bulk_len;
 use crate::kv::Kv;
 use crate::resp::glob::glob_match_nocase;
 use crate::resp::reply::Reply;
@@ -164,7 +165,8 @@ fn command(args: &[Bytes]) -> CmdResult {
 }
 
 /// Parameters CONFIG GET reports. Values set with CONFIG SET are remembered
-/// (so clients that set and read back work) but do not change dynkv.
+/// (so clients that set and read back work) but do not change dynkv, except
+/// `proto-max-bulk-len`, which is applied (see [`Update`]).
 fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
     let mut params = vec![
         ("appendfsync", server.appendfsync.clone()),
@@ -185,7 +187,7 @@ fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
         ("port", server.port.to_string()),
         (
             "proto-max-bulk-len",
-            crate::resp::request::MAX_BULK_LEN.to_string(),
+            server.proto_max_bulk_len().to_string(),
         ),
         (
             "requirepass",
@@ -207,6 +209,16 @@ fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
 
 /// Parameters that describe how the process was started.
 const IMMUTABLE: &[&str] = &["bind", "cluster-enabled", "databases", "dir", "port"];
+
+/// A CONFIG SET change, validated before any is applied (as Redis does: one
+/// bad pair fails the whole command and changes nothing).
+enum Update {
+    /// Changes what dynkv does, so it is validated and applied rather than
+    /// remembered as text.
+    ProtoMaxBulkLen(usize),
+    /// Remembered for CONFIG GET only.
+    Remembered(String, String),
+}
 
 fn config(server: &ServerState, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];
@@ -243,9 +255,26 @@ fn config(server: &ServerState, args: &[Bytes]) -> CmdResult {
                     "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
                 )));
             }
-            updates.push((name, String::from_utf8_lossy(&pair[1]).into_owned()));
+            let value = String::from_utf8_lossy(&pair[1]).into_owned();
+            updates.push(match name.as_str() {
+                "proto-max-bulk-len" => {
+                    Update::ProtoMaxBulkLen(parse_proto_max_bulk_len(&value).map_err(|e| {
+                        Reply::err(format!(
+                            "CONFIG SET failed (possibly related to argument '{name}') - {e}"
+                        ))
+                    })?)
+                }
+                _ => Update::Remembered(name, value),
+            });
         }
-        server.config_overrides.lock().extend(updates);
+        for update in updates {
+            match update {
+                Update::ProtoMaxBulkLen(bytes) => server.set_proto_max_bulk_len(bytes),
+                Update::Remembered(name, value) => {
+                    server.config_overrides.lock().insert(name, value);
+                }
+            }
+        }
         Ok(Reply::ok())
     } else if is(sub, "RESETSTAT") {
         server.stats.reset();

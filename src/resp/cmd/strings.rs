@@ -7,10 +7,11 @@
 use super::{CmdResult, is, kv_error, parse_f64, parse_i64, syntax_error, wrong_arity};
 use crate::kv::{Change, Kv, LiveValue, ReadOptions};
 use crate::resp::reply::{Reply, format_double};
+use crate::resp::session::ServerState;
 use bytes::Bytes;
 
 /// Runs a string command.
-pub async fn run<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
+pub async fn run<K: Kv>(kv: &K, server: &ServerState, name: &str, args: &[Bytes]) -> CmdResult {
     let key = || args[1].clone();
     match name {
         "get" => Ok(Reply::bulk_or_null(read(kv, key()).await?.map(|v| v.data))),
@@ -78,19 +79,27 @@ pub async fn run<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
         )),
         "append" => {
             let suffix = args[2].clone();
+            // The client port refuses longer bulks; a value grown past the
+            // limit would be just as impossible to send to the replicas.
+            let max = server.proto_max_bulk_len();
             let len = kv
                 .modify(key(), move |cur, _| {
+                    let current = cur.as_ref().map_or(0, |v| v.data.len());
+                    // As in Redis, checked even for an empty suffix.
+                    if current.saturating_add(suffix.len()) > max {
+                        return (Change::Keep, Err(string_too_long()));
+                    }
                     let (mut data, ttl) = match cur {
                         Some(v) => (v.data.to_vec(), v.expires_at_ms),
                         None => (Vec::new(), None),
                     };
                     data.extend_from_slice(&suffix);
                     let len = data.len() as i64;
-                    (write(Bytes::from(data), ttl), len)
+                    (write(Bytes::from(data), ttl), Ok(len))
                 })
                 .await
                 .map_err(kv_error)?;
-            Ok(Reply::Int(len))
+            len.map(Reply::Int)
         }
         "incr" => incr_by(kv, key(), 1).await,
         "decr" => incr_by(kv, key(), -1).await,
@@ -105,6 +114,12 @@ pub async fn run<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
         "incrbyfloat" => incr_by_float(kv, key(), parse_f64(&args[2])?).await,
         _ => Err(Reply::err(format!("'{name}' is not a string command"))),
     }
+}
+
+/// Redis's reply when a command would grow a string past
+/// `proto-max-bulk-len`.
+fn string_too_long() -> Reply {
+    Reply::err("string exceeds maximum allowed size (proto-max-bulk-len)")
 }
 
 /// The live winner of `key`.
