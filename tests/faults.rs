@@ -189,6 +189,13 @@ fn sloppy_read_returns_hinted_value_while_owners_are_down() {
         .map(|&i| info_num(&c, i, "suspected_peers"))
         .collect();
     eprintln!("suspected_peers on live nodes: {suspected:?}");
+    let sx = info_num(&c, x, "suspected_peers");
+    assert!(
+        sx >= 1,
+        "{} called the dead owner {} and must count it in suspected_peers, got {sx}",
+        name(x),
+        name(o1)
+    );
     let d = Instant::now();
     for &i in &live1 {
         c.wait_status(i, &live1, DETECT_TIMEOUT);
@@ -388,7 +395,7 @@ fn long_keys_and_empty_key_across_nodes() {
     let t0 = Instant::now();
     let c = Cluster::start(3);
     let mut k100k = pattern(100_000, 1);
-    // Keep the key printable-ish is not required; make it distinct.
+    // Arbitrary (non-UTF-8) bytes; the first byte makes it distinct.
     k100k[0] = b'L';
     let k64k = vec![b'k'; 65_536];
     let v100k = b"value-of-the-100000-byte-key".to_vec();

@@ -404,7 +404,15 @@ impl<E: NodeEnv> Kv for ClusterKv<E> {
     }
 
     fn now_ms(&self) -> u64 {
-        self.local.clock().now_ms()
+        // Commands turn relative expiries into absolute ones with this
+        // time; on a node whose clock is known to be off, correct it by
+        // the measured offset so an `EX 600` is not already past elsewhere.
+        let now = self.local.clock().now_ms();
+        if self.membership.clock_is_skewed() {
+            now.saturating_add_signed(self.membership.own_offset_ms().saturating_neg())
+        } else {
+            now
+        }
     }
 
     fn node_id(&self) -> &NodeId {
