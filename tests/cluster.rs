@@ -876,15 +876,9 @@ fn largest_client_value_replicates_and_later_writes_succeed() {
 
 /// Two concurrent maximal values make one object of twice the limit
 /// (siblings), which must still travel between nodes once they merge: the
-/// frames are sized for it (`MAX_FRAME_LEN`).
-///
-/// Ignored for now: the frames carry it, but the node's RPC calls use a
-/// fixed 1 s timeout, and moving 64 MiB objects (R = 3, read repair) takes
-/// longer than that on a small machine, so the calls time out and peers are
-/// marked unreachable. It passes once the node gives large transfers a
-/// longer per-call timeout (`RpcClient::call_with_timeout`).
+/// frames are sized for it (`MAX_FRAME_LEN`), and the node's RPC deadlines
+/// grow with the payload, so moving 64 MiB does not look like a dead peer.
 #[test]
-#[ignore = "needs size-aware RPC timeouts in the node (src/node)"]
 fn maximal_siblings_travel_between_nodes() {
     if is_real_redis() {
         return;

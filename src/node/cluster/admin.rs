@@ -88,8 +88,18 @@ impl<E: NodeEnv> ClusterKv<E> {
         }
     }
 
+    /// Sets the Prometheus gauges (called every gossip round and on INFO).
+    pub(crate) fn publish_gauges(&self) {
+        metrics::gauge!("dynkv_writer_queue_depth").set(self.local.store().queue_depth() as f64);
+        metrics::gauge!("dynkv_suspected_peers").set(self.membership.suspected_peers() as f64);
+        metrics::gauge!("dynkv_clock_offset_ms").set(self.membership.own_offset_ms() as f64);
+        metrics::gauge!("dynkv_hints_pending").set(self.hints_pending() as f64);
+        metrics::gauge!("dynkv_hints_dropped").set(self.hints.dropped() as f64);
+    }
+
     /// The `dynamo` section of INFO.
     pub(crate) fn info(&self) -> InfoFields {
+        self.publish_gauges();
         let (members, owned) = self.membership.with(|s| {
             (
                 s.member_ids(),
@@ -99,11 +109,8 @@ impl<E: NodeEnv> ClusterKv<E> {
         let up = members.iter().filter(|m| self.membership.is_up(m)).count();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed).to_string();
         let queue_depth = self.local.store().queue_depth();
-        metrics::gauge!("dynkv_writer_queue_depth").set(queue_depth as f64);
         let suspected = self.membership.suspected_peers();
-        metrics::gauge!("dynkv_suspected_peers").set(suspected as f64);
         let offset = self.membership.own_offset_ms();
-        metrics::gauge!("dynkv_clock_offset_ms").set(offset as f64);
         vec![
             ("node_name", self.me().to_string()),
             ("actor", self.local.dots().actor().to_string()),

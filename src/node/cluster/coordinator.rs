@@ -163,7 +163,11 @@ impl<E: NodeEnv> ClusterKv<E> {
                 };
                 self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("dynkv_forwarded_requests_total").increment(1);
-                match self.call_within(node, req, self.timeouts.forward).await {
+                let allowance = super::transfer_allowance(key.len() + payload_len(&payload));
+                match self
+                    .call_within(node, req, self.timeouts.forward + allowance * 3)
+                    .await
+                {
                     Ok(Response::Ack) => return Ok(()),
                     Ok(Response::Unavailable { answered, required }) => {
                         return Err(failed(answered, required));
@@ -279,7 +283,9 @@ impl<E: NodeEnv> ClusterKv<E> {
             });
         }
         drop(tx);
-        let deadline = Instant::now() + self.timeouts.quorum;
+        let deadline = Instant::now()
+            + self.timeouts.quorum
+            + super::transfer_allowance(key.len() + super::object_bytes(&object));
         let status = loop {
             let status = core.status();
             if status != QuorumStatus::Pending {
@@ -312,6 +318,13 @@ impl<E: NodeEnv> ClusterKv<E> {
             }
             QuorumStatus::Pending => Err(failed(0, 0)),
         }
+    }
+}
+
+fn payload_len(payload: &Payload) -> usize {
+    match payload {
+        Payload::Value { data, .. } => data.len(),
+        Payload::Tombstone => 0,
     }
 }
 

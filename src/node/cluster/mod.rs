@@ -144,6 +144,39 @@ pub struct ClusterKv<E: NodeEnv = Production> {
     this: std::sync::Weak<ClusterKv<E>>,
 }
 
+/// Extra time a request of `bytes` may take on the wire: a 32 MiB value
+/// must not look like a dead peer because it takes longer than a small one.
+pub fn transfer_allowance(bytes: usize) -> Duration {
+    // ~64 MB/s, far below loopback or a LAN, so only real stalls time out.
+    Duration::from_millis((bytes / 65_536) as u64)
+}
+
+/// Value bytes an object carries.
+pub fn object_bytes(obj: &Object) -> usize {
+    obj.siblings
+        .iter()
+        .map(|s| match &s.payload {
+            Payload::Value { data, .. } => data.len(),
+            Payload::Tombstone => 0,
+        })
+        .sum()
+}
+
+fn request_bytes(req: &Request) -> usize {
+    match req {
+        Request::Put { key, object, .. } => key.len() + object_bytes(object),
+        Request::PutMany { items } => items.iter().map(|(k, o)| k.len() + object_bytes(o)).sum(),
+        Request::Coordinate { key, payload, .. } => {
+            key.len()
+                + match payload {
+                    Payload::Value { data, .. } => data.len(),
+                    Payload::Tombstone => 0,
+                }
+        }
+        _ => 0,
+    }
+}
+
 /// Metadata record present while the node is being rebuilt.
 pub const REBUILDING_RECORD: &str = "rebuilding";
 
@@ -220,9 +253,10 @@ impl<E: NodeEnv> ClusterKv<E> {
         self.rng.lock().random_range(0..len)
     }
 
-    /// Sends one RPC with the replica deadline.
+    /// Sends one RPC with the replica deadline (longer for large payloads).
     pub async fn call(&self, to: &NodeId, req: Request) -> Result<Response, RpcError> {
-        self.call_within(to, req, self.timeouts.quorum).await
+        let timeout = self.timeouts.quorum + transfer_allowance(request_bytes(&req));
+        self.call_within(to, req, timeout).await
     }
 
     /// Sends one RPC; feeds the failure detector from the outcome (only
@@ -291,7 +325,7 @@ impl<E: NodeEnv> ClusterKv<E> {
         self.membership.with(|s| s.members.len()) == 1
     }
 
-    fn hints_pending(&self) -> u64 {
+    pub(crate) fn hints_pending(&self) -> u64 {
         self.hints.counts().values().sum()
     }
 

@@ -32,6 +32,7 @@ pub async fn gossip<E: NodeEnv>(node: Arc<ClusterKv<E>>, stop: CancellationToken
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        node.publish_gauges();
         let peers = node.membership.peers();
         let (up, down): (Vec<NodeId>, Vec<NodeId>) =
             peers.into_iter().partition(|p| node.membership.is_up(p));
