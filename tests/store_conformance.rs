@@ -96,45 +96,6 @@ async fn conformance<S: ReplicaStore>(store: S) {
     assert!(store.scan(0, 100).await.expect("scan").is_empty());
     store.sync().await.expect("sync");
     assert_eq!(store.queue_depth(), 0, "nothing is left queued");
-
-    meta(&store).await;
-}
-
-/// Node metadata records: set, overwritten, names checked.
-async fn meta<S: ReplicaStore>(store: &S) {
-    assert_eq!(store.get_meta("node_id").expect("get"), None);
-    store
-        .put_meta("node_id", b"n-1".to_vec())
-        .await
-        .expect("put");
-    store
-        .put_meta("dot_lease", 1000u64.to_be_bytes().to_vec())
-        .await
-        .expect("put");
-    store
-        .put_meta("dot_lease", 2000u64.to_be_bytes().to_vec())
-        .await
-        .expect("put");
-    assert_eq!(
-        store.get_meta("node_id").expect("get"),
-        Some(b"n-1".to_vec())
-    );
-    assert_eq!(
-        store.get_meta("dot_lease").expect("get"),
-        Some(2000u64.to_be_bytes().to_vec())
-    );
-    // Metadata is not data: neither SCAN nor FLUSHALL sees it.
-    assert!(store.scan(0, 100).await.expect("scan").is_empty());
-    store.clear().await.expect("clear");
-    assert!(store.get_meta("node_id").expect("get").is_some());
-    assert!(store.put_meta("", b"x".to_vec()).await.is_err());
-    assert!(
-        store
-            .put_meta(&"n".repeat(256), b"x".to_vec())
-            .await
-            .is_err()
-    );
-    assert!(store.get_meta("").is_err());
 }
 
 /// Keys around every length limit: the empty key, the long-key threshold
@@ -450,17 +411,6 @@ async fn memory_store_crash_loses_exactly_the_unsynced_writes() {
         store.sync().await.expect("sync");
         store.crash();
         assert!(store.scan(0, 10).await.expect("scan").is_empty());
-
-        // Metadata is durable as soon as put_meta returns.
-        store
-            .put_meta("node_id", b"n".to_vec())
-            .await
-            .expect("meta");
-        store.crash();
-        assert_eq!(
-            store.get_meta("node_id").expect("meta"),
-            Some(b"n".to_vec())
-        );
     }
 
     for store in [
@@ -477,40 +427,4 @@ async fn memory_store_crash_loses_exactly_the_unsynced_writes() {
         assert_eq!(store.get(b"a").expect("get"), Some(object("2")));
         assert_eq!(store.get(b"b").expect("get"), None);
     }
-}
-
-/// Set in the child process of [`fjall_meta_survives_a_crash`].
-const CRASH_DIR: &str = "DYNKV_TEST_META_CRASH_DIR";
-
-/// Exit code of that child once it has written.
-const CRASHED: i32 = 71;
-
-/// A metadata record is on disk once `put_meta` returns: the child process
-/// writes one and exits at once (no flush, no close), the parent reopens
-/// the directory. (Power loss, where the fsync matters, cannot be staged
-/// here.)
-#[tokio::test]
-async fn fjall_meta_survives_a_crash() {
-    if let Ok(dir) = std::env::var(CRASH_DIR) {
-        // The child: write, then die without flushing or closing anything.
-        let store = FjallStore::open(std::path::Path::new(&dir), FsyncPolicy::No).expect("open");
-        store
-            .put_meta("node_id", b"n-42".to_vec())
-            .await
-            .expect("meta");
-        std::process::exit(CRASHED);
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "fjall_meta_survives_a_crash", "--test-threads=1"])
-        .env(CRASH_DIR, dir.path())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run the child");
-    assert_eq!(status.code(), Some(CRASHED), "the child wrote and exited");
-    let store = FjallStore::open(dir.path(), FsyncPolicy::No).expect("reopen");
-    assert_eq!(
-        store.get_meta("node_id").expect("meta"),
-        Some(b"n-42".to_vec())
-    );
 }

@@ -12,18 +12,13 @@
 //! bounded ([`WRITER_QUEUE`]): producers wait for room. Point reads hit the
 //! memtable / block cache and are served on the caller's thread; scans and
 //! fsyncs run on tokio's blocking pool.
-//!
-//! Node metadata (node id, dot lease, ...) lives in a separate `meta`
-//! keyspace, written with a full fsync each time.
 
 use super::codec::{
     Lookup, MAX_VALUE_LEN, decode_record, encode_record, record_key, resolve_record_key,
 };
 use super::fjall_hints::FjallHints;
 use super::hints::HintLimits;
-use super::{
-    Completion, FsyncPolicy, ReplicaStore, StoreError, UpdateFn, Write, blocking, check_meta,
-};
+use super::{Completion, FsyncPolicy, ReplicaStore, StoreError, UpdateFn, Write, blocking};
 use crate::core::Object;
 use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -60,7 +55,6 @@ pub struct FjallStore {
 struct Inner {
     db: Database,
     data: Keyspace,
-    meta: Keyspace,
     decode_errors: AtomicU64,
     closed: AtomicBool,
 }
@@ -76,13 +70,9 @@ impl FjallStore {
         let data = db
             .keyspace("data", KeyspaceCreateOptions::default)
             .map_err(engine)?;
-        let meta = db
-            .keyspace("meta", KeyspaceCreateOptions::default)
-            .map_err(engine)?;
         let inner = Arc::new(Inner {
             db,
             data,
-            meta,
             decode_errors: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         });
@@ -373,24 +363,5 @@ impl ReplicaStore for FjallStore {
 
     fn decode_errors(&self) -> u64 {
         self.inner.decode_errors.load(Ordering::Relaxed)
-    }
-
-    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        check_meta(name, 0)?;
-        let value = self.inner.meta.get(name.as_bytes()).map_err(engine)?;
-        Ok(value.map(|v| v.to_vec()))
-    }
-
-    async fn put_meta(&self, name: &str, value: Vec<u8>) -> Result<(), StoreError> {
-        check_meta(name, value.len())?;
-        let inner = self.inner.clone();
-        let name = name.as_bytes().to_vec();
-        blocking(move || {
-            inner.meta.insert(name, value).map_err(engine)?;
-            // Whatever the fsync policy: the node relies on these records
-            // (a dot lease) never going backwards after a crash.
-            inner.db.persist(PersistMode::SyncAll).map_err(engine)
-        })
-        .await
     }
 }

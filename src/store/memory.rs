@@ -10,11 +10,10 @@ use super::codec::{
     Lookup, MAX_VALUE_LEN, decode_record, encode_record, record_key, resolve_record_key,
 };
 use super::undo_map::UndoMap;
-use super::{FsyncPolicy, ReplicaStore, StoreError, UpdateFn, Write, check_meta};
+use super::{FsyncPolicy, ReplicaStore, StoreError, UpdateFn, Write};
 use crate::core::Object;
 use bytes::Bytes;
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Encoded records by record key, as fjall would hold them.
@@ -23,8 +22,6 @@ type Records = UndoMap<Vec<u8>, Vec<u8>>;
 /// Encoded records in a BTreeMap, plus what a crash would bring back.
 pub struct MemoryStore {
     records: Mutex<Records>,
-    /// Metadata is durable at once (as `put_meta` promises).
-    meta: Mutex<BTreeMap<String, Vec<u8>>>,
     decode_errors: AtomicU64,
 }
 
@@ -47,13 +44,12 @@ impl MemoryStore {
     pub fn new_with(fsync: FsyncPolicy) -> Self {
         Self {
             records: Mutex::new(UndoMap::new(fsync == FsyncPolicy::Always)),
-            meta: Mutex::new(BTreeMap::new()),
             decode_errors: AtomicU64::new(0),
         }
     }
 
     /// Reverts to the last durable state, as a process crash and restart
-    /// would (metadata is always durable).
+    /// would.
     pub fn crash(&self) {
         self.records.lock().crash();
     }
@@ -171,16 +167,5 @@ impl ReplicaStore for MemoryStore {
 
     fn decode_errors(&self) -> u64 {
         self.decode_errors.load(Ordering::Relaxed)
-    }
-
-    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        check_meta(name, 0)?;
-        Ok(self.meta.lock().get(name).cloned())
-    }
-
-    async fn put_meta(&self, name: &str, value: Vec<u8>) -> Result<(), StoreError> {
-        check_meta(name, value.len())?;
-        self.meta.lock().insert(name.to_owned(), value);
-        Ok(())
     }
 }

@@ -97,37 +97,6 @@ pub trait ReplicaStore: Send + Sync + 'static {
 
     /// Records that failed to decode since start.
     fn decode_errors(&self) -> u64;
-
-    /// A node metadata record (node id, dot lease, rebuild flag), if set.
-    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
-
-    /// Sets a node metadata record; resolves only once it is durable,
-    /// whatever the fsync policy.
-    fn put_meta(
-        &self,
-        name: &str,
-        value: Vec<u8>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// Longest metadata record name (names are short constants chosen by the
-/// node; the bound keeps them far from the engine's key limit).
-pub const MAX_META_NAME: usize = 255;
-
-/// Checks a metadata record name and value against the engine's limits.
-fn check_meta(name: &str, value_len: usize) -> Result<(), StoreError> {
-    if name.is_empty() || name.len() > MAX_META_NAME {
-        return Err(StoreError::Rejected(format!(
-            "metadata name must be 1 to {MAX_META_NAME} bytes, got {}",
-            name.len()
-        )));
-    }
-    if value_len > codec::MAX_VALUE_LEN {
-        return Err(StoreError::Rejected(format!(
-            "metadata value of {value_len} bytes is larger than the storage limit"
-        )));
-    }
-    Ok(())
 }
 
 /// Runs blocking engine work on tokio's blocking pool, so the reactor's

@@ -100,7 +100,7 @@ impl Observer {
                             .push(s.dot.clone());
                     }
                 }
-                Some(seen) if &seen.key != key || seen.payload != s.payload => {
+                Some(seen) if seen.key != key || seen.payload != s.payload => {
                     let msg = format!(
                         "dot {:?} names two writes: {:?}={:?} and {:?}={:?}",
                         s.dot, seen.key, seen.payload, key, s.payload
@@ -178,14 +178,6 @@ impl ReplicaStore for FencedStore {
 
     fn decode_errors(&self) -> u64 {
         self.inner.decode_errors()
-    }
-
-    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get_meta(name)
-    }
-
-    async fn put_meta(&self, name: &str, value: Vec<u8>) -> Result<(), StoreError> {
-        self.inner.put_meta(name, value).await
     }
 }
 

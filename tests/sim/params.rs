@@ -46,7 +46,7 @@ impl Params {
         let active_ms = 3_000;
         let w = if seed % 4 == 3 { 1 } else { 2 };
         let lossy_node = rng.random_range(0..nodes);
-        let lossy = if w == 2 && seed % 3 != 0 {
+        let lossy = if w == 2 && !seed.is_multiple_of(3) {
             let at = rng.random_range(300..active_ms - 800);
             let until = at + rng.random_range(100..700);
             Some(if rng.random_range(0..2) == 0 {

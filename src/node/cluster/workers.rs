@@ -97,7 +97,8 @@ pub async fn handoff<E: NodeEnv>(node: Arc<ClusterKv<E>>, stop: CancellationToke
                 return;
             }
             let member = node.membership.with(|s| s.members.contains_key(&target));
-            if member && node.membership.is_up(&target) || member && target == *node.me() {
+            // This node counts as up for itself: its own hints are merged.
+            if member && node.membership.is_up(&target) {
                 deliver_all(&node, &target).await;
             }
         }
