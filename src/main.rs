@@ -22,7 +22,6 @@ fn main() -> ExitCode {
     };
     // Before the node starts: it builds the client port's shared state, which
     // takes its starting proto-max-bulk-len from here.
-    dynkv::resp::session::set_initial_proto_max_bulk_len(config.proto_max_bulk_len);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

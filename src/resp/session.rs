@@ -11,21 +11,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{DEFAULT_PROTO_MAX_BULK_LEN, MAX_PROTO_MAX_BULK_LEN, MIN_PROTO_MAX_BULK_LEN};
 
-/// The `proto-max-bulk-len` every [`ServerState`] built from now on starts
-/// with.
-///
-/// Process-wide only because the node builds its `ServerState` without
-/// passing the configured value; `main` sets it from the resolved
-/// configuration before the node starts. Code that builds its own
-/// `ServerState` can call [`ServerState::set_proto_max_bulk_len`] instead.
-static INITIAL_PROTO_MAX_BULK_LEN: AtomicUsize = AtomicUsize::new(DEFAULT_PROTO_MAX_BULK_LEN);
-
-/// Sets the `proto-max-bulk-len` that servers created from now on start
-/// with (clamped to the allowed range, see [`ServerState::set_proto_max_bulk_len`]).
-pub fn set_initial_proto_max_bulk_len(bytes: usize) {
-    INITIAL_PROTO_MAX_BULK_LEN.store(clamp_bulk_len(bytes), Ordering::Relaxed);
-}
-
 fn clamp_bulk_len(bytes: usize) -> usize {
     bytes.clamp(MIN_PROTO_MAX_BULK_LEN, MAX_PROTO_MAX_BULK_LEN)
 }
@@ -211,9 +196,8 @@ impl ServerState {
             config_overrides: Mutex::new(BTreeMap::new()),
             shutdown,
             next_client_id: AtomicU64::new(1),
-            proto_max_bulk_len: AtomicUsize::new(
-                INITIAL_PROTO_MAX_BULK_LEN.load(Ordering::Relaxed),
-            ),
+            // The node sets the configured value right after building it.
+            proto_max_bulk_len: AtomicUsize::new(DEFAULT_PROTO_MAX_BULK_LEN),
         }
     }
 
