@@ -58,7 +58,15 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     ));
     let meta = Arc::new(DirMeta::new(config.data_dir.clone()));
     let local = Arc::new(
-        local_kv::<Production>(store, meta.clone(), &me, rand::random::<u64>(), clock).await?,
+        local_kv::<Production>(
+            store,
+            meta.clone(),
+            &me,
+            rand::random::<u64>(),
+            config.fsync == FsyncPolicy::Always,
+            clock,
+        )
+        .await?,
     );
 
     // Bind both ports before joining: the seed gossips to us right away.
@@ -156,6 +164,10 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     crate::kv::Kv::sync(&*kv)
         .await
         .context("flushing storage at shutdown")?;
+    let meta = DirMeta::new(config.data_dir.clone());
+    if let Err(e) = cluster::boot::record_clean_shutdown(&meta) {
+        tracing::warn!("cannot record the clean shutdown: {e}");
+    }
     tracing::info!("dynkv stopped; storage flushed");
     Ok(())
 }

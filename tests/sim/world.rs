@@ -12,9 +12,10 @@ use dynkv::net::Blocklist;
 use dynkv::net::Handler;
 use dynkv::node::clock::NodeClock;
 use dynkv::node::cluster::boot::{BootSettings, boot, local_kv, spawn_workers};
+use dynkv::node::cluster::membership::STATE_RECORD;
 use dynkv::node::cluster::service::Service;
 use dynkv::node::cluster::{ClusterKv, NodeParts, Quorums, Timeouts};
-use dynkv::node::env::MemMeta;
+use dynkv::node::env::{MemMeta, MetaStore};
 use dynkv::store::FsyncPolicy;
 use dynkv::store::hints::HintLimits;
 use dynkv::store::memory::MemoryStore;
@@ -159,10 +160,14 @@ impl World {
         });
         let name = node_name(i);
         let fresh_id = self.net.below(u64::MAX);
-        let local = match local_kv::<SimEnv>(fenced, meta.clone(), &name, fresh_id, clock).await {
-            Ok(l) => Arc::new(l),
-            Err(e) => panic!("node {i} cannot open its store: {e}"),
-        };
+        let fsync_always = fsync == FsyncPolicy::Always;
+        let local =
+            match local_kv::<SimEnv>(fenced, meta.clone(), &name, fresh_id, fsync_always, clock)
+                .await
+            {
+                Ok(l) => Arc::new(l),
+                Err(e) => panic!("node {i} cannot open its store: {e}"),
+            };
         let transport = self.net.transport(i);
         let parts = NodeParts::<SimEnv> {
             local,
@@ -486,7 +491,15 @@ impl World {
         }
         for i in 0..self.params.nodes {
             if self.node(i).is_none() {
-                self.start_node(i, None).await;
+                // A replaced disk that never got to join joins now.
+                let fresh = self.disks.lock()[i].meta.read(STATE_RECORD).is_none();
+                let join = fresh.then(|| {
+                    let other = (0..self.params.nodes)
+                        .find(|j| *j != i && self.node(*j).is_some())
+                        .unwrap_or((i + 1) % self.params.nodes);
+                    cluster_addr(other).to_string()
+                });
+                self.start_node(i, join).await;
             }
         }
         sleep(Duration::from_secs(4)).await;

@@ -247,7 +247,7 @@ impl<E: NodeEnv> ClusterKv<E> {
             }
             Err(e) => {
                 self.rpc.set_cluster(current);
-                Err(KvError::Admin(e))
+                Err(KvError::Admin(e.to_string()))
             }
         }
     }
@@ -264,6 +264,17 @@ pub async fn resolve(seed: &str) -> Option<SocketAddr> {
         .and_then(|mut a| a.next())
 }
 
+/// Why a join did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// The seed answered no: asking again will not help.
+    #[error("{0}")]
+    Refused(String),
+    /// The seed could not be reached (yet).
+    #[error("{0}")]
+    Unreachable(String),
+}
+
 /// Asks the member at `seed` to admit `me`; returns the new state and
 /// whether the cluster already knew that name.
 pub async fn ask_to_join<T: Transport<Request, Response>>(
@@ -271,10 +282,10 @@ pub async fn ask_to_join<T: Transport<Request, Response>>(
     me: &NodeId,
     member: &Member,
     seed: &str,
-) -> Result<(ClusterState, bool), String> {
+) -> Result<(ClusterState, bool), JoinError> {
     let addr = resolve(seed)
         .await
-        .ok_or_else(|| format!("cannot resolve {seed}"))?;
+        .ok_or_else(|| JoinError::Unreachable(format!("cannot resolve {seed}")))?;
     let req = Request::Join {
         node: me.clone(),
         member: member.clone(),
@@ -292,8 +303,10 @@ pub async fn ask_to_join<T: Transport<Request, Response>>(
             state,
             known_before,
         }) => Ok((state, known_before)),
-        Ok(Response::Error(e)) => Err(format!("{seed} refused the join: {e}")),
-        Ok(_) => Err(format!("{seed} gave an unexpected answer")),
-        Err(e) => Err(format!("cannot reach {seed}: {e}")),
+        Ok(Response::Error(e)) => Err(JoinError::Refused(format!("{seed} refused the join: {e}"))),
+        Ok(_) => Err(JoinError::Refused(format!(
+            "{seed} gave an unexpected answer"
+        ))),
+        Err(e) => Err(JoinError::Unreachable(format!("cannot reach {seed}: {e}"))),
     }
 }

@@ -2,7 +2,7 @@
 //! its version identity (actor and dot lease), its cluster state (saved,
 //! joined, or founded), the [`ClusterKv`] and its background workers.
 
-use super::admin::ask_to_join;
+use super::admin::{JoinError, ask_to_join};
 use super::membership::Membership;
 use super::{ClusterKv, NodeParts, Quorums, REBUILDING_RECORD, Timeouts, workers};
 use crate::core::{ClusterState, Member, NodeId};
@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Metadata record with the random id minted when the data dir was new.
 pub const NODE_ID_RECORD: &str = "node.id";
+/// Metadata record saying whether the last run ended cleanly.
+pub const SHUTDOWN_RECORD: &str = "shutdown";
 /// Metadata record with the end of the current dot lease.
 pub const DOT_LEASE_RECORD: &str = "dots.lease";
 
@@ -37,22 +39,46 @@ pub struct BootSettings {
     pub timeouts: Timeouts,
 }
 
-/// The actor this disk's versions are stamped with: the node name plus the
-/// random id minted when the disk was new (`fresh_id` is used then).
+/// The actor this disk's versions are stamped with: the node name plus a
+/// random id (`fresh_id` when a new one is minted).
+///
+/// The id is kept across restarts, so version vectors do not grow with
+/// every restart, except in two cases where it is minted anew:
+/// - the disk is new (empty data dir, e.g. a replaced disk);
+/// - the last run did not shut down cleanly and writes were not fsynced
+///   one by one (`--fsync everysec|no`). That run's last writes may be
+///   gone from this disk while other replicas hold them; a later write
+///   under the same actor would carry a version-vector entry that claims
+///   to have seen them (an entry covers every counter below it) and would
+///   silently supersede those copies. A new actor cannot.
 pub fn actor_on_disk(
     meta: &dyn MetaStore,
     name: &NodeId,
     fresh_id: u64,
+    fsync_always: bool,
 ) -> std::io::Result<NodeId> {
+    let clean = meta.read(SHUTDOWN_RECORD).as_deref() == Some(b"clean".as_slice());
     let id = match meta.read(NODE_ID_RECORD) {
-        Some(raw) => String::from_utf8_lossy(&raw).trim().to_owned(),
-        None => {
+        Some(raw) if clean || fsync_always => String::from_utf8_lossy(&raw).trim().to_owned(),
+        kept => {
+            if kept.is_some() {
+                tracing::warn!(
+                    "the last run did not shut down cleanly and writes were not fsynced one by one: versions from now on use a new actor id"
+                );
+            }
             let id = format!("{:012x}", fresh_id & 0xffff_ffff_ffff);
             meta.write(NODE_ID_RECORD, id.as_bytes())?;
             id
         }
     };
+    meta.write(SHUTDOWN_RECORD, b"running")?;
     Ok(NodeId::new(&format!("{name}#{id}")))
+}
+
+/// Records that this run ended cleanly (everything written is synced), so
+/// the next start keeps the actor.
+pub fn record_clean_shutdown(meta: &dyn MetaStore) -> std::io::Result<()> {
+    meta.write(SHUTDOWN_RECORD, b"clean")
 }
 
 /// The dot issuer for `actor`, resuming after the lease saved in `meta`.
@@ -72,9 +98,11 @@ pub async fn local_kv<E: NodeEnv>(
     meta: Arc<E::Meta>,
     name: &NodeId,
     fresh_id: u64,
+    fsync_always: bool,
     clock: Arc<NodeClock>,
 ) -> anyhow::Result<LocalKv<E::Store>> {
-    let actor = actor_on_disk(&*meta, name, fresh_id).context("cannot record the node id")?;
+    let actor =
+        actor_on_disk(&*meta, name, fresh_id, fsync_always).context("cannot record the node id")?;
     let dots = dot_issuer(meta, actor);
     LocalKv::new(store, dots, clock)
         .await
@@ -160,8 +188,8 @@ async fn join<T: Transport<crate::core::Request, crate::core::Response>>(
                 tracing::info!(cluster = %joined.0.cluster_id, "joined the cluster through {seed}");
                 return Ok(joined);
             }
-            Err(e) if e.contains("refused") || e.contains("unexpected") => anyhow::bail!(e),
-            Err(e) => tracing::warn!("{e}; retrying"),
+            Err(JoinError::Refused(e)) => anyhow::bail!(e),
+            Err(JoinError::Unreachable(e)) => tracing::warn!("{e}; retrying"),
         }
         tokio::select! {
             biased;
