@@ -18,7 +18,7 @@
 mod common;
 
 use common::cluster::{
-    CONVERGE_TIMEOUT, Cluster, Member, PARTITIONS, Versions, info_int, name, wait_for,
+    CONVERGE_TIMEOUT, Cluster, Member, PARTITIONS, Versions, assert_none, info_int, name, wait_for,
 };
 use common::{Reply, is_real_redis};
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,16 +46,6 @@ fn kvs(prefix: &str, n: usize) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// Panics with the first few entries when `items` is not empty.
-fn assert_none<T: std::fmt::Debug>(items: &[T], what: &str) {
-    assert!(
-        items.is_empty(),
-        "{what}: {} failures; first few: {:?}",
-        items.len(),
-        &items[..items.len().min(10)]
-    );
 }
 
 fn expect_unavailable(r: &Reply, what: &str) {

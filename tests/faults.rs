@@ -25,7 +25,7 @@
 mod common;
 
 use common::cluster::{
-    CONVERGE_TIMEOUT, Cluster, args, info_int, name, pipeline, wait_for, wait_until,
+    CONVERGE_TIMEOUT, Cluster, args, assert_none, info_int, name, pipeline, wait_for, wait_until,
 };
 use common::{RawConn, Reply, Server, encode, is_real_redis, read_reply};
 use std::collections::BTreeMap;
@@ -59,16 +59,6 @@ fn kvs(prefix: &str, n: usize, tag: &str) -> Vec<(String, String)> {
     (0..n)
         .map(|i| (format!("{prefix}:{i}"), format!("{prefix}-{tag}-{i}")))
         .collect()
-}
-
-/// Panics with the first few entries when `items` is not empty.
-fn assert_none<T: std::fmt::Debug>(items: &[T], what: &str) {
-    assert!(
-        items.is_empty(),
-        "{what}: {} failures; first few: {:?}",
-        items.len(),
-        &items[..items.len().min(10)]
-    );
 }
 
 fn info_field(c: &Cluster, i: usize, field: &str) -> String {

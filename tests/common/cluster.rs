@@ -590,3 +590,13 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// Panics with the first few entries when `items` is not empty.
+pub fn assert_none<T: std::fmt::Debug>(items: &[T], what: &str) {
+    assert!(
+        items.is_empty(),
+        "{what}: {} failures; first few: {:?}",
+        items.len(),
+        &items[..items.len().min(10)]
+    );
+}
