@@ -9,7 +9,7 @@ use clap::Parser;
 use serde::Deserialize;
 use std::path::PathBuf;
 
-/// Command-line flags (see DESIGN.md §2; the names are a contract).
+/// Command-line flags (the names are a contract other tools rely on).
 #[derive(Parser, Debug, Clone, Default)]
 #[command(
     name = "dynkv",

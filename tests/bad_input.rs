@@ -1,4 +1,4 @@
-//! Bad input over raw TCP (DESIGN.md §3 property 5): malformed RESP, huge
+//! Bad input over raw TCP: malformed RESP, huge
 //! lengths, binary junk, slow and half-open clients get a clear error or a
 //! closed connection, never a crash or a stall of other clients. Error texts
 //! are Redis 7's.

@@ -1,4 +1,4 @@
-//! Cluster mode with real processes on loopback (DESIGN.md §1–§3): forming
+//! Cluster mode with real processes on loopback: forming
 //! 3- and 5-node clusters through `--join`, placement of every key on
 //! exactly N nodes, sloppy quorum with hinted handoff across a SIGKILL,
 //! quorum failures, sibling creation under a network partition
@@ -774,7 +774,7 @@ fn membership_survives_restart() {
     check_restart_view(&c, &before, &data);
 }
 
-/// Membership is persisted (DESIGN.md §1): nodes restarted without any
+/// Membership is persisted: nodes restarted without any
 /// `--join`, in reverse order, still find each other.
 #[test]
 fn membership_survives_restart_without_join() {

@@ -1,5 +1,5 @@
 //! Acknowledged writes survive a crash (`--fsync always` + SIGKILL) and a
-//! graceful shutdown (SIGTERM), DESIGN.md §3 property 1. Against real Redis
+//! graceful shutdown (SIGTERM). Against real Redis
 //! (`DYNKV_TEST_AGAINST=redis`) `--fsync P` becomes `--appendonly yes
 //! --appendfsync P`, which checks the expectations themselves.
 

@@ -1,4 +1,4 @@
-//! DESIGN.md §4: the pure core imports no tokio, no fjall, no sockets, no wall
+//! The layering rule: the pure core imports no tokio, no fjall, no sockets, no wall
 //! clock and no global RNG. This test reads the source and fails on any of them.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! DYN.GET / DYN.PUT / DYN.DEL (DESIGN.md §2): siblings, contexts, and how
+//! DYN.GET / DYN.PUT / DYN.DEL: siblings, contexts, and how
 //! plain Redis commands interact with them. dynkv only.
 
 mod common;

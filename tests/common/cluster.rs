@@ -1,6 +1,6 @@
 //! Multi-node harness for the cluster tests: starts S `dynkv` processes on
 //! free loopback ports, each joining through an existing member, and offers
-//! parsers for the admin replies of DESIGN.md §2 (`DYN.MEMBERS`, `DYN.RING`,
+//! parsers for the admin replies of the README (`DYN.MEMBERS`, `DYN.RING`,
 //! `DYN.HINTS`, `DYN.DEBUG LOCAL`, `INFO dynamo`) plus polling helpers, so
 //! tests wait for a condition with a generous deadline instead of sleeping.
 //!
@@ -13,7 +13,7 @@ use super::{RawConn, Reply, Server, encode};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-/// Fixed number of ring partitions (Q), DESIGN.md §1 "strategy 3".
+/// Fixed number of ring partitions (Q), Dynamo's "strategy 3".
 pub const PARTITIONS: usize = 1024;
 /// How long a freshly started cluster may take until every node agrees on
 /// the members and the ring (gossip runs about once a second).
