@@ -87,12 +87,14 @@ wait_ping "$RPORT" "$REDIS_PID" redis-server
 wait_ping "$SPORT" "$SINGLE_PID" "dynkv single"
 
 CPID=()
+# Every member shares one cluster secret (cluster-port authentication).
+CLUSTER_SECRET="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
 for i in 0 1 2; do
   join=()
   [[ $i -gt 0 ]] && join=(--join "$HOST:${CCPORT[0]}")
   "$DYNKV_BIN" --bind "$HOST" --port "${CPORT[$i]}" --cluster-port "${CCPORT[$i]}" \
     --metrics-port "${CMPORT[$i]}" --data-dir "$WORK/c$((i + 1))" --node-name "c$((i + 1))" \
-    --n 3 --r 2 --w 2 --fsync everysec "${join[@]}" >"$WORK/c$((i + 1)).log" 2>&1 &
+    --n 3 --r 2 --w 2 --fsync everysec --cluster-secret "$CLUSTER_SECRET" "${join[@]}" >"$WORK/c$((i + 1)).log" 2>&1 &
   CPID+=($!); PIDS+=($!)
   wait_ping "${CPORT[$i]}" "${CPID[$i]}" "dynkv cluster node $((i + 1))"
 done

@@ -24,9 +24,11 @@ read -r P1 P2 P3 C1 C2 C3 M1 M2 M3 <<<"$(free_ports 9)"
 PIDS=()
 cleanup() { stop_pids "${PIDS[@]}" 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT
+# Every member shares one cluster secret (cluster-port authentication).
+CLUSTER_SECRET="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
 start() { # start i port cport mport [join]
   local i=$1; shift
-  local args=(--port "$1" --cluster-port "$2" --metrics-port "$3" --data-dir "$TMP/n$i" --node-name "n$i" --fsync everysec)
+  local args=(--port "$1" --cluster-port "$2" --metrics-port "$3" --data-dir "$TMP/n$i" --node-name "n$i" --fsync everysec --cluster-secret "$CLUSTER_SECRET")
   [[ $# -ge 4 ]] && args+=(--join "127.0.0.1:$4")
   "$DYNKV_BIN" "${args[@]}" >"$TMP/n$i.log" 2>&1 &
   PIDS+=($!)

@@ -4,6 +4,7 @@
 //! Also the limits of `proto-max-bulk-len` and Redis's way of writing byte
 //! sizes (`32mb`), shared by the flag, the file and `CONFIG SET`.
 
+use crate::core::ClusterSecret;
 use crate::store::FsyncPolicy;
 use clap::Parser;
 use serde::Deserialize;
@@ -53,6 +54,15 @@ pub struct Cli {
     /// Password clients must AUTH with.
     #[arg(long)]
     pub requirepass: Option<String>,
+    /// Secret every member of the cluster shares: cluster-port connections
+    /// and context tokens are authenticated with it. Default: generated in
+    /// the data dir at the first start of a node that founds a cluster.
+    #[arg(long, value_name = "SECRET", conflicts_with = "cluster_secret_file")]
+    pub cluster_secret: Option<String>,
+    /// File holding the cluster secret (e.g. the `cluster.secret` the
+    /// founding node generated).
+    #[arg(long, value_name = "PATH")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// always | everysec | no
     #[arg(long, value_parser = parse_fsync)]
     pub fsync: Option<FsyncPolicy>,
@@ -190,6 +200,8 @@ struct FileConfig {
     r: Option<usize>,
     w: Option<usize>,
     requirepass: Option<String>,
+    cluster_secret: Option<String>,
+    cluster_secret_file: Option<PathBuf>,
     fsync: Option<FsyncPolicy>,
     maxclients: Option<usize>,
     io_threads: Option<usize>,
@@ -224,6 +236,10 @@ pub struct Config {
     pub w: usize,
     /// Client password.
     pub requirepass: Option<String>,
+    /// `--cluster-secret` / `--cluster-secret-file`, read; `None` when
+    /// neither was given (the node then uses or generates the one in its
+    /// data dir). Its `Debug` is redacted.
+    pub cluster_secret: Option<ClusterSecret>,
     /// Durability.
     pub fsync: FsyncPolicy,
     /// Client limit.
@@ -331,6 +347,12 @@ impl Config {
             r,
             w,
             requirepass: cli.requirepass.or(file.requirepass),
+            cluster_secret: resolve_secret(
+                cli.cluster_secret,
+                cli.cluster_secret_file,
+                file.cluster_secret,
+                file.cluster_secret_file,
+            )?,
             fsync: cli.fsync.or(file.fsync).unwrap_or_default(),
             maxclients: cli.maxclients.or(file.maxclients).unwrap_or(10_000),
             io_threads: cli
@@ -347,6 +369,42 @@ impl Config {
             hint_ttl_secs: cli.hint_ttl.or(file.hint_ttl).unwrap_or(3 * 3600).max(1),
             proto_max_bulk_len,
         })
+    }
+}
+
+/// The cluster secret from the flags or the file; the command line wins as
+/// a whole (a flag given there replaces either key of the file).
+fn resolve_secret(
+    cli_text: Option<String>,
+    cli_path: Option<PathBuf>,
+    file_text: Option<String>,
+    file_path: Option<PathBuf>,
+) -> Result<Option<ClusterSecret>, ConfigError> {
+    let (text, path) = if cli_text.is_some() || cli_path.is_some() {
+        (cli_text, cli_path)
+    } else {
+        (file_text, file_path)
+    };
+    let invalid = |what: String| ConfigError::Invalid(what);
+    match (text, path) {
+        (Some(_), Some(_)) => Err(invalid(
+            "give either cluster-secret or cluster-secret-file, not both".into(),
+        )),
+        (Some(text), None) => ClusterSecret::new(&text)
+            .map(Some)
+            .map_err(|e| invalid(format!("--cluster-secret: {e}"))),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(format!(
+                    "cannot read --cluster-secret-file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            ClusterSecret::new(&text)
+                .map(Some)
+                .map_err(|e| invalid(format!("--cluster-secret-file {}: {e}", path.display())))
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -433,5 +491,48 @@ mod tests {
         let mut both = write("proto-max-bulk-len = \"4mb\"\n");
         both.proto_max_bulk_len = Some(3 * 1024 * 1024);
         assert_eq!(resolve(both).ok(), Some(3 * 1024 * 1024));
+    }
+
+    #[test]
+    fn cluster_secret_from_flag_file_or_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret_file = dir.path().join("secret");
+        std::fs::write(&secret_file, "from-file\n").expect("write secret");
+        let resolve = |cli: Cli| Config::resolve(cli).map(|c| c.cluster_secret);
+        assert_eq!(resolve(Cli::default()).ok(), Some(None));
+        let flag = Cli::try_parse_from(["dynkv", "--cluster-secret", "s3cret"]).expect("parse");
+        let secret = resolve(flag).ok().flatten();
+        assert_eq!(secret, ClusterSecret::new("s3cret").ok());
+        assert!(!format!("{secret:?}").contains("s3cret"));
+        let path = secret_file.display().to_string();
+        let flag = Cli::try_parse_from(["dynkv", "--cluster-secret-file", &path]).expect("parse");
+        assert_eq!(
+            resolve(flag).ok().flatten(),
+            ClusterSecret::new("from-file").ok()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "dynkv",
+                "--cluster-secret",
+                "a",
+                "--cluster-secret-file",
+                &path
+            ])
+            .is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["dynkv", "--cluster-secret", ""])
+                .is_ok_and(|c| resolve(c).is_err())
+        );
+        let toml = dir.path().join("dynkv.toml");
+        std::fs::write(&toml, format!("cluster-secret-file = {path:?}\n")).expect("write config");
+        let from_config = Cli {
+            config: Some(toml),
+            ..Cli::default()
+        };
+        assert_eq!(
+            resolve(from_config).ok().flatten(),
+            ClusterSecret::new("from-file").ok()
+        );
     }
 }

@@ -106,6 +106,10 @@ pub enum KvError {
     /// An admin request that cannot be carried out as asked.
     #[error("ERR {0}")]
     Admin(String),
+    /// A write's context cannot be built on: it names a version this node
+    /// never issued, or the node's version counter would overflow.
+    #[error("ERR {0}")]
+    BadVersion(String),
     /// Local storage failed.
     #[error("ERR storage error: {0}")]
     Storage(String),
@@ -153,6 +157,9 @@ pub enum AdminValue {
     Null,
     /// Array of values.
     Array(Vec<AdminValue>),
+    /// A causal context; the front end renders it as the signed token
+    /// DYN.GET hands out, since only it holds the signing key.
+    Context(VersionVector),
 }
 
 /// A write already queued in storage; resolves when it is committed.

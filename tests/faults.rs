@@ -25,7 +25,8 @@
 mod common;
 
 use common::cluster::{
-    CONVERGE_TIMEOUT, Cluster, args, assert_none, info_int, name, pipeline, wait_for, wait_until,
+    CONVERGE_TIMEOUT, Cluster, TEST_SECRET, args, assert_none, info_int, name, pipeline, wait_for,
+    wait_until,
 };
 use common::{RawConn, Reply, Server, encode, is_real_redis, read_reply};
 use std::collections::BTreeMap;
@@ -715,6 +716,8 @@ fn start_with_skewed_n3(skew_ms: i64) -> Cluster {
         &join,
         "--fsync",
         "everysec",
+        "--cluster-secret",
+        TEST_SECRET,
     ];
     // SAFETY: the tests of this file are serialised by `serial()` and no
     // other thread of this test reads the environment while it is set; the

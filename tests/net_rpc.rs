@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dynkv::core::NodeId;
+use dynkv::core::{ClusterSecret, NodeId};
 use dynkv::net::{
     Blocklist, Handler, MAX_FRAME_LEN, RpcClient, RpcConfig, RpcError, Transport, serve,
 };
@@ -60,6 +60,20 @@ type Client = RpcClient<Req, Resp>;
 
 const CLUSTER: &str = "test-cluster";
 
+fn secret() -> ClusterSecret {
+    ClusterSecret::new("net-rpc-test-secret").expect("secret")
+}
+
+/// A raw connection that has passed the handshake, for sending hand-made
+/// frames past it.
+async fn authed(addr: SocketAddr) -> TcpStream {
+    let mut raw = TcpStream::connect(addr).await.expect("connect");
+    dynkv::net::auth::client(&mut raw, &secret().handshake_key())
+        .await
+        .expect("handshake");
+    raw
+}
+
 fn server_id() -> NodeId {
     NodeId::new("server")
 }
@@ -81,7 +95,7 @@ impl Server {
         let addr = listener.local_addr().expect("local addr");
         let stop = CancellationToken::new();
         let blocklist = Arc::new(Blocklist::new());
-        let config = RpcConfig::new(cluster, server_id());
+        let config = RpcConfig::new(cluster, server_id(), &secret());
         let task = tokio::spawn(serve::<Req, Resp, _>(
             listener,
             config,
@@ -107,7 +121,7 @@ impl Server {
 }
 
 fn client_with(cluster: &str, tweak: impl FnOnce(&mut RpcConfig)) -> Client {
-    let mut config = RpcConfig::new(cluster, client_id());
+    let mut config = RpcConfig::new(cluster, client_id(), &secret());
     tweak(&mut config);
     RpcClient::new(config, Arc::new(Blocklist::new()))
 }
@@ -277,7 +291,7 @@ async fn garbage_closes_only_that_connection() {
     );
 
     // A well-formed length prefix around bytes that are no envelope.
-    let mut raw = TcpStream::connect(server.addr).await.expect("connect");
+    let mut raw = authed(server.addr).await;
     let junk = [0xffu8; 16];
     raw.write_all(&(junk.len() as u32).to_be_bytes())
         .await
@@ -291,7 +305,7 @@ async fn garbage_closes_only_that_connection() {
     assert_eq!(n, 0, "server must close without replying");
 
     // A length prefix beyond the frame limit.
-    let mut raw = TcpStream::connect(server.addr).await.expect("connect");
+    let mut raw = authed(server.addr).await;
     raw.write_all(&u32::MAX.to_be_bytes()).await.expect("write");
     let n = tokio::time::timeout(Duration::from_secs(2), raw.read(&mut buf))
         .await
@@ -309,6 +323,53 @@ async fn garbage_closes_only_that_connection() {
             .call(&server_id(), server.addr, Req::Echo(b"hi".to_vec()))
             .await,
         Ok(Resp::Echo(b"hi".to_vec()))
+    );
+    server.kill().await;
+}
+
+#[tokio::test]
+async fn wrong_secret_is_an_auth_error_and_nothing_is_served() {
+    let server = Server::start("127.0.0.1:0", CLUSTER).await;
+    let other = ClusterSecret::new("another secret").expect("secret");
+    let config = RpcConfig::new("", client_id(), &other);
+    let intruder: Client = RpcClient::new(config, Arc::new(Blocklist::new()));
+    let result = intruder
+        .call(&server_id(), server.addr, Req::Add(1, 1))
+        .await;
+    match &result {
+        Err(e @ RpcError::Auth(reason)) => {
+            assert!(reason.contains("rejected the cluster secret"), "{reason}");
+            assert!(e.surely_not_delivered());
+            assert!(!e.is_remote_failure());
+        }
+        other => panic!("expected an auth error, got {other:?}"),
+    }
+    // A stranger that skips the handshake and sends a frame gets nothing.
+    let mut raw = TcpStream::connect(server.addr).await.expect("connect");
+    let frame = [0u8, 0, 0, 4, 1, 0, 0, 0];
+    raw.write_all(&frame).await.expect("write");
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut got)).await;
+    assert!(got.is_empty(), "server answered a stranger: {got:?}");
+    // A peer that connects and says nothing is cut off (no slowloris).
+    let mut idle = TcpStream::connect(server.addr).await.expect("connect");
+    let started = Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(15), idle.read(&mut [0u8; 8]))
+        .await
+        .expect("server closes an idle handshake")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // The right secret still works.
+    assert_eq!(
+        client()
+            .call(&server_id(), server.addr, Req::Add(1, 1))
+            .await,
+        Ok(Resp::Sum(2))
     );
     server.kill().await;
 }
@@ -460,6 +521,7 @@ fn only_remote_failures_count_against_a_peer() {
         RpcError::Encode("bad".into()),
         RpcError::TooLarge(MAX_FRAME_LEN + 1),
         RpcError::Overloaded,
+        RpcError::Auth("bad secret".into()),
     ];
     for e in &remote {
         assert!(e.is_remote_failure(), "{e:?} is a remote failure");

@@ -60,7 +60,7 @@ impl ClusterState {
         let mut next = self.clone();
         next.members.insert(node, member);
         next.ring = next.ring.rebalance(&next.member_ids(), self.n)?;
-        next.version += 1;
+        next.version = next.version.saturating_add(1);
         Ok(next)
     }
 
@@ -69,7 +69,7 @@ impl ClusterState {
         let mut next = self.clone();
         next.members.remove(node);
         next.ring = next.ring.rebalance(&next.member_ids(), self.n)?;
-        next.version += 1;
+        next.version = next.version.saturating_add(1);
         Ok(next)
     }
 
@@ -111,7 +111,7 @@ impl ClusterState {
             next.members.insert(id.clone(), m.clone());
         }
         next.ring = base.ring.rebalance(&next.member_ids(), base.n)?;
-        next.version = base.version.max(extra.version) + 1;
+        next.version = base.version.max(extra.version).saturating_add(1);
         Ok(next)
     }
 }

@@ -13,6 +13,7 @@ pub mod message;
 pub mod object;
 pub mod quorum;
 pub mod ring;
+pub mod secret;
 pub mod version;
 
 pub use context::{ContextError, decode_context, encode_context};
@@ -24,4 +25,5 @@ pub use message::{Request, Response, WriteContext};
 pub use object::{Object, Payload, Sibling};
 pub use quorum::{GetCore, Plan, PutCore, QuorumStatus, Target, plan};
 pub use ring::{DEFAULT_PARTITIONS, Ring, RingError};
+pub use secret::{ClusterSecret, DerivedKey};
 pub use version::{Dot, NodeId, VersionVector};

@@ -112,12 +112,15 @@ impl Object {
         // Numbering above both histories keeps this coordinator's dots for
         // the key unique even if the client has seen a newer write of ours
         // than the copy we hold.
-        let counter = (self
+        // Saturating, never wrapping: a wrapped counter would be a dot every
+        // history already covers. Callers that number writes for real
+        // (`DotIssuer`) refuse before a counter can reach the top.
+        let counter = self
             .context
             .get(coordinator)
             .max(client_context.get(coordinator))
-            + 1)
-        .max(min_counter);
+            .saturating_add(1)
+            .max(min_counter);
         let dot = Dot {
             node: coordinator.clone(),
             counter,

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::NodeId;
 
+use super::auth;
 use super::frame::{self, Envelope, FrameError, PROTOCOL_VERSION, WireResponse};
 use super::rpc::{Blocklist, RpcConfig, RpcError};
 use super::stream::{FrameReader, write_loop};
@@ -239,9 +240,36 @@ impl<Resp: DeserializeOwned + Send + 'static> Peer<Resp> {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(%addr, error = %e, "rpc set_nodelay failed");
         }
+        let mut stream = stream;
+        authenticate(&mut stream, addr, config).await?;
         let conn = Arc::new(Conn::start(stream, addr, config.max_in_flight_per_peer));
         *slot = Some(conn.clone());
         Ok(conn)
+    }
+}
+
+/// Runs the client half of the handshake (see [`auth`]) on a new connection.
+///
+/// A peer whose proof does not verify, or that closes the connection after
+/// ours, does not share this node's secret: that is [`RpcError::Auth`],
+/// which callers report as a rejected secret instead of retrying.
+async fn authenticate(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    config: &RpcConfig,
+) -> Result<(), RpcError> {
+    let limit = config.connect_timeout.max(auth::SERVER_HANDSHAKE_TIMEOUT);
+    match tokio::time::timeout(limit, auth::client(stream, &config.auth_key)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(auth::HandshakeError::BadProof | auth::HandshakeError::Rejected)) => {
+            Err(RpcError::Auth(format!(
+                "{addr} rejected the cluster secret: the peer's cluster secret differs from this node's (check --cluster-secret / --cluster-secret-file)"
+            )))
+        }
+        Ok(Err(e)) => Err(RpcError::Connect(format!("{addr}: handshake failed: {e}"))),
+        Err(_) => Err(RpcError::Connect(format!(
+            "{addr}: no handshake within {limit:?}"
+        ))),
     }
 }
 

@@ -10,12 +10,15 @@
 //! - [`transport`]: the [`Transport`] trait, how a node reaches its peers
 //!   ([`RpcClient`] implements it; the simulation has its own).
 //!
+//! - [`auth`]: the handshake that opens every connection: both ends prove
+//!   they hold the cluster secret before any envelope is exchanged.
+//!
 //! A node runs one [`serve`] and one [`RpcClient`] sharing one
 //! `Arc<Blocklist>`:
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use dynkv::core::NodeId;
+//! use dynkv::core::{ClusterSecret, NodeId};
 //! use dynkv::net::{Blocklist, Handler, RpcClient, RpcConfig, serve};
 //! use tokio_util::sync::CancellationToken;
 //!
@@ -27,7 +30,8 @@
 //! }
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = RpcConfig::new("cluster-1", NodeId::new("a"));
+//! let secret = ClusterSecret::new("a secret only members know")?;
+//! let config = RpcConfig::new("cluster-1", NodeId::new("a"), &secret);
 //! let blocklist = Arc::new(Blocklist::new());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let addr = listener.local_addr()?;
@@ -41,6 +45,7 @@
 //! # }
 //! ```
 
+pub mod auth;
 mod client;
 pub mod frame;
 pub mod rpc;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
-use crate::core::NodeId;
+use crate::core::{ClusterSecret, DerivedKey, NodeId};
 
 pub use super::client::RpcClient;
 use super::frame::MAX_FRAME_LEN;
@@ -66,17 +66,23 @@ pub struct RpcConfig {
     /// Client: calls outstanding per peer address. Server: requests handled
     /// concurrently per connection (further frames wait unread).
     pub max_in_flight_per_peer: usize,
+    /// Key of the handshake every connection opens with (derived from the
+    /// cluster secret): both ends prove they hold it before any envelope.
+    pub auth_key: DerivedKey,
 }
 
 impl RpcConfig {
     /// Defaults: 1 s per request, 500 ms per connect, 1024 calls in flight.
-    pub fn new(cluster: impl Into<String>, node: NodeId) -> Self {
+    /// Connections authenticate with `secret`: only peers holding the same
+    /// secret are talked to or answered.
+    pub fn new(cluster: impl Into<String>, node: NodeId, secret: &ClusterSecret) -> Self {
         Self {
             cluster: ClusterId::new(cluster.into()),
             node,
             request_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_millis(500),
             max_in_flight_per_peer: 1024,
+            auth_key: secret.handshake_key(),
         }
     }
 }
@@ -117,6 +123,10 @@ pub enum RpcError {
     /// outstanding to the peer. Nothing was sent.
     #[error("rpc not sent: too many calls in flight to this peer")]
     Overloaded,
+    /// The peer and this node do not share the cluster secret (the
+    /// handshake failed). Nothing was sent.
+    #[error("{0}")]
+    Auth(String),
 }
 
 impl RpcError {
@@ -131,6 +141,7 @@ impl RpcError {
                 | RpcError::Encode(_)
                 | RpcError::TooLarge(_)
                 | RpcError::Overloaded
+                | RpcError::Auth(_)
         )
     }
 
@@ -146,6 +157,7 @@ impl RpcError {
             RpcError::Encode(_) => "encode",
             RpcError::TooLarge(_) => "too_large",
             RpcError::Overloaded => "overloaded",
+            RpcError::Auth(_) => "auth",
         }
     }
 
@@ -168,7 +180,8 @@ impl RpcError {
             | RpcError::Decode(_)
             | RpcError::Encode(_)
             | RpcError::TooLarge(_)
-            | RpcError::Overloaded => false,
+            | RpcError::Overloaded
+            | RpcError::Auth(_) => false,
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -16,6 +16,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::auth;
 use super::frame::{self, Envelope, FrameError, Header, PROTOCOL_VERSION, WireResponse};
 use super::rpc::{Blocklist, Handler, RpcConfig};
 use super::stream::{AbortOnDrop, FrameReader, write_loop};
@@ -27,17 +28,62 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a refused connection gets to flush its refusal before closing.
 const REFUSAL_FLUSH: Duration = Duration::from_secs(1);
 
+/// Connections allowed to be in their handshake at once; more are closed
+/// at once, so strangers opening sockets cannot pile up tasks.
+const MAX_PENDING_HANDSHAKES: usize = 256;
+
+/// Authentication failures are logged at most once per this interval, so a
+/// peer retrying with the wrong secret cannot flood the log.
+const AUTH_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// What every connection of one server shares.
 struct Ctx<H> {
     config: RpcConfig,
     handler: Arc<H>,
     blocklist: Arc<Blocklist>,
+    handshakes: Arc<Semaphore>,
+    auth_log: AuthFailureLog,
+}
+
+/// Rate-limited log of peers that failed the handshake.
+#[derive(Default)]
+struct AuthFailureLog {
+    /// When the last line was written, and failures since then not logged.
+    state: parking_lot::Mutex<(Option<Instant>, u64)>,
+}
+
+impl AuthFailureLog {
+    fn failed(&self, addr: SocketAddr, error: &auth::HandshakeError) {
+        let mut state = self.state.lock();
+        let now = Instant::now();
+        if state
+            .0
+            .is_some_and(|last| now.duration_since(last) < AUTH_LOG_INTERVAL)
+        {
+            state.1 += 1;
+            return;
+        }
+        let suppressed = std::mem::take(&mut state.1);
+        state.0 = Some(now);
+        drop(state);
+        metrics::counter!("dynkv_rpc_auth_failures_total").increment(1);
+        tracing::warn!(
+            %addr,
+            suppressed,
+            "peer at {addr} failed authentication on the cluster port ({error}): it does not hold this cluster's secret; connection closed"
+        );
+    }
 }
 
 /// Serves RPC on `listener` until `stop` is cancelled; on return every
 /// connection and in-flight handler of this server has been stopped.
 ///
-/// Admission, per request envelope:
+/// Every connection first runs the handshake (see [`super::auth`]): a peer
+/// that does not prove it holds the cluster secret within
+/// [`auth::SERVER_HANDSHAKE_TIMEOUT`] is disconnected without being sent
+/// anything else, and logged (rate-limited) if it got as far as a proof.
+///
+/// Admission, per request envelope from an authenticated peer:
 /// - from a peer on `blocklist`: the connection is closed without a reply
 ///   (simulated partition, see [`Blocklist`]);
 /// - other protocol version, or another cluster: replied
@@ -62,6 +108,8 @@ pub async fn serve<Req, Resp, H>(
         config,
         handler,
         blocklist,
+        handshakes: Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES)),
+        auth_log: AuthFailureLog::default(),
     });
     let mut conns = JoinSet::new();
     loop {
@@ -118,6 +166,10 @@ async fn serve_conn<Req, Resp, H>(
 {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%addr, error = %e, "rpc set_nodelay failed");
+    }
+    let mut stream = stream;
+    if !authenticate(&mut stream, addr, &ctx, &stop).await {
+        return;
     }
     let (rd, wr) = stream.into_split();
     let max = ctx.config.max_in_flight_per_peer.max(1);
@@ -225,6 +277,45 @@ async fn serve_conn<Req, Resp, H>(
             {
                 tracing::debug!(%addr, "rpc refusal not flushed in time");
             }
+        }
+    }
+}
+
+/// The server half of the handshake: true once the peer has proven it
+/// holds the cluster secret. Until then nothing is read as an envelope and
+/// nothing but the handshake's own challenge is written; on failure the
+/// caller just drops the socket.
+async fn authenticate<H>(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    ctx: &Ctx<H>,
+    stop: &CancellationToken,
+) -> bool {
+    let Ok(_slot) = ctx.handshakes.clone().try_acquire_owned() else {
+        tracing::debug!(%addr, "too many pending cluster handshakes, closing");
+        return false;
+    };
+    let handshake = tokio::time::timeout(
+        auth::SERVER_HANDSHAKE_TIMEOUT,
+        auth::server(stream, &ctx.config.auth_key),
+    );
+    let result = tokio::select! {
+        _ = stop.cancelled() => return false,
+        r = handshake => r,
+    };
+    match result {
+        Ok(Ok(())) => true,
+        Ok(Err((auth::ServerStage::Proof, e))) => {
+            ctx.auth_log.failed(addr, &e);
+            false
+        }
+        Ok(Err((auth::ServerStage::Hello, e))) => {
+            tracing::debug!(%addr, error = %e, "cluster port: no valid handshake hello, closing");
+            false
+        }
+        Err(_) => {
+            tracing::debug!(%addr, "cluster port: handshake timed out, closing");
+            false
         }
     }
 }

@@ -6,7 +6,7 @@
 //! without locks, and writes of one hot key still share a group commit.
 
 use super::clock::NodeClock;
-use crate::core::{NodeId, Object, Payload, VersionVector, WriteContext, encode_context};
+use crate::core::{NodeId, Object, Payload, VersionVector, WriteContext};
 use crate::kv::{AdminValue, Change, KvError, LiveValue, QueuedWrite, ScanPage};
 use crate::store::{ReplicaStore, StoreError, Write, queue, update};
 use bytes::Bytes;
@@ -92,10 +92,29 @@ impl DotIssuer {
         &self.actor
     }
 
-    /// A counter never issued before and at least `at_least`.
-    fn issue(&self, at_least: u64) -> Result<u64, KvError> {
+    /// A counter never issued before and above `seen`, the highest counter
+    /// of this actor the write's object and context have seen.
+    ///
+    /// `seen` may come from a client or a peer, so it is checked, not
+    /// trusted: a counter above the durable lease was never issued by this
+    /// actor (a forged or corrupt context), and building on it would make
+    /// this node stamp later writes with dots everyone has already "seen",
+    /// hiding them. And no arithmetic here may wrap.
+    fn issue(&self, seen: u64) -> Result<u64, KvError> {
         let mut lease = self.state.lock();
-        let next = lease.last.saturating_add(1).max(at_least);
+        if seen > lease.leased_to {
+            return Err(KvError::BadVersion(format!(
+                "the context names version {seen} of {}, which was never issued: it was not returned by this cluster",
+                self.actor
+            )));
+        }
+        let exhausted = || {
+            KvError::BadVersion(format!(
+                "the version counter of {} is exhausted; restart the node with a new data dir to get a new actor",
+                self.actor
+            ))
+        };
+        let next = lease.last.max(seen).checked_add(1).ok_or_else(exhausted)?;
         if next > lease.leased_to {
             let to = next.saturating_add(DOT_LEASE_BLOCK);
             (self.persist)(to).map_err(|e| KvError::Storage(format!("cannot lease dots: {e}")))?;
@@ -113,12 +132,8 @@ impl DotIssuer {
         payload: Payload,
         now: u64,
     ) -> Result<(), KvError> {
-        let floor = obj
-            .context
-            .get(&self.actor)
-            .max(context.get(&self.actor))
-            .saturating_add(1);
-        let counter = self.issue(floor)?;
+        let seen = obj.context.get(&self.actor).max(context.get(&self.actor));
+        let counter = self.issue(seen)?;
         obj.update_at_least(context, &self.actor, payload, now, counter);
         Ok(())
     }
@@ -465,7 +480,7 @@ pub fn object_value(obj: &Object, now_ms: u64) -> AdminValue {
         })
         .collect();
     AdminValue::Array(vec![
-        AdminValue::Bulk(Bytes::from(encode_context(&obj.context))),
+        AdminValue::Context(obj.context.clone()),
         AdminValue::Array(values),
     ])
 }

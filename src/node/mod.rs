@@ -6,6 +6,7 @@ pub mod clock;
 pub mod cluster;
 pub mod env;
 pub mod local;
+pub mod secret;
 
 use crate::config::Config;
 use crate::core::{DEFAULT_PARTITIONS, Member, NodeId};
@@ -57,6 +58,15 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         config.max_offset_ms,
     ));
     let meta = Arc::new(DirMeta::new(config.data_dir.clone()));
+    // Before anything is recorded: a node that cannot have the right secret
+    // stops here with the reason, instead of joining nobody.
+    let saved_state = cluster::membership::Membership::load(&*meta);
+    let secret = secret::resolve(secret::SecretSources {
+        given: config.cluster_secret.clone(),
+        data_dir: &config.data_dir,
+        join: config.join.is_some(),
+        saved_state: saved_state.as_ref(),
+    })?;
     let local = Arc::new(
         local_kv::<Production>(
             store,
@@ -81,7 +91,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         cluster_addr: cluster_addr.clone(),
     };
     let blocklist = Arc::new(Blocklist::new());
-    let rpc_config = RpcConfig::new(String::new(), me.clone());
+    let rpc_config = RpcConfig::new(String::new(), me.clone(), &secret);
     let rpc = RpcClient::new(rpc_config.clone(), blocklist.clone());
     let parts = NodeParts::<Production> {
         local: local.clone(),
@@ -131,15 +141,18 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         FsyncPolicy::Everysec => "everysec",
         FsyncPolicy::No => "no",
     };
-    let server = Arc::new(ServerState::new(
-        config.requirepass.clone(),
-        config.maxclients,
-        config.port,
-        config.data_dir.display().to_string(),
-        appendfsync.into(),
-        wall_clock_ms() / 1000,
-        stop.clone(),
-    ));
+    let server = Arc::new(
+        ServerState::new(
+            config.requirepass.clone(),
+            config.maxclients,
+            config.port,
+            config.data_dir.display().to_string(),
+            appendfsync.into(),
+            wall_clock_ms() / 1000,
+            stop.clone(),
+        )
+        .with_context_key(secret.context_key()),
+    );
     server.set_proto_max_bulk_len(config.proto_max_bulk_len);
     tracing::info!(
         node = %config.node_name,

@@ -170,6 +170,9 @@ pub struct ServerState {
     /// `proto-max-bulk-len`: read by every connection's request decoder
     /// before each request and by APPEND, so CONFIG SET applies at once.
     proto_max_bulk_len: AtomicUsize,
+    /// Signs the context tokens DYN.GET hands out and checks the ones
+    /// DYN.PUT / DYN.DEL get back (derived from the cluster secret).
+    pub context_key: crate::core::DerivedKey,
 }
 
 impl ServerState {
@@ -198,7 +201,17 @@ impl ServerState {
             next_client_id: AtomicU64::new(1),
             // The node sets the configured value right after building it.
             proto_max_bulk_len: AtomicUsize::new(DEFAULT_PROTO_MAX_BULK_LEN),
+            // Tokens valid in this process only, until the node sets the
+            // cluster's key with `with_context_key`.
+            context_key: random_context_key(),
         }
+    }
+
+    /// The same state, signing context tokens with `key` (the cluster
+    /// secret's context key, so every node accepts every node's tokens).
+    pub fn with_context_key(mut self, key: crate::core::DerivedKey) -> Self {
+        self.context_key = key;
+        self
     }
 
     /// The current `proto-max-bulk-len`: the longest bulk string a client
@@ -220,4 +233,12 @@ impl ServerState {
     pub fn next_client_id(&self) -> u64 {
         self.next_client_id.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// A context key from a fresh random secret.
+fn random_context_key() -> crate::core::DerivedKey {
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    crate::core::ClusterSecret::new(&secret)
+        .map(|s| s.context_key())
+        .unwrap_or_else(|_| unreachable!("64 hex digits are not empty"))
 }

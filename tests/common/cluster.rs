@@ -20,6 +20,9 @@ pub const PARTITIONS: usize = 1024;
 pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Commands per pipelined batch.
 pub const BATCH: usize = 500;
+/// The cluster secret every harness node shares (`--cluster-secret`), unless
+/// a test passes its own.
+pub const TEST_SECRET: &str = "dynkv-test-cluster-secret";
 
 // ---------------------------------------------------------------------------
 // Polling
@@ -284,6 +287,9 @@ impl Cluster {
                 a.push(format!("127.0.0.1:{}", nodes[via].cluster_port()));
             }
             a.extend(extra.iter().map(|s| s.to_string()));
+            if !extra.iter().any(|f| f.starts_with("--cluster-secret")) {
+                a.extend(["--cluster-secret".to_string(), TEST_SECRET.to_string()]);
+            }
             let refs: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
             nodes.push(Server::start_with(&refs));
         }

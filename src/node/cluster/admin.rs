@@ -5,7 +5,7 @@
 use super::ClusterKv;
 use crate::core::{ClusterState, Member, NodeId, Payload, Request, Response, WriteContext};
 use crate::kv::{AdminCommand, AdminValue, InfoFields, KvError};
-use crate::net::Transport;
+use crate::net::{RpcError, Transport};
 use crate::node::env::NodeEnv;
 use crate::node::local::object_value;
 use crate::store::ReplicaStore;
@@ -306,6 +306,10 @@ pub async fn ask_to_join<T: Transport<Request, Response>>(
         Ok(Response::Error(e)) => Err(JoinError::Refused(format!("{seed} refused the join: {e}"))),
         Ok(_) => Err(JoinError::Refused(format!(
             "{seed} gave an unexpected answer"
+        ))),
+        // A seed that does not share our secret will not change its mind.
+        Err(RpcError::Auth(e)) => Err(JoinError::Refused(format!(
+            "cannot join through {seed}: {e}"
         ))),
         Err(e) => Err(JoinError::Unreachable(format!("cannot reach {seed}: {e}"))),
     }

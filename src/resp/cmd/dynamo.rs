@@ -3,13 +3,13 @@
 //! DYN.LEAVE, DYN.HINTS, DYN.DEBUG).
 
 use super::{CmdResult, is, kv_error, parse_i64, syntax_error};
-use crate::core::{Payload, decode_context, encode_context};
+use crate::core::{DerivedKey, Payload, decode_context, encode_context};
 use crate::kv::{AdminCommand, AdminValue, Kv, ReadOptions, WriteOptions};
 use crate::resp::reply::Reply;
 use bytes::Bytes;
 
-/// Runs a DYN.* command.
-pub async fn run<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
+/// Runs a DYN.* command; `context_key` signs and checks context tokens.
+pub async fn run<K: Kv>(kv: &K, context_key: &DerivedKey, name: &str, args: &[Bytes]) -> CmdResult {
     match name {
         "dyn.get" => {
             let r = quorum_option(&args[2..], "R")?;
@@ -27,7 +27,7 @@ pub async fn run<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
                 })
                 .collect();
             Ok(Reply::Array(vec![
-                Reply::bulk(encode_context(&obj.context)),
+                Reply::bulk(encode_context(&obj.context, context_key)),
                 Reply::Array(values),
             ]))
         }
@@ -37,7 +37,8 @@ pub async fn run<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
             } else {
                 (Payload::Tombstone, &args[3..])
             };
-            let context = decode_context(&args[2]).map_err(Reply::err)?;
+            // A token is client input: only one this cluster signed is used.
+            let context = decode_context(&args[2], context_key).map_err(Reply::err)?;
             let w = quorum_option(rest, "W")?;
             kv.put(args[1].clone(), context, payload, WriteOptions { w })
                 .await
@@ -62,7 +63,12 @@ pub async fn run<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
         "dyn.debug" => {
             let sub = &args[1];
             if is(sub, "LOCAL") && args.len() == 3 {
-                admin(kv, AdminCommand::LocalGet(args[2].clone())).await
+                admin_with_key(
+                    kv,
+                    AdminCommand::LocalGet(args[2].clone()),
+                    Some(context_key),
+                )
+                .await
             } else if is(sub, "PARTITION") {
                 admin(kv, AdminCommand::Partition(args[2..].to_vec())).await
             } else {
@@ -92,16 +98,30 @@ fn quorum_option(rest: &[Bytes], letter: &str) -> Result<Option<usize>, Reply> {
 }
 
 async fn admin<K: Kv>(kv: &K, cmd: AdminCommand) -> CmdResult {
-    let value = kv.admin(cmd).await.map_err(kv_error)?;
-    Ok(render(value))
+    admin_with_key(kv, cmd, None).await
 }
 
-fn render(value: AdminValue) -> Reply {
+async fn admin_with_key<K: Kv>(
+    kv: &K,
+    cmd: AdminCommand,
+    context_key: Option<&DerivedKey>,
+) -> CmdResult {
+    let value = kv.admin(cmd).await.map_err(kv_error)?;
+    Ok(render(value, context_key))
+}
+
+fn render(value: AdminValue, context_key: Option<&DerivedKey>) -> Reply {
     match value {
         AdminValue::Status(s) => Reply::Simple(s),
         AdminValue::Int(i) => Reply::Int(i),
         AdminValue::Bulk(b) => Reply::Bulk(b),
         AdminValue::Null => Reply::Null,
-        AdminValue::Array(items) => Reply::Array(items.into_iter().map(render).collect()),
+        AdminValue::Context(vv) => match context_key {
+            Some(key) => Reply::bulk(encode_context(&vv, key)),
+            None => Reply::Null,
+        },
+        AdminValue::Array(items) => {
+            Reply::Array(items.into_iter().map(|v| render(v, context_key)).collect())
+        }
     }
 }

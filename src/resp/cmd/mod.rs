@@ -154,7 +154,7 @@ pub async fn dispatch<K: Kv>(
         "generic" => keys::run(kv, spec.name, &args).await,
         "connection" => connection::run(kv, server, session, spec.name, &args),
         "server" => server::run(kv, server, session, spec.name, &args).await,
-        "dynamo" => dynamo::run(kv, spec.name, &args).await,
+        "dynamo" => dynamo::run(kv, &server.context_key, spec.name, &args).await,
         _ => Err(Reply::err("command group not wired")),
     };
     let reply = reply.unwrap_or_else(|e| e);
