@@ -557,3 +557,60 @@ fn an_authenticated_peer_cannot_make_a_counter_wrap() {
     }
     assert_none(&sets_then_gets(&c, key, 30), "SET then GET after the peer");
 }
+
+/// A node founding a cluster without a secret generates one, keeps it in
+/// its data dir readable by its owner only, prints it once, and reuses it
+/// on later starts; neither INFO nor CONFIG GET shows a secret.
+#[test]
+fn a_founding_node_generates_its_secret_once_and_never_shows_it() {
+    if is_real_redis() {
+        return;
+    }
+    let _g = serial();
+    let mut s = common::Server::start_with(&["--node-name", "founder"]);
+    let path = s.data_dir().join("cluster.secret");
+    let secret = std::fs::read_to_string(&path).expect("cluster.secret in the data dir");
+    let secret = secret.trim().to_string();
+    assert!(secret.len() >= 32, "{secret:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let log = s.stderr();
+    assert_eq!(log.matches(secret.as_str()).count(), 1, "{log}");
+    assert!(log.contains("--cluster-secret-file"), "{log}");
+
+    let status = s.terminate();
+    assert!(status.success());
+    s.restart();
+    let again = std::fs::read_to_string(&path).expect("cluster.secret");
+    assert_eq!(again.trim(), secret, "a restart must reuse the secret");
+    let log = s.stderr();
+    assert_eq!(
+        log.matches(secret.as_str()).count(),
+        1,
+        "printed again on restart:\n{log}"
+    );
+    assert!(log.contains("using the cluster secret saved in"), "{log}");
+
+    let mut conn = s.raw();
+    for cmd in [
+        vec!["CONFIG", "GET", "*"],
+        vec!["INFO", "everything"],
+        vec!["INFO"],
+    ] {
+        let r = conn.cmd_str(&cmd);
+        let text = format!("{r:?}");
+        assert!(!text.contains(&secret), "{cmd:?} shows the secret: {text}");
+    }
+    // Nor does a node given one on the command line.
+    let given = common::Server::start_with(&["--cluster-secret", "given-secret-xyz"]);
+    let mut conn = given.raw();
+    for cmd in [vec!["CONFIG", "GET", "*"], vec!["INFO", "everything"]] {
+        let text = format!("{:?}", conn.cmd_str(&cmd));
+        assert!(!text.contains("given-secret-xyz"), "{cmd:?}: {text}");
+    }
+    assert!(!given.data_dir().join("cluster.secret").exists());
+}

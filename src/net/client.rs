@@ -228,7 +228,7 @@ impl<Resp: DeserializeOwned + Send + 'static> Peer<Resp> {
             return Ok(conn.clone());
         }
         *slot = None;
-        let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+        let mut stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| {
                 RpcError::Connect(format!(
@@ -240,7 +240,6 @@ impl<Resp: DeserializeOwned + Send + 'static> Peer<Resp> {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(%addr, error = %e, "rpc set_nodelay failed");
         }
-        let mut stream = stream;
         authenticate(&mut stream, addr, config).await?;
         let conn = Arc::new(Conn::start(stream, addr, config.max_in_flight_per_peer));
         *slot = Some(conn.clone());

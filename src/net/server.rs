@@ -155,7 +155,7 @@ enum End {
 }
 
 async fn serve_conn<Req, Resp, H>(
-    stream: TcpStream,
+    mut stream: TcpStream,
     addr: SocketAddr,
     ctx: Arc<Ctx<H>>,
     stop: CancellationToken,
@@ -167,7 +167,6 @@ async fn serve_conn<Req, Resp, H>(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%addr, error = %e, "rpc set_nodelay failed");
     }
-    let mut stream = stream;
     if !authenticate(&mut stream, addr, &ctx, &stop).await {
         return;
     }

@@ -57,7 +57,7 @@ pub fn resolve(sources: SecretSources<'_>) -> anyhow::Result<ClusterSecret> {
     write_private(&path, &secret_text)?;
     let secret = ClusterSecret::new(&secret_text).context("a generated secret is never empty")?;
     tracing::warn!(
-        "generated a new cluster secret and saved it to {} (readable by this user only): {secret_text} -- start every node that joins this cluster with --cluster-secret-file <a copy of that file> or --cluster-secret {secret_text}; this is the only time it is printed",
+        "generated a new cluster secret {secret_text} and saved it to {} (readable by this user only); start every node that joins this cluster with --cluster-secret-file <a copy of that file> (or --cluster-secret <that secret>); it is not printed again",
         path.display()
     );
     Ok(secret)
