@@ -42,6 +42,8 @@ pub struct Session {
     pub last_command: &'static str,
     /// When this connection last refreshed its CLIENT LIST line.
     pub listed_at: Instant,
+    /// Set by MONITOR: the connection streams commands from now on.
+    pub monitor: bool,
 }
 
 impl Session {
@@ -60,6 +62,7 @@ impl Session {
             created: Instant::now(),
             last_command: "NULL",
             listed_at: Instant::now(),
+            monitor: false,
         }
     }
 
@@ -161,6 +164,8 @@ pub struct ServerState {
     pub clients: DashMap<u64, String>,
     /// Statistics.
     pub stats: Stats,
+    /// Command stats, slow log, latency monitor, MONITOR clients, rates.
+    pub obs: crate::obs::Obs,
     /// CONFIG SET values that have no effect on dynkv but that clients set
     /// and read back.
     pub config_overrides: Mutex<BTreeMap<String, String>>,
@@ -193,6 +198,7 @@ impl ServerState {
             last_save: AtomicU64::new(now_secs),
             clients: DashMap::new(),
             stats: Stats::default(),
+            obs: crate::obs::Obs::new(super::cmd::COMMANDS.len()),
             config_overrides: Mutex::new(BTreeMap::new()),
             shutdown,
             next_client_id: AtomicU64::new(1),
