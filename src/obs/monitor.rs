@@ -92,14 +92,14 @@ pub fn redact(args: &[Bytes]) -> std::borrow::Cow<'_, [Bytes]> {
         v.extend(args[1..].iter().map(|_| HIDDEN));
         return v.into();
     }
-    if name.eq_ignore_ascii_case(b"hello") {
-        if let Some(i) = args.iter().position(|a| a.eq_ignore_ascii_case(b"auth")) {
-            let mut v = args.to_vec();
-            for a in v.iter_mut().skip(i + 1).take(2) {
-                *a = HIDDEN;
-            }
-            return v.into();
+    if name.eq_ignore_ascii_case(b"hello")
+        && let Some(i) = args.iter().position(|a| a.eq_ignore_ascii_case(b"auth"))
+    {
+        let mut v = args.to_vec();
+        for a in v.iter_mut().skip(i + 1).take(2) {
+            *a = HIDDEN;
         }
+        return v.into();
     }
     args.into()
 }

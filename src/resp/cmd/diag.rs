@@ -201,7 +201,7 @@ async fn memory<K: Kv>(kv: &K, server: &ServerState, args: &[Bytes]) -> CmdResul
             (Reply::bulk("keys.count"), Reply::Int(keys as i64)),
             (
                 Reply::bulk("keys.bytes-per-key"),
-                Reply::Int(if keys == 0 { 0 } else { (rss / keys) as i64 }),
+                Reply::Int(rss.checked_div(keys).unwrap_or(0) as i64),
             ),
         ]))
     } else if is(sub, "DOCTOR") && rest.is_empty() {

@@ -372,11 +372,11 @@ pub fn render(args: &[Arg]) -> String {
 
 fn render_one(arg: &Arg) -> String {
     let mut s = String::new();
-    if let Some(t) = &arg.token {
-        if arg.kind != "pure-token" {
-            s.push_str(t);
-            s.push(' ');
-        }
+    if let Some(t) = &arg.token
+        && arg.kind != "pure-token"
+    {
+        s.push_str(t);
+        s.push(' ');
     }
     let body = match arg.kind.as_str() {
         "pure-token" => arg.token.clone().unwrap_or_default(),
