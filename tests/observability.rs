@@ -456,3 +456,37 @@ fn command_docs_carry_arguments_for_redis_cli_hints() {
         assert!(all.contains_key(name), "{name}");
     }
 }
+
+/// Sum of the `_count` samples of a histogram whose label matches.
+fn histogram_count(body: &str, name: &str, label: &str) -> f64 {
+    body.lines()
+        .filter(|l| l.starts_with(&format!("{name}_count{{")) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn replica_rpcs_are_timed_on_the_coordinator_by_kind() {
+    if is_real_redis() {
+        return;
+    }
+    let c = common::cluster::Cluster::start_with(2, (2, 2, 2), &["--fsync", "everysec"], |_| 0);
+    c.wait_converged(&[0, 1], Duration::from_secs(30));
+    let before = http_get(c.nodes[0].metrics_port(), "/metrics").1;
+    let puts = |body: &str| {
+        histogram_count(body, "dynkv_rpc_duration_seconds", "kind=\"put\"")
+            + histogram_count(body, "dynkv_rpc_duration_seconds", "kind=\"coordinate\"")
+    };
+    for i in 0..5 {
+        c.ok(0, &["SET", &format!("key{i}"), "v"]);
+    }
+    let after = http_get(c.nodes[0].metrics_port(), "/metrics").1;
+    // W=2 of 2: every write reached the other node through an RPC that
+    // node 0 sent (a Put as coordinator, or a Coordinate to forward).
+    assert!(puts(&after) - puts(&before) >= 5.0, "{after}");
+    // Gossip rounds (one a second) are timed too.
+    common::cluster::wait_until(Duration::from_secs(10), "a timed gossip RPC", || {
+        let body = http_get(c.nodes[0].metrics_port(), "/metrics").1;
+        histogram_count(&body, "dynkv_rpc_duration_seconds", "kind=\"gossip\"") >= 1.0
+    });
+}
