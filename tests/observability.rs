@@ -426,6 +426,9 @@ fn monitor_streams_commands_in_redis_format_with_auth_redacted() {
     shape(&lines[1], "] \"AUTH\" \"(redacted)\"");
     assert!(!lines[1].contains("hunter2"));
     shape(&lines[2], "] \"GET\" \"k\"");
+    // CLIENT LIST flags the monitor with O, as Redis does.
+    let list: String = q(&mut c, &["CLIENT", "LIST"]);
+    assert!(list.lines().any(|l| l.contains(" flags=O ")), "{list}");
     // QUIT leaves monitor mode.
     mon.send(&common::encode(&[b"QUIT"])).expect("send");
     assert!(mon.is_closed_within(Duration::from_secs(5)));

@@ -181,6 +181,7 @@ pub async fn serve<K: Kv>(
                         if stream.write_all(&output).await.is_err() {
                             return;
                         }
+                        server.clients.insert(session.id, session.describe());
                         let rest = input.split();
                         monitor(&mut stream, &server, rest, &stop).await;
                         return;

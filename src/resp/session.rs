@@ -69,12 +69,13 @@ impl Session {
     /// The CLIENT LIST / CLIENT INFO line for this connection.
     pub fn describe(&self) -> String {
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags={} db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.local_addr,
             self.name.as_deref().unwrap_or(""),
             self.created.elapsed().as_secs(),
+            if self.monitor { "O" } else { "N" },
             self.last_command,
             if self.resp3 { 3 } else { 2 },
             self.lib_name.as_deref().unwrap_or(""),
