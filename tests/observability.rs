@@ -229,6 +229,12 @@ fn info_has_the_fields_dashboards_read_and_sections_select() {
         "{f:?}"
     );
 
+    // An expired key is counted once the sweeper (every second) removes it.
+    let _: () = q(&mut c, &["SET", "short-lived", "v", "PX", "50"]);
+    common::cluster::wait_until(Duration::from_secs(10), "expired_keys >= 1", || {
+        info(&mut c, &["stats"]).1["expired_keys"] != "0"
+    });
+
     let _: () = q(&mut c, &["CONFIG", "RESETSTAT"]);
     let (t, f) = info(&mut c, &["all"]);
     assert_eq!(f["keyspace_hits"], "0");

@@ -447,6 +447,10 @@ impl<E: NodeEnv> Kv for ClusterKv<E> {
         self.local.expiring_key_count()
     }
 
+    fn expired_key_count(&self) -> u64 {
+        self.local.keys_expired()
+    }
+
     fn now_ms(&self) -> u64 {
         // Commands turn relative expiries into absolute ones with this
         // time; on a node whose clock is known to be off, correct it by

@@ -507,7 +507,7 @@ fn section_fields<K: Kv>(kv: &K, server: &ServerState, section: &str) -> Vec<(St
                 "instantaneous_output_kbps",
                 format!("{:.2}", rates.net_out.rate() / 1024.0),
             ),
-            ("expired_keys", "0".into()),
+            ("expired_keys", kv.expired_key_count().to_string()),
             ("evicted_keys", "0".into()),
             ("keyspace_hits", load(&obs.keyspace_hits)),
             ("keyspace_misses", load(&obs.keyspace_misses)),
