@@ -121,10 +121,20 @@ async fn monitor(
         tokio::select! {
             line = lines.recv() => match line {
                 Some(line) => {
-                    if stream.write_all(&line).await.is_err() {
-                        return;
+                    // Whatever else is queued goes out in the same write.
+                    let mut batch = BytesMut::from(&line[..]);
+                    while batch.len() < FLUSH_THRESHOLD {
+                        let Ok(more) = lines.try_recv() else { break };
+                        batch.extend_from_slice(&more);
                     }
-                    server.obs.net_output.fetch_add(line.len() as u64, Ordering::Relaxed);
+                    // A monitor that stops reading must not hold up shutdown.
+                    tokio::select! {
+                        written = stream.write_all(&batch) => if written.is_err() {
+                            return;
+                        },
+                        _ = stop.cancelled() => return,
+                    }
+                    server.obs.net_output.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 }
                 None => return,
             },
