@@ -499,3 +499,49 @@ fn replica_rpcs_are_timed_on_the_coordinator_by_kind() {
         histogram_count(&body, "dynkv_rpc_duration_seconds", "kind=\"gossip\"") >= 1.0
     });
 }
+
+#[test]
+fn a_monitor_that_stops_reading_is_dropped_without_slowing_other_clients() {
+    if is_real_redis() {
+        return;
+    }
+    let server = Server::start();
+    let mut mon = server.raw();
+    assert_eq!(mon.cmd_str(&["MONITOR"]), Reply::Simple("OK".into()));
+    // The monitor now reads nothing while another client runs far more
+    // commands than its backlog (16k lines) holds.
+    // Lines of ~1 KB: 40 MB in all, more than the backlog plus socket buffers.
+    let value = "v".repeat(1000);
+    let mut c = server.conn();
+    let start = Instant::now();
+    for batch in 0..40 {
+        let mut p = redis::pipe();
+        for i in 0..1000 {
+            p.cmd("SET")
+                .arg(format!("k{batch}-{i}"))
+                .arg(&value)
+                .ignore();
+        }
+        let _: () = p.query(&mut c).expect("pipeline");
+    }
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(60), "40k SETs took {took:?}");
+    // Reading now drains what was sent, then the connection is closed.
+    let mut stream = mon.stream().try_clone().expect("clone");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => panic!("monitor not closed after falling behind ({total} bytes read): {e}"),
+        }
+    }
+    assert!(
+        total < 40_000 * 1000,
+        "a lagging monitor got every line ({total} bytes)"
+    );
+    // The server is fine.
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+}
