@@ -11,6 +11,10 @@
 #   d. --requirepass on a second instance: NOAUTH/WRONGPASS/AUTH, redis-cli -a,
 #      HELLO 3 AUTH, redis-py password=
 #   e. (dynkv only) Prometheus text from http://HOST:METRICS_PORT/metrics
+#   f. (dynkv only, first, on the fresh node) /metrics parsed by prometheus_client:
+#      every family README lists, with HELP text, untouched ones at 0; other paths 404
+#   g. compat-tests/redis_cli_hints.sh — redis-cli's interactive argument hints
+#      (from COMMAND DOCS) read off a tmux pane; skipped if tmux is missing
 #
 # Env:
 #   DYNKV_BIN=path      dynkv binary to use (default target/release/dynkv, built
@@ -38,10 +42,10 @@ for tool in redis-cli redis-benchmark python3; do
 done
 
 # --- python venv with redis-py + pytest ---
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest' 2>/dev/null; then
-  echo "== creating venv $VENV (redis, pytest)"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client' 2>/dev/null; then
+  echo "== creating venv $VENV (redis, pytest, prometheus_client)"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade redis pytest
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade redis pytest prometheus_client
 fi
 PY="$VENV/bin/python"
 echo "== redis-py $("$PY" -c 'import redis; print(redis.__version__)'), pytest $("$PY" -c 'import pytest; print(pytest.__version__)')"
@@ -140,6 +144,52 @@ summary() {
   echo "==== compat-tests ($TARGET): FAILED steps: ${FAILED[*]}"
   exit 1
 }
+
+# f. the fresh node's /metrics through prometheus_client's parser (first: the
+#    node has served only the readiness PING)
+fresh_metrics_checks() {
+  "$PY" - "$HOST" "$MPORT" "$ROOT/README.md" <<'PYEOF'
+import sys, urllib.request, urllib.error
+from prometheus_client.parser import text_string_to_metric_families
+host, port, readme = sys.argv[1], sys.argv[2], sys.argv[3]
+documented = [l.split("`")[1] for l in open(readme) if l.startswith("| `dynkv_")]
+body = urllib.request.urlopen("http://%s:%s/metrics" % (host, port), timeout=10).read().decode()
+families = {f.name: f for f in text_string_to_metric_families(body)}
+ok = True
+def check(name, cond, got=""):
+    global ok
+    print(("PASS: " if cond else "FAIL: ") + name + ("" if cond else "\n      got: %s" % got))
+    ok = ok and cond
+check("README documents metric families", len(documented) >= 10, documented)
+# The parser names a counter family without its _total suffix.
+def family(name):
+    return families.get(name) or families.get(name[:-len("_total")] if name.endswith("_total") else name)
+# Touched by the readiness PING / its connection before this check ran.
+touched = {"dynkv_commands_total", "dynkv_command_duration_seconds", "dynkv_connected_clients"}
+for name in documented:
+    f = family(name)
+    check("%s exported with HELP" % name, f is not None and bool(f.documentation), f and f.documentation)
+    if f is None or name in touched:
+        continue
+    nonzero = [s for s in f.samples if s.value != 0]
+    check("%s at 0 on a fresh node" % name, f.samples and not nonzero, nonzero[:3])
+extra = sorted(n for n in families if not any(family(d) is families[n] for d in documented))
+check("every exported family is documented", not extra, extra)
+for path in ("/", "/foo", "/metrics/x"):
+    try:
+        code = urllib.request.urlopen("http://%s:%s%s" % (host, port, path), timeout=10).status
+    except urllib.error.HTTPError as e:
+        code = e.code
+    check("GET %s -> 404" % path, code == 404, code)
+sys.exit(0 if ok else 1)
+PYEOF
+}
+if [[ "$TARGET" != "redis" ]]; then
+  step fresh-metrics fresh_metrics_checks
+fi
+
+# g. redis-cli interactive hints (tmux)
+step redis-cli-hints "$HERE/redis_cli_hints.sh" "$HOST" "$PORT"
 
 # a. redis-cli session
 step redis-cli "$HERE/redis_cli_session.sh" "$HOST" "$PORT"

@@ -615,3 +615,74 @@ def test_zz_flushdb_dbsize(r, p):
     assert sorted(r.keys("*")) == sorted([p + "x", p + "y", p + "z"])
     assert r.flushall() is True
     assert r.dbsize() == 0
+
+
+# --- observability: redis-py's own parsers read INFO, SLOWLOG, LATENCY, MONITOR ---
+
+
+def test_info_sections_and_stats_fields(r):
+    k = "obs:" + uuid.uuid4().hex
+    r.set(k, "1")
+    stats = r.info("stats")
+    assert r.get(k) == "1" and r.get(k + ":missing") is None
+    after = r.info("stats")
+    assert after["keyspace_hits"] == stats["keyspace_hits"] + 1
+    assert after["keyspace_misses"] == stats["keyspace_misses"] + 1
+    for field in ("instantaneous_ops_per_sec", "total_net_input_bytes", "total_net_output_bytes",
+                  "expired_keys", "evicted_keys"):
+        assert field in after, field
+    server = r.info("server")
+    assert len(server["run_id"]) == 40
+    assert "used_memory_peak" in r.info("memory")
+    assert "used_cpu_user" in r.info("cpu")
+    cs = r.info("commandstats")
+    assert cs["cmdstat_get"]["calls"] >= 2 and "usec_per_call" in cs["cmdstat_get"]
+    assert "cmdstat_get" not in r.info()  # not a default section
+    with pytest.raises(redis.ResponseError):
+        r.execute_command("INCR", k, "extra")
+    assert r.info("errorstats")["errorstat_ERR"]["count"] >= 1
+
+
+def test_slowlog_through_redis_py(r):
+    old = r.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
+    r.config_set("slowlog-log-slower-than", 0)
+    try:
+        r.client_setname("slowpy")
+        r.slowlog_reset()
+        r.set("slowlog:k", "v")
+        def text(v):
+            return v.decode() if isinstance(v, bytes) else v
+
+        entries = r.slowlog_get(10)
+        assert r.slowlog_len() >= 1
+        e = next(e for e in entries if text(e["command"]).startswith("SET"))
+        assert text(e["command"]) == "SET slowlog:k v"
+        assert isinstance(e["id"], int) and isinstance(e["start_time"], int)
+        assert isinstance(e["duration"], int)
+        assert text(e["client_address"]).startswith("127.0.0.1:")
+        assert text(e["client_name"]) == "slowpy"
+    finally:
+        r.config_set("slowlog-log-slower-than", old)
+        r.slowlog_reset()
+
+
+def test_monitor_through_redis_py(r):
+    k = "mon:" + uuid.uuid4().hex
+    with r.monitor() as m:
+        time.sleep(0.1)
+        r.set(k, "hello world")
+        for _ in range(50):
+            cmd = m.next_command()
+            if k in cmd["command"]:
+                break
+        assert cmd["command"] == "SET %s hello world" % k
+        assert cmd["db"] == 0 and cmd["client_address"] == "127.0.0.1"
+        assert isinstance(cmd["time"], float)
+
+
+def test_memory_usage_and_latency(r):
+    k = "mem:" + uuid.uuid4().hex
+    r.set(k, "x" * 1000)
+    assert r.memory_usage(k) >= 1000
+    assert r.memory_usage(k + ":missing") is None
+    assert isinstance(r.latency_latest(), list)

@@ -2,9 +2,10 @@
 # scripts/test-all.sh — THE one command that runs every dynkv test on a fresh
 # Debian machine (this is what CI runs through .ci/run).
 #
-#   1. installs what is missing: redis-server redis-tools python3-venv netcat-openbsd
-#      (apt, only if redis-cli/redis-server/redis-benchmark or venv support are
-#      missing) and a python venv at compat-tests/.venv with redis + pytest
+#   1. installs what is missing: redis-server redis-tools python3-venv netcat-openbsd tmux
+#      (apt, only if redis-cli/redis-server/redis-benchmark/tmux or venv support are
+#      missing) and a python venv at compat-tests/.venv with redis + pytest +
+#      prometheus_client
 #   2. cargo build --release
 #   3. cargo test --release            (all Rust unit/integration tests)
 #   4. compat-tests/run.sh             (redis-cli, redis-py and redis-benchmark
@@ -29,7 +30,7 @@ as_root() {
 
 # ---- 1. system packages
 need_apt=0
-for tool in redis-cli redis-server redis-benchmark python3; do
+for tool in redis-cli redis-server redis-benchmark python3 tmux; do
   command -v "$tool" >/dev/null || need_apt=1
 done
 venv_works() { # can python3 create a venv with pip? (Debian needs python3-venv)
@@ -41,10 +42,10 @@ if [[ ! -x "$ROOT/compat-tests/.venv/bin/python" ]] && command -v python3 >/dev/
   need_apt=1
 fi
 if [[ $need_apt -eq 1 ]]; then
-  log "installing redis-server redis-tools python3-venv netcat-openbsd (apt)"
+  log "installing redis-server redis-tools python3-venv netcat-openbsd tmux (apt)"
   as_root apt-get update -q
   as_root apt-get install -y -q --no-install-recommends \
-    redis-server redis-tools python3 python3-venv netcat-openbsd ca-certificates
+    redis-server redis-tools python3 python3-venv netcat-openbsd tmux ca-certificates
 fi
 for tool in redis-cli redis-server redis-benchmark python3; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool still missing after install"; exit 1; }
@@ -53,11 +54,11 @@ command -v cargo >/dev/null || { echo "FAIL: cargo not found; install a Rust too
 
 # ---- python venv for the redis-py suite
 VENV="$ROOT/compat-tests/.venv"
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest' 2>/dev/null; then
-  log "creating python venv $VENV (redis, pytest)"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client' 2>/dev/null; then
+  log "creating python venv $VENV (redis, pytest, prometheus_client)"
   rm -rf "$VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip redis pytest
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip redis pytest prometheus_client
 fi
 export VENV
 

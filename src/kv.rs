@@ -213,6 +213,12 @@ pub trait Kv: Send + Sync + 'static {
         0
     }
 
+    /// Keys removed because their time to live ran out, since start
+    /// (INFO `expired_keys`).
+    fn expired_key_count(&self) -> u64 {
+        0
+    }
+
     /// The clock commands compute expiries with (ms since the epoch).
     fn now_ms(&self) -> u64;
 

@@ -17,5 +17,6 @@ pub mod core;
 pub mod kv;
 pub mod net;
 pub mod node;
+pub mod obs;
 pub mod resp;
 pub mod store;

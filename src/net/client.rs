@@ -119,7 +119,7 @@ where
         req: Req,
         timeout: Duration,
     ) -> Result<Resp, RpcError> {
-        metrics::counter!("dynkv_rpc_requests_total", "side" => "client").increment(1);
+        crate::obs::catalog::handles().rpc_sent.increment(1);
         let result = self.call_inner(to, addr, req, timeout).await;
         if let Err(e) = &result {
             metrics::counter!("dynkv_rpc_failures_total", "kind" => e.kind()).increment(1);

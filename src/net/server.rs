@@ -237,7 +237,7 @@ async fn serve_conn<Req, Resp, H>(
                 break End::Abort;
             }
         };
-        metrics::counter!("dynkv_rpc_requests_total", "side" => "server").increment(1);
+        crate::obs::catalog::handles().rpc_served.increment(1);
         let ctx = ctx.clone();
         let tx = tx.clone();
         tasks.spawn(async move {

@@ -43,6 +43,8 @@ pub struct LocalKv<S> {
     /// Of those, keys with an expiry.
     expiring_keys: Arc<AtomicI64>,
     keys_collected: Arc<AtomicU64>,
+    /// Of those, keys whose winning version was a value that expired.
+    keys_expired: Arc<AtomicU64>,
 }
 
 /// Dots handed out between two durable lease records: a crash can skip at
@@ -203,6 +205,7 @@ impl<S: ReplicaStore> LocalKv<S> {
             live_keys: Arc::new(AtomicI64::new(live)),
             expiring_keys: Arc::new(AtomicI64::new(expiring)),
             keys_collected: Arc::new(AtomicU64::new(0)),
+            keys_expired: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -358,11 +361,14 @@ impl<S: ReplicaStore> LocalKv<S> {
             let live_keys = self.live_keys.clone();
             let expiring_keys = self.expiring_keys.clone();
             let collected = self.keys_collected.clone();
+            let expired = self.keys_expired.clone();
             // Re-checked on the writer: a write may have revived the key.
             let result = update(&*self.store, key, move |current| match current {
                 Some(obj) if collectible(&obj, now) => {
                     if counts_as_key(&obj) {
+                        // A dead object whose winner is a value: it expired.
                         live_keys.fetch_sub(1, Ordering::Relaxed);
+                        expired.fetch_add(1, Ordering::Relaxed);
                     }
                     if has_expiry(&obj) {
                         expiring_keys.fetch_sub(1, Ordering::Relaxed);
@@ -461,6 +467,11 @@ impl<S: ReplicaStore> LocalKv<S> {
     /// Dead records removed by the sweeper since start.
     pub fn keys_collected(&self) -> u64 {
         self.keys_collected.load(Ordering::Relaxed)
+    }
+
+    /// Expired keys removed by the sweeper since start.
+    pub fn keys_expired(&self) -> u64 {
+        self.keys_expired.load(Ordering::Relaxed)
     }
 
     /// Makes everything written so far durable.

@@ -34,6 +34,20 @@ const CLOCK_SKEW_ENV: &str = "DYNKV_TEST_CLOCK_SKEW_MS";
 
 /// Runs a node until SIGINT/SIGTERM or `stop` fires.
 pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> {
+    // First, so every metric handle made from here on reaches the exporter.
+    if config.metrics_port != 0 {
+        let metrics_addr: SocketAddr = format!("{}:{}", config.bind, config.metrics_port)
+            .parse()
+            .with_context(|| {
+            format!(
+                "bad metrics address {}:{}",
+                config.bind, config.metrics_port
+            )
+        })?;
+        if let Err(e) = crate::obs::start_exporter(metrics_addr, stop.clone()).await {
+            tracing::warn!("Prometheus exporter not started on {metrics_addr}: {e:#}");
+        }
+    }
     let store = Arc::new(
         FjallStore::open(&config.data_dir, config.fsync)
             .with_context(|| format!("opening storage in {}", config.data_dir.display()))?,
@@ -120,22 +134,6 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         .set(kv.membership().with(|s| s.cluster_id.clone()));
     let cluster_id = kv.membership().with(|s| s.cluster_id.clone());
 
-    if config.metrics_port != 0 {
-        let metrics_addr: SocketAddr = format!("{}:{}", config.bind, config.metrics_port)
-            .parse()
-            .with_context(|| {
-            format!(
-                "bad metrics address {}:{}",
-                config.bind, config.metrics_port
-            )
-        })?;
-        if let Err(e) = metrics_exporter_prometheus::PrometheusBuilder::new()
-            .with_http_listener(metrics_addr)
-            .install()
-        {
-            tracing::warn!("Prometheus exporter not started on {metrics_addr}: {e}");
-        }
-    }
     let appendfsync = match config.fsync {
         FsyncPolicy::Always => "always",
         FsyncPolicy::Everysec => "everysec",

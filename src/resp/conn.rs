@@ -4,14 +4,16 @@
 //! Batching replies per read is what makes pipelining cheap: a client that
 //! sends 16 commands at once gets 16 replies in one syscall.
 
-use super::cmd::dispatch;
+use super::cmd::{COMMANDS, CommandSpec, dispatch, lookup_indexed};
+use super::observe;
 use super::reply::Reply;
 use super::request::{RequestDecoder, RequestError};
 use super::session::{ServerState, Session};
 use crate::kv::{Change, Kv, QueuedWrite};
 use bytes::BytesMut;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
@@ -30,36 +32,123 @@ const MAX_QUEUED: usize = 1024;
 /// A pipeline's plain `SET key value` commands are queued in storage as
 /// they are read (each waits for room in storage's queue, not for its
 /// commit), so they share one commit; replies still go out in order.
+/// Anything else is handed back for [`dispatch`].
 async fn queue_plain_set<K: Kv>(
     kv: &K,
     server: &ServerState,
     session: &mut Session,
-    args: &[bytes::Bytes],
-) -> Option<QueuedWrite> {
-    let [name, key, value] = args else {
-        return None;
+    args: Vec<bytes::Bytes>,
+) -> Result<Queued, Vec<bytes::Bytes>> {
+    let [name, key, value] = args.as_slice() else {
+        return Err(args);
     };
     if !session.authenticated || !name.eq_ignore_ascii_case(b"set") {
-        return None;
+        return Err(args);
     }
     let change = Change::Write {
         data: value.clone(),
         expires_at_ms: None,
     };
-    let queued = kv.overwrite_queued(key.clone(), change).await?;
+    let started = Instant::now();
+    let Some(queued) = kv.overwrite_queued(key.clone(), change).await else {
+        return Err(args);
+    };
     server.stats.record_command();
     session.last_command = "set";
-    Some(queued)
+    let (_, spec) = *SET;
+    if server.obs.monitors.any() {
+        observe::feed_monitors(server, session, spec, &args);
+    }
+    Ok(Queued {
+        write: queued,
+        started,
+        args,
+    })
+}
+
+/// SET's place in the command table (its statistics and histogram).
+static SET: LazyLock<(usize, &'static CommandSpec)> =
+    LazyLock::new(|| lookup_indexed(b"set").unwrap_or_else(|| (usize::MAX, &COMMANDS[0])));
+
+/// A plain SET queued in storage, awaiting its commit.
+struct Queued {
+    write: QueuedWrite,
+    /// When it was read: its duration runs to its commit.
+    started: Instant,
+    args: Vec<bytes::Bytes>,
 }
 
 /// Waits for queued SETs in order and writes their replies.
-async fn finish_queued(pending: &mut Vec<QueuedWrite>, output: &mut BytesMut, resp3: bool) {
-    for write in pending.drain(..) {
-        let reply = match write.await {
+async fn finish_queued(
+    pending: &mut Vec<Queued>,
+    output: &mut BytesMut,
+    server: &ServerState,
+    session: &Session,
+) {
+    let (idx, spec) = *SET;
+    for q in pending.drain(..) {
+        let reply = match q.write.await {
             Ok(()) => Reply::ok(),
             Err(e) => Reply::Error(e.to_string()),
         };
-        reply.encode(output, resp3);
+        observe::finished(server, session, idx, spec, &q.args, q.started, &reply);
+        reply.encode(output, session.resp3);
+    }
+}
+
+/// After MONITOR: streams every command any client runs until this client
+/// leaves (or sends QUIT), falls too far behind, or the server stops.
+async fn monitor(
+    stream: &mut TcpStream,
+    server: &ServerState,
+    mut input: BytesMut,
+    stop: &CancellationToken,
+) {
+    let mut lines = server.obs.monitors.attach();
+    let mut decoder = RequestDecoder::default();
+    loop {
+        // Only QUIT means something now (as in Redis, other commands are
+        // not served on a monitor connection).
+        while let Ok(Some(args)) = decoder.decode(&mut input) {
+            if args
+                .first()
+                .is_some_and(|n| n.eq_ignore_ascii_case(b"quit"))
+            {
+                let _ = stream.write_all(b"+OK\r\n").await;
+                return;
+            }
+        }
+        tokio::select! {
+            line = lines.recv() => match line {
+                Some(line) => {
+                    // Whatever else is queued goes out in the same write.
+                    let mut batch = BytesMut::from(&line[..]);
+                    while batch.len() < FLUSH_THRESHOLD {
+                        let Ok(more) = lines.try_recv() else { break };
+                        batch.extend_from_slice(&more);
+                    }
+                    // A monitor that stops reading must not hold up shutdown.
+                    tokio::select! {
+                        written = stream.write_all(&batch) => if written.is_err() {
+                            return;
+                        },
+                        _ = stop.cancelled() => return,
+                    }
+                    server.obs.net_output.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                }
+                None => return,
+            },
+            read = stream.read_buf(&mut input) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    server.obs.net_input.fetch_add(n as u64, Ordering::Relaxed);
+                    if input.len() > 64 * 1024 {
+                        input.clear();
+                    }
+                }
+            },
+            _ = stop.cancelled() => return,
+        }
     }
 }
 
@@ -76,7 +165,7 @@ pub async fn serve<K: Kv>(
     let mut decoder = RequestDecoder::default();
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
-    let mut pending: Vec<QueuedWrite> = Vec::new();
+    let mut pending: Vec<Queued> = Vec::new();
     loop {
         loop {
             decoder.set_authenticated(session.authenticated);
@@ -85,16 +174,28 @@ pub async fn serve<K: Kv>(
             decoder.set_max_bulk_len(server.proto_max_bulk_len());
             match decoder.decode(&mut input) {
                 Ok(Some(args)) => {
-                    if let Some(write) = queue_plain_set(&*kv, &server, &mut session, &args).await {
-                        pending.push(write);
-                        if pending.len() >= MAX_QUEUED {
-                            finish_queued(&mut pending, &mut output, session.resp3).await;
+                    let args = match queue_plain_set(&*kv, &server, &mut session, args).await {
+                        Ok(write) => {
+                            pending.push(write);
+                            if pending.len() >= MAX_QUEUED {
+                                finish_queued(&mut pending, &mut output, &server, &session).await;
+                            }
+                            continue;
                         }
-                        continue;
-                    }
-                    finish_queued(&mut pending, &mut output, session.resp3).await;
+                        Err(args) => args,
+                    };
+                    finish_queued(&mut pending, &mut output, &server, &session).await;
                     let reply = dispatch(&*kv, &server, &mut session, args).await;
                     reply.encode(&mut output, session.resp3);
+                    if session.monitor {
+                        if stream.write_all(&output).await.is_err() {
+                            return;
+                        }
+                        server.clients.insert(session.id, session.describe());
+                        let rest = input.split();
+                        monitor(&mut stream, &server, rest, &stop).await;
+                        return;
+                    }
                     if session.quit {
                         let _ = stream.write_all(&output).await;
                         return;
@@ -103,16 +204,20 @@ pub async fn serve<K: Kv>(
                         if stream.write_all(&output).await.is_err() {
                             return;
                         }
+                        server
+                            .obs
+                            .net_output
+                            .fetch_add(output.len() as u64, Ordering::Relaxed);
                         output.clear();
                     }
                 }
                 Ok(None) => {
-                    finish_queued(&mut pending, &mut output, session.resp3).await;
+                    finish_queued(&mut pending, &mut output, &server, &session).await;
                     break;
                 }
                 Err(RequestError::Io(_)) => return,
                 Err(e) => {
-                    finish_queued(&mut pending, &mut output, session.resp3).await;
+                    finish_queued(&mut pending, &mut output, &server, &session).await;
                     server.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(client = %session.addr, "{e}");
                     output.extend_from_slice(format!("-ERR {e}\r\n").as_bytes());
@@ -125,6 +230,10 @@ pub async fn serve<K: Kv>(
             if stream.write_all(&output).await.is_err() {
                 return;
             }
+            server
+                .obs
+                .net_output
+                .fetch_add(output.len() as u64, Ordering::Relaxed);
             output.clear();
             // CLIENT LIST lines are refreshed lazily: formatting one per
             // reply batch would cost more than the command itself.
@@ -139,7 +248,9 @@ pub async fn serve<K: Kv>(
         tokio::select! {
             read = stream.read_buf(&mut input) => match read {
                 Ok(0) | Err(_) => return,
-                Ok(_) => {}
+                Ok(n) => {
+                    server.obs.net_input.fetch_add(n as u64, Ordering::Relaxed);
+                }
             },
             _ = stop.cancelled() => return,
         }

@@ -21,6 +21,7 @@ pub async fn run<K: Kv>(
 ) {
     let local = listener.local_addr().ok();
     let mut connections = JoinSet::new();
+    let sampler = tokio::spawn(super::observe::run_sampler(server.clone(), stop.clone()));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -64,4 +65,5 @@ pub async fn run<K: Kv>(
         });
     }
     while connections.join_next().await.is_some() {}
+    sampler.abort();
 }

@@ -6,6 +6,7 @@ pub mod cmd;
 pub mod conn;
 pub mod glob;
 pub mod listener;
+pub mod observe;
 pub mod reply;
 pub mod request;
 pub mod session;

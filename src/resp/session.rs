@@ -42,6 +42,8 @@ pub struct Session {
     pub last_command: &'static str,
     /// When this connection last refreshed its CLIENT LIST line.
     pub listed_at: Instant,
+    /// Set by MONITOR: the connection streams commands from now on.
+    pub monitor: bool,
 }
 
 impl Session {
@@ -60,18 +62,20 @@ impl Session {
             created: Instant::now(),
             last_command: "NULL",
             listed_at: Instant::now(),
+            monitor: false,
         }
     }
 
     /// The CLIENT LIST / CLIENT INFO line for this connection.
     pub fn describe(&self) -> String {
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags={} db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.local_addr,
             self.name.as_deref().unwrap_or(""),
             self.created.elapsed().as_secs(),
+            if self.monitor { "O" } else { "N" },
             self.last_command,
             if self.resp3 { 3 } else { 2 },
             self.lib_name.as_deref().unwrap_or(""),
@@ -161,6 +165,8 @@ pub struct ServerState {
     pub clients: DashMap<u64, String>,
     /// Statistics.
     pub stats: Stats,
+    /// Command stats, slow log, latency monitor, MONITOR clients, rates.
+    pub obs: crate::obs::Obs,
     /// CONFIG SET values that have no effect on dynkv but that clients set
     /// and read back.
     pub config_overrides: Mutex<BTreeMap<String, String>>,
@@ -196,6 +202,7 @@ impl ServerState {
             last_save: AtomicU64::new(now_secs),
             clients: DashMap::new(),
             stats: Stats::default(),
+            obs: crate::obs::Obs::new(super::cmd::COMMANDS.len()),
             config_overrides: Mutex::new(BTreeMap::new()),
             shutdown,
             next_client_id: AtomicU64::new(1),

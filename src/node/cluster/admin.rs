@@ -94,7 +94,7 @@ impl<E: NodeEnv> ClusterKv<E> {
         metrics::gauge!("dynkv_suspected_peers").set(self.membership.suspected_peers() as f64);
         metrics::gauge!("dynkv_clock_offset_ms").set(self.membership.own_offset_ms() as f64);
         metrics::gauge!("dynkv_hints_pending").set(self.hints_pending() as f64);
-        metrics::gauge!("dynkv_hints_dropped").set(self.hints.dropped() as f64);
+        metrics::gauge!("dynkv_hint_store_dropped").set(self.hints.dropped() as f64);
     }
 
     /// The `dynamo` section of INFO.

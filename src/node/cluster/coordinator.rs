@@ -162,7 +162,7 @@ impl<E: NodeEnv> ClusterKv<E> {
                     hlc_ms: self.local.clock().now_ms(),
                 };
                 self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("dynkv_forwarded_requests_total").increment(1);
+                crate::obs::catalog::handles().forwarded.increment(1);
                 let allowance = super::transfer_allowance(key.len() + payload_len(&payload));
                 match self
                     .call_within(node, req, self.timeouts.forward + allowance * 3)

@@ -270,7 +270,17 @@ impl<E: NodeEnv> ClusterKv<E> {
         let Some(addr) = self.membership.cluster_addr(to) else {
             return Err(RpcError::Connect(format!("{to} is not a member")));
         };
-        match self.rpc.call(to, addr, req, timeout).await {
+        // Timed here, on the coordinator's side: the figure includes queueing
+        // for a connection and the peer's work, which is what a client waits on.
+        let histogram = crate::obs::catalog::handles()
+            .rpc
+            .get(crate::obs::catalog::rpc_kind_index(&req));
+        let started = std::time::Instant::now();
+        let result = self.rpc.call(to, addr, req, timeout).await;
+        if let Some(h) = histogram {
+            h.record(started.elapsed().as_secs_f64());
+        }
+        match result {
             Ok(resp) => {
                 self.membership.mark_up(to);
                 Ok(resp)
@@ -435,6 +445,10 @@ impl<E: NodeEnv> Kv for ClusterKv<E> {
 
     fn expiring_key_count(&self) -> u64 {
         self.local.expiring_key_count()
+    }
+
+    fn expired_key_count(&self) -> u64 {
+        self.local.keys_expired()
     }
 
     fn now_ms(&self) -> u64 {

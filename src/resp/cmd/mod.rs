@@ -5,11 +5,14 @@
 //! checks and client introspection cannot drift apart.
 
 pub mod connection;
+pub mod diag;
+pub mod docs;
 pub mod dynamo;
 pub mod keys;
 pub mod server;
 pub mod strings;
 
+use super::observe;
 use super::reply::Reply;
 use super::session::{ServerState, Session};
 use crate::kv::{Kv, KvError};
@@ -98,13 +101,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("reset", 1, ["noauth", "fast"], 0, 0, 0, "connection", "Resets the connection."),
     spec!("client", -2, [], 0, 0, 0, "connection", "A container for client connection commands."),
     spec!("command", -1, [], 0, 0, 0, "server", "Returns detailed information about all commands."),
-    spec!("config", -2, [], 0, 0, 0, "server", "A container for server configuration commands."),
+    spec!("config", -2, ["admin"], 0, 0, 0, "server", "A container for server configuration commands."),
     spec!("info", -1, [], 0, 0, 0, "server", "Returns information and statistics about the server."),
     spec!("time", 1, ["fast"], 0, 0, 0, "server", "Returns the server time."),
     spec!("lastsave", 1, ["fast"], 0, 0, 0, "server", "Returns the Unix timestamp of the last successful save to disk."),
-    spec!("save", 1, [], 0, 0, 0, "server", "Synchronously makes everything written durable."),
-    spec!("bgsave", -1, [], 0, 0, 0, "server", "Makes everything written durable."),
-    spec!("shutdown", -1, [], 0, 0, 0, "server", "Flushes storage and stops the server."),
+    spec!("save", 1, ["admin"], 0, 0, 0, "server", "Synchronously makes everything written durable."),
+    spec!("bgsave", -1, ["admin"], 0, 0, 0, "server", "Makes everything written durable."),
+    spec!("shutdown", -1, ["admin"], 0, 0, 0, "server", "Flushes storage and stops the server."),
+    spec!("slowlog", -2, ["admin"], 0, 0, 0, "server", "A container for slow log commands: SLOWLOG GET [count] | LEN | RESET."),
+    spec!("latency", -2, ["admin"], 0, 0, 0, "server", "A container for latency diagnostics commands: LATENCY LATEST | HISTORY event | RESET [event ...] | DOCTOR."),
+    spec!("memory", -2, ["readonly"], 0, 0, 0, "server", "A container for memory diagnostics commands: MEMORY USAGE key | STATS | DOCTOR."),
+    spec!("monitor", 1, ["admin"], 0, 0, 0, "server", "Listens for all requests received by the server in real-time."),
     spec!("wait", 3, [], 0, 0, 0, "generic", "Returns the number of replicas a write reaches."),
     spec!("dyn.get", -2, ["readonly"], 1, 1, 1, "dynamo", "All concurrent versions of a key and their context: DYN.GET key [R n]."),
     spec!("dyn.put", -4, ["write", "denyoom"], 1, 1, 1, "dynamo", "Writes a value superseding the versions in the context: DYN.PUT key context value [W n]."),
@@ -119,9 +126,16 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// Looks a command up by (case-insensitive) name.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    lookup_indexed(name).map(|(_, spec)| spec)
+}
+
+/// Looks a command up and says where it is in [`COMMANDS`] (the index of
+/// its statistics and metric handles).
+pub fn lookup_indexed(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
     COMMANDS
         .iter()
-        .find(|c| c.name.as_bytes().eq_ignore_ascii_case(name))
+        .enumerate()
+        .find(|(_, c)| c.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// Runs one request.
@@ -134,18 +148,26 @@ pub async fn dispatch<K: Kv>(
     let Some(name) = args.first() else {
         return Reply::err("empty command");
     };
-    let Some(spec) = lookup(name) else {
-        return unknown_command(&args);
+    let Some((idx, spec)) = lookup_indexed(name) else {
+        return observe::rejected(server, None, unknown_command(&args));
     };
     let argc = args.len() as i32;
     if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
-        return wrong_arity(spec.name);
+        return observe::rejected(server, Some(idx), wrong_arity(spec.name));
     }
     if !session.authenticated && !spec.flags.contains(&"noauth") {
-        return Reply::Error("NOAUTH Authentication required.".into());
+        return observe::rejected(
+            server,
+            Some(idx),
+            Reply::Error("NOAUTH Authentication required.".into()),
+        );
     }
     server.stats.record_command();
     session.last_command = spec.name;
+    if server.obs.monitors.any() {
+        observe::feed_monitors(server, session, spec, &args);
+    }
+    let started = std::time::Instant::now();
     let reply = match spec.group {
         "string" => strings::run(kv, server, spec.name, &args).await,
         "generic" if spec.name == "wait" => {
@@ -158,9 +180,7 @@ pub async fn dispatch<K: Kv>(
         _ => Err(Reply::err("command group not wired")),
     };
     let reply = reply.unwrap_or_else(|e| e);
-    if reply.is_error() {
-        server.stats.record_error();
-    }
+    observe::finished(server, session, idx, spec, &args, started, &reply);
     reply
 }
 

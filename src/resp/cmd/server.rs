@@ -5,9 +5,12 @@
 //! CONFIG GET, INFO); they get answers that let them carry on.
 
 use super::connection::REDIS_VERSION;
-use super::{COMMANDS, CmdResult, CommandSpec, is, kv_error, lookup, parse_i64, syntax_error};
+use super::{
+    COMMANDS, CmdResult, CommandSpec, canonical_i64, is, kv_error, lookup, parse_i64, syntax_error,
+};
 use crate::config::parse_proto_max_bulk_len;
 use crate::kv::Kv;
+use crate::obs::sys::{self, human_bytes};
 use crate::resp::glob::glob_match_nocase;
 use crate::resp::reply::Reply;
 use crate::resp::session::{ServerState, Session};
@@ -26,6 +29,9 @@ pub async fn run<K: Kv>(
 ) -> CmdResult {
     match name {
         "command" => command(args),
+        "slowlog" | "latency" | "memory" | "monitor" => {
+            super::diag::run(kv, server, session, name, args).await
+        }
         "config" => config(server, args),
         "info" => Ok(Reply::Verbatim(info(kv, server, &args[1..]))),
         "time" => {
@@ -116,11 +122,34 @@ fn command_info(spec: &CommandSpec) -> Reply {
 }
 
 fn command_docs(spec: &CommandSpec) -> Reply {
-    Reply::Map(vec![
+    let mut docs = vec![
         (Reply::bulk("summary"), Reply::bulk(spec.summary)),
         (Reply::bulk("since"), Reply::bulk("1.0.0")),
         (Reply::bulk("group"), Reply::bulk(spec.group)),
-    ])
+    ];
+    let arguments = super::docs::arguments(spec.name);
+    if !arguments.is_empty() {
+        docs.push((Reply::bulk("arguments"), Reply::Array(arguments)));
+    }
+    let subcommands = super::docs::subcommands(spec.name);
+    if !subcommands.is_empty() {
+        let subs = subcommands
+            .into_iter()
+            .map(|(full, summary, arguments)| {
+                let mut doc = vec![
+                    (Reply::bulk("summary"), Reply::bulk(summary)),
+                    (Reply::bulk("since"), Reply::bulk("1.0.0")),
+                    (Reply::bulk("group"), Reply::bulk(spec.group)),
+                ];
+                if !arguments.is_empty() {
+                    doc.push((Reply::bulk("arguments"), Reply::Array(arguments)));
+                }
+                (Reply::bulk(full), Reply::Map(doc))
+            })
+            .collect();
+        docs.push((Reply::bulk("subcommands"), Reply::Map(subs)));
+    }
+    Reply::Map(docs)
 }
 
 fn command(args: &[Bytes]) -> CmdResult {
@@ -179,6 +208,10 @@ fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
         ("cluster-enabled", "no".into()),
         ("databases", "1".into()),
         ("dir", server.data_dir.clone()),
+        (
+            "latency-monitor-threshold",
+            server.obs.latency.threshold_ms().to_string(),
+        ),
         ("lazyfree-lazy-user-del", "no".into()),
         ("maxclients", server.maxclients.to_string()),
         ("maxmemory", "0".into()),
@@ -194,7 +227,11 @@ fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
             server.requirepass.clone().unwrap_or_default(),
         ),
         ("save", String::new()),
-        ("slowlog-log-slower-than", "10000".into()),
+        (
+            "slowlog-log-slower-than",
+            server.obs.slowlog.slower_than_us().to_string(),
+        ),
+        ("slowlog-max-len", server.obs.slowlog.max_len().to_string()),
         ("tcp-keepalive", "300".into()),
         ("timeout", "0".into()),
     ];
@@ -216,6 +253,12 @@ enum Update {
     /// Changes what dynkv does, so it is validated and applied rather than
     /// remembered as text.
     ProtoMaxBulkLen(usize),
+    /// `slowlog-log-slower-than` (µs; negative = off).
+    SlowlogSlowerThan(i64),
+    /// `slowlog-max-len`.
+    SlowlogMaxLen(usize),
+    /// `latency-monitor-threshold` (ms; 0 = off).
+    LatencyThreshold(u64),
     /// Remembered for CONFIG GET only.
     Remembered(String, String),
 }
@@ -256,7 +299,25 @@ fn config(server: &ServerState, args: &[Bytes]) -> CmdResult {
                 )));
             }
             let value = String::from_utf8_lossy(&pair[1]).into_owned();
+            let bad = |what: &str| {
+                Reply::err(format!(
+                    "CONFIG SET failed (possibly related to argument '{name}') - {what}"
+                ))
+            };
+            let int = canonical_i64(value.as_bytes());
             updates.push(match name.as_str() {
+                "slowlog-log-slower-than" => Update::SlowlogSlowerThan(
+                    int.filter(|v| *v >= -1)
+                        .ok_or_else(|| bad("argument must be an integer >= -1"))?,
+                ),
+                "slowlog-max-len" => Update::SlowlogMaxLen(
+                    int.and_then(|v| usize::try_from(v).ok())
+                        .ok_or_else(|| bad("argument must be a non-negative integer"))?,
+                ),
+                "latency-monitor-threshold" => Update::LatencyThreshold(
+                    int.and_then(|v| u64::try_from(v).ok())
+                        .ok_or_else(|| bad("argument must be a non-negative integer"))?,
+                ),
                 "proto-max-bulk-len" => {
                     Update::ProtoMaxBulkLen(parse_proto_max_bulk_len(&value).map_err(|e| {
                         Reply::err(format!(
@@ -270,6 +331,9 @@ fn config(server: &ServerState, args: &[Bytes]) -> CmdResult {
         for update in updates {
             match update {
                 Update::ProtoMaxBulkLen(bytes) => server.set_proto_max_bulk_len(bytes),
+                Update::SlowlogSlowerThan(us) => server.obs.slowlog.set_slower_than_us(us),
+                Update::SlowlogMaxLen(len) => server.obs.slowlog.set_max_len(len),
+                Update::LatencyThreshold(ms) => server.obs.latency.set_threshold_ms(ms),
                 Update::Remembered(name, value) => {
                     server.config_overrides.lock().insert(name, value);
                 }
@@ -278,6 +342,7 @@ fn config(server: &ServerState, args: &[Bytes]) -> CmdResult {
         Ok(Reply::ok())
     } else if is(sub, "RESETSTAT") {
         server.stats.reset();
+        server.obs.reset();
         Ok(Reply::ok())
     } else if is(sub, "REWRITE") {
         Err(Reply::err(
@@ -291,45 +356,51 @@ fn config(server: &ServerState, args: &[Bytes]) -> CmdResult {
     }
 }
 
-const DEFAULT_SECTIONS: &[&str] = &[
+/// Every section, in the order Redis prints them (`dynamo` is dynkv's own).
+const SECTIONS: &[&str] = &[
     "server",
     "clients",
     "memory",
     "persistence",
     "stats",
     "replication",
+    "cpu",
+    "commandstats",
+    "errorstats",
     "keyspace",
     "dynamo",
 ];
 
-fn rss_bytes() -> u64 {
-    // Resident pages from /proc (Linux); 0 elsewhere.
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
+/// Sections left out of a bare INFO (and of `INFO default`), as in Redis.
+const NOT_DEFAULT: &[&str] = &["commandstats"];
+
+/// Which sections INFO prints for these (lower-case) arguments: none means
+/// the default ones; each argument names a section or `all`, `everything`,
+/// `default`.
+pub fn selected_sections(asked: &[String]) -> Vec<&'static str> {
+    SECTIONS
+        .iter()
+        .copied()
+        .filter(|section| {
+            let default = !NOT_DEFAULT.contains(section);
+            if asked.is_empty() {
+                return default;
+            }
+            asked.iter().any(|a| {
+                a == section || a == "all" || a == "everything" || (a == "default" && default)
+            })
+        })
+        .collect()
 }
 
-fn human_bytes(b: u64) -> String {
-    let mb = b as f64 / (1024.0 * 1024.0);
-    format!("{mb:.2}M")
-}
-
-/// The INFO text for the asked sections (all default ones when none).
+/// The INFO text for the asked sections (the default ones when none).
 pub fn info<K: Kv>(kv: &K, server: &ServerState, asked: &[Bytes]) -> String {
     let wanted: Vec<String> = asked
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "everything" || w == "default");
     let mut out = String::new();
-    for section in DEFAULT_SECTIONS {
-        if !all && !wanted.iter().any(|w| w == section) {
-            continue;
-        }
+    for section in selected_sections(&wanted) {
         if !out.is_empty() {
             out.push_str("\r\n");
         }
@@ -348,6 +419,9 @@ pub fn info<K: Kv>(kv: &K, server: &ServerState, asked: &[Bytes]) -> String {
 fn section_fields<K: Kv>(kv: &K, server: &ServerState, section: &str) -> Vec<(String, String)> {
     let uptime = server.started.elapsed().as_secs();
     let stats = &server.stats;
+    let obs = &server.obs;
+    let rates = obs.rates.lock().clone();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed).to_string();
     let fields: Vec<(&str, String)> = match section {
         "server" => vec![
             ("redis_version", REDIS_VERSION.into()),
@@ -356,6 +430,7 @@ fn section_fields<K: Kv>(kv: &K, server: &ServerState, section: &str) -> Vec<(St
             ("os", std::env::consts::OS.into()),
             ("arch_bits", "64".into()),
             ("process_id", std::process::id().to_string()),
+            ("run_id", server.obs.run_id.clone()),
             ("tcp_port", server.port.to_string()),
             ("uptime_in_seconds", uptime.to_string()),
             ("uptime_in_days", (uptime / 86_400).to_string()),
@@ -366,11 +441,14 @@ fn section_fields<K: Kv>(kv: &K, server: &ServerState, section: &str) -> Vec<(St
             ("blocked_clients", "0".into()),
         ],
         "memory" => {
-            let rss = rss_bytes();
+            let (rss, peak) = server.obs.memory_now();
             vec![
                 ("used_memory", rss.to_string()),
                 ("used_memory_human", human_bytes(rss)),
                 ("used_memory_rss", rss.to_string()),
+                ("used_memory_rss_human", human_bytes(rss)),
+                ("used_memory_peak", peak.to_string()),
+                ("used_memory_peak_human", human_bytes(peak)),
                 ("maxmemory", "0".into()),
                 ("maxmemory_policy", "noeviction".into()),
                 ("mem_fragmentation_ratio", "1.00".into()),
@@ -415,7 +493,40 @@ fn section_fields<K: Kv>(kv: &K, server: &ServerState, section: &str) -> Vec<(St
                 "protocol_errors",
                 stats.protocol_errors.load(Ordering::Relaxed).to_string(),
             ),
+            ("total_net_input_bytes", load(&obs.net_input)),
+            ("total_net_output_bytes", load(&obs.net_output)),
+            (
+                "instantaneous_ops_per_sec",
+                format!("{:.0}", rates.ops.rate()),
+            ),
+            (
+                "instantaneous_input_kbps",
+                format!("{:.2}", rates.net_in.rate() / 1024.0),
+            ),
+            (
+                "instantaneous_output_kbps",
+                format!("{:.2}", rates.net_out.rate() / 1024.0),
+            ),
+            ("expired_keys", kv.expired_key_count().to_string()),
+            ("evicted_keys", "0".into()),
+            ("keyspace_hits", load(&obs.keyspace_hits)),
+            ("keyspace_misses", load(&obs.keyspace_misses)),
         ],
+        "cpu" => {
+            let (sys, user) = sys::cpu_seconds(false);
+            let (csys, cuser) = sys::cpu_seconds(true);
+            vec![
+                ("used_cpu_sys", format!("{sys:.6}")),
+                ("used_cpu_user", format!("{user:.6}")),
+                ("used_cpu_sys_children", format!("{csys:.6}")),
+                ("used_cpu_user_children", format!("{cuser:.6}")),
+            ]
+        }
+        "commandstats" => {
+            let names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+            return obs.commands.commandstats(&names);
+        }
+        "errorstats" => return obs.commands.errorstats(),
         "replication" => vec![("role", "master".into()), ("connected_slaves", "0".into())],
         "keyspace" => {
             let keys = kv.key_count();

@@ -1,0 +1,452 @@
+//! Argument docs for COMMAND DOCS (what redis-cli turns into its argument
+//! hints), one line per command in Redis's own notation:
+//!
+//! - `key` is a key, `name:type` an argument of that type (default
+//!   `string`; `integer`, `double`, `pattern`, `unix-time`, `key`);
+//! - an UPPER-CASE word is a literal token; followed by an argument it
+//!   becomes that argument's token (`EX seconds:integer`);
+//! - `[...]` is optional, `(...)` a block, `a|b` one of, `...` repeats.
+//!
+//! Adding a command means adding its one line here; a test checks every
+//! command in [`super::COMMANDS`] has one and that each line parses.
+
+use crate::resp::reply::Reply;
+
+/// `(command, arguments)` for every command in the table.
+#[rustfmt::skip]
+pub static ARGS: &[(&str, &str)] = &[
+    ("get", "key"),
+    ("set", "key value [NX|XX] [GET] [EX seconds:integer|PX milliseconds:integer|EXAT unix-time-seconds:unix-time|PXAT unix-time-milliseconds:unix-time|KEEPTTL]"),
+    ("setnx", "key value"),
+    ("setex", "key seconds:integer value"),
+    ("psetex", "key milliseconds:integer value"),
+    ("getset", "key value"),
+    ("getdel", "key"),
+    ("getex", "key [EX seconds:integer|PX milliseconds:integer|EXAT unix-time-seconds:unix-time|PXAT unix-time-milliseconds:unix-time|PERSIST]"),
+    ("mget", "key..."),
+    ("mset", "(key value)..."),
+    ("msetnx", "(key value)..."),
+    ("strlen", "key"),
+    ("append", "key value"),
+    ("incr", "key"),
+    ("decr", "key"),
+    ("incrby", "key increment:integer"),
+    ("decrby", "key decrement:integer"),
+    ("incrbyfloat", "key increment:double"),
+    ("del", "key..."),
+    ("unlink", "key..."),
+    ("exists", "key..."),
+    ("type", "key"),
+    ("expire", "key seconds:integer [NX|XX|GT|LT]"),
+    ("pexpire", "key milliseconds:integer [NX|XX|GT|LT]"),
+    ("expireat", "key unix-time-seconds:unix-time [NX|XX|GT|LT]"),
+    ("pexpireat", "key unix-time-milliseconds:unix-time [NX|XX|GT|LT]"),
+    ("ttl", "key"),
+    ("pttl", "key"),
+    ("persist", "key"),
+    ("scan", "cursor:integer [MATCH pattern:pattern] [COUNT count:integer] [TYPE type]"),
+    ("keys", "pattern:pattern"),
+    ("dbsize", ""),
+    ("flushdb", "[ASYNC|SYNC]"),
+    ("flushall", "[ASYNC|SYNC]"),
+    ("randomkey", ""),
+    ("ping", "[message]"),
+    ("echo", "message"),
+    ("hello", "[protover:integer [AUTH username password] [SETNAME clientname]]"),
+    ("auth", "[username] password"),
+    ("select", "index:integer"),
+    ("quit", ""),
+    ("reset", ""),
+    ("client", ""),
+    ("command", ""),
+    ("config", ""),
+    ("info", "[section...]"),
+    ("time", ""),
+    ("lastsave", ""),
+    ("save", ""),
+    ("bgsave", "[SCHEDULE]"),
+    ("shutdown", "[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]"),
+    ("slowlog", ""),
+    ("latency", ""),
+    ("memory", ""),
+    ("monitor", ""),
+    ("wait", "numreplicas:integer timeout:integer"),
+    ("dyn.get", "key [R r:integer]"),
+    ("dyn.put", "key context value [W w:integer]"),
+    ("dyn.del", "key context [W w:integer]"),
+    ("dyn.members", ""),
+    ("dyn.ring", ""),
+    ("dyn.join", "host:port"),
+    ("dyn.leave", "[node]"),
+    ("dyn.hints", ""),
+    ("dyn.debug", "LOCAL key|PARTITION arg..."),
+];
+
+/// `(container|subcommand, summary, arguments)`: COMMAND DOCS lists these
+/// under their container's `subcommands`, and redis-cli hints each one
+/// after its two words (`memory usage` → `key [SAMPLES count]`).
+#[rustfmt::skip]
+pub static SUBCOMMANDS: &[(&str, &str, &str)] = &[
+    ("client|id", "Returns the unique client ID of the connection.", ""),
+    ("client|info", "Returns information about the connection.", ""),
+    ("client|list", "Lists open connections.", "[TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID client-id:integer...]"),
+    ("client|getname", "Returns the name of the connection.", ""),
+    ("client|setname", "Sets the connection name.", "connection-name"),
+    ("client|setinfo", "Sets information specific to the client or connection.", "LIB-NAME libname|LIB-VER libver"),
+    ("client|kill", "Terminates open connections.", "ip:port"),
+    ("client|no-evict", "Sets the client eviction mode of the connection.", "ON|OFF"),
+    ("client|no-touch", "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", "ON|OFF"),
+    ("client|reply", "Instructs the server whether to reply to commands.", "ON|OFF|SKIP"),
+    ("client|help", "Returns helpful text about the different subcommands.", ""),
+    ("command|count", "Returns a count of commands.", ""),
+    ("command|list", "Returns a list of command names.", ""),
+    ("command|info", "Returns information about one, multiple or all commands.", "[command-name...]"),
+    ("command|docs", "Returns documentary information about one, multiple or all commands.", "[command-name...]"),
+    ("config|get", "Returns the effective values of configuration parameters.", "parameter..."),
+    ("config|set", "Sets configuration parameters in-flight.", "(parameter value)..."),
+    ("config|resetstat", "Resets the server's statistics.", ""),
+    ("config|rewrite", "Persists the effective configuration to file (not supported).", ""),
+    ("slowlog|get", "Returns the slow log's entries.", "[count:integer]"),
+    ("slowlog|len", "Returns the number of entries in the slow log.", ""),
+    ("slowlog|reset", "Clears all entries from the slow log.", ""),
+    ("slowlog|help", "Shows helpful text about the different subcommands.", ""),
+    ("latency|latest", "Returns the latest latency samples for all events.", ""),
+    ("latency|history", "Returns timestamp-latency samples for an event.", "event"),
+    ("latency|reset", "Resets the latency data for one or more events.", "[event...]"),
+    ("latency|doctor", "Returns a human-readable latency analysis report.", ""),
+    ("latency|help", "Returns helpful text about the different subcommands.", ""),
+    ("memory|usage", "Estimates the memory usage of a key (all its stored versions).", "key [SAMPLES count:integer]"),
+    ("memory|stats", "Returns details about memory usage.", ""),
+    ("memory|doctor", "Outputs a memory problems report.", ""),
+    ("memory|help", "Returns helpful text about the different subcommands.", ""),
+];
+
+/// COMMAND DOCS `subcommands` of `command`: (full name, summary, arguments).
+pub fn subcommands(command: &str) -> Vec<(&'static str, &'static str, Vec<Reply>)> {
+    SUBCOMMANDS
+        .iter()
+        .filter(|(full, _, _)| full.split('|').next() == Some(command))
+        .map(|(full, summary, spec)| {
+            let args = parse(spec).unwrap_or_default();
+            (*full, *summary, args.iter().map(to_reply).collect())
+        })
+        .collect()
+}
+
+/// One argument as COMMAND DOCS describes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arg {
+    /// Name (shown by redis-cli for typed arguments).
+    pub name: String,
+    /// `key`, `string`, `integer`, `double`, `pattern`, `unix-time`,
+    /// `pure-token`, `block`, `oneof`.
+    pub kind: String,
+    /// Literal that precedes the value.
+    pub token: Option<String>,
+    /// `[...]`.
+    pub optional: bool,
+    /// `...`.
+    pub multiple: bool,
+    /// Members of a block or oneof.
+    pub args: Vec<Arg>,
+}
+
+impl Arg {
+    fn leaf(name: &str, kind: &str) -> Self {
+        Arg {
+            name: name.into(),
+            kind: kind.into(),
+            token: None,
+            optional: false,
+            multiple: false,
+            args: Vec::new(),
+        }
+    }
+
+    fn group(kind: &str, args: Vec<Arg>) -> Self {
+        let name = args
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect::<Vec<_>>()
+            .join("-");
+        Arg {
+            args,
+            ..Arg::leaf(&name, kind)
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    Open(char),
+    Close(char),
+    Bar,
+    Dots,
+    Word(String),
+}
+
+fn tokenize(s: &str) -> Vec<Tok> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut Vec<Tok>| {
+        if !word.is_empty() {
+            out.push(Tok::Word(std::mem::take(word)));
+        }
+    };
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '[' | '(' => {
+                flush(&mut word, &mut out);
+                out.push(Tok::Open(c));
+            }
+            ']' | ')' => {
+                flush(&mut word, &mut out);
+                out.push(Tok::Close(c));
+            }
+            '|' => {
+                flush(&mut word, &mut out);
+                out.push(Tok::Bar);
+            }
+            '.' if chars.peek() == Some(&'.') => {
+                flush(&mut word, &mut out);
+                while chars.peek() == Some(&'.') {
+                    chars.next();
+                }
+                out.push(Tok::Dots);
+            }
+            ' ' => flush(&mut word, &mut out),
+            c => word.push(c),
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+fn word_arg(w: &str) -> Arg {
+    if w.starts_with(|c: char| c.is_ascii_uppercase()) {
+        let mut a = Arg::leaf(&w.to_ascii_lowercase(), "pure-token");
+        a.token = Some(w.into());
+        return a;
+    }
+    match w.split_once(':') {
+        // `host:port` style names keep their colon when the part after it
+        // is not a type.
+        Some((name, kind))
+            if ["string", "integer", "double", "pattern", "unix-time", "key"].contains(&kind) =>
+        {
+            Arg::leaf(name, kind)
+        }
+        _ if w == "key" => Arg::leaf("key", "key"),
+        _ => Arg::leaf(w, "string"),
+    }
+}
+
+/// Parses alternatives up to `close` (or the end).
+fn parse_alts(toks: &[Tok], pos: &mut usize, close: Option<char>) -> Result<Vec<Vec<Arg>>, String> {
+    let mut alts = vec![Vec::new()];
+    while *pos < toks.len() {
+        let tok = toks[*pos].clone();
+        *pos += 1;
+        let item = match tok {
+            Tok::Close(c) if Some(c) == close => return Ok(alts),
+            Tok::Close(c) => return Err(format!("unexpected '{c}'")),
+            Tok::Bar => {
+                alts.push(Vec::new());
+                continue;
+            }
+            Tok::Dots => {
+                let last = alts
+                    .last_mut()
+                    .and_then(|a| a.last_mut())
+                    .ok_or("'...' with nothing before it")?;
+                last.multiple = true;
+                continue;
+            }
+            Tok::Word(w) => word_arg(&w),
+            Tok::Open(c) => {
+                let inner = parse_alts(toks, pos, Some(if c == '[' { ']' } else { ')' }))?;
+                let mut arg = collapse(inner);
+                if c == '[' {
+                    arg.optional = true;
+                }
+                arg
+            }
+        };
+        let seq = alts.last_mut().ok_or("empty")?;
+        // `TOKEN value` is one argument with a token.
+        match seq.last_mut() {
+            Some(prev)
+                if prev.kind == "pure-token"
+                    && !prev.optional
+                    && !prev.multiple
+                    && item.token.is_none()
+                    && item.args.is_empty()
+                    && !item.optional =>
+            {
+                let token = prev.token.take();
+                *prev = Arg { token, ..item };
+            }
+            _ => seq.push(item),
+        }
+    }
+    match close {
+        Some(c) => Err(format!("missing '{c}'")),
+        None => Ok(alts),
+    }
+}
+
+/// Alternatives → one argument: a oneof, a block, or the single member.
+fn collapse(mut alts: Vec<Vec<Arg>>) -> Arg {
+    let seq_arg = |mut seq: Vec<Arg>| {
+        if seq.len() == 1 {
+            seq.remove(0)
+        } else {
+            Arg::group("block", seq)
+        }
+    };
+    if alts.len() == 1 {
+        seq_arg(alts.remove(0))
+    } else {
+        Arg::group("oneof", alts.into_iter().map(seq_arg).collect())
+    }
+}
+
+/// Parses one line of [`ARGS`].
+pub fn parse(spec: &str) -> Result<Vec<Arg>, String> {
+    let toks = tokenize(spec);
+    let mut pos = 0;
+    let mut alts = parse_alts(&toks, &mut pos, None)?;
+    Ok(if alts.len() == 1 {
+        alts.remove(0)
+    } else {
+        vec![collapse(alts)]
+    })
+}
+
+/// COMMAND DOCS `arguments` for `command` (empty when it takes none).
+pub fn arguments(command: &str) -> Vec<Reply> {
+    ARGS.iter()
+        .find(|(name, _)| *name == command)
+        .and_then(|(_, spec)| parse(spec).ok())
+        .unwrap_or_default()
+        .iter()
+        .map(to_reply)
+        .collect()
+}
+
+fn to_reply(arg: &Arg) -> Reply {
+    let mut fields = vec![
+        (Reply::bulk("name"), Reply::bulk(arg.name.clone())),
+        (Reply::bulk("type"), Reply::bulk(arg.kind.clone())),
+    ];
+    if arg.kind == "key" {
+        fields.push((Reply::bulk("key_spec_index"), Reply::Int(0)));
+    }
+    if let Some(token) = &arg.token {
+        fields.push((Reply::bulk("token"), Reply::bulk(token.clone())));
+    }
+    let mut flags = Vec::new();
+    if arg.optional {
+        flags.push(Reply::Simple("optional".into()));
+    }
+    if arg.multiple {
+        flags.push(Reply::Simple("multiple".into()));
+    }
+    if !flags.is_empty() {
+        fields.push((Reply::bulk("flags"), Reply::Set(flags)));
+    }
+    if !arg.args.is_empty() {
+        fields.push((
+            Reply::bulk("arguments"),
+            Reply::Array(arg.args.iter().map(to_reply).collect()),
+        ));
+    }
+    Reply::Map(fields)
+}
+
+/// redis-cli's rendering of arguments (its hint text), for tests.
+pub fn render(args: &[Arg]) -> String {
+    args.iter().map(render_one).collect::<Vec<_>>().join(" ")
+}
+
+fn render_one(arg: &Arg) -> String {
+    let mut s = String::new();
+    if let Some(t) = &arg.token
+        && arg.kind != "pure-token"
+    {
+        s.push_str(t);
+        s.push(' ');
+    }
+    let body = match arg.kind.as_str() {
+        "pure-token" => arg.token.clone().unwrap_or_default(),
+        "oneof" => arg
+            .args
+            .iter()
+            .map(render_one)
+            .collect::<Vec<_>>()
+            .join("|"),
+        "block" => render(&arg.args),
+        _ => arg.name.clone(),
+    };
+    s.push_str(&body);
+    if arg.multiple {
+        s = format!("{s} [{s} ...]");
+    }
+    if arg.optional {
+        s = format!("[{s}]");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resp::cmd::COMMANDS;
+
+    #[test]
+    fn every_command_has_parseable_docs() {
+        for c in COMMANDS {
+            let line = ARGS
+                .iter()
+                .find(|(n, _)| *n == c.name)
+                .unwrap_or_else(|| panic!("no argument docs for '{}' in docs::ARGS", c.name));
+            parse(line.1).unwrap_or_else(|e| panic!("docs for '{}': {e}", c.name));
+        }
+        for (full, _, spec) in SUBCOMMANDS {
+            let container = full.split('|').next().unwrap_or_default();
+            assert!(COMMANDS.iter().any(|c| c.name == container), "{full}");
+            parse(spec).unwrap_or_else(|e| panic!("docs for '{full}': {e}"));
+        }
+        for (name, _) in ARGS {
+            assert!(
+                COMMANDS.iter().any(|c| c.name == *name),
+                "docs for '{name}', which is not in the command table"
+            );
+        }
+    }
+
+    #[test]
+    fn set_renders_like_redis() {
+        let set = parse(ARGS[1].1).expect("parses");
+        assert_eq!(
+            render(&set),
+            "key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|KEEPTTL]"
+        );
+        assert_eq!(set[4].args[0].token.as_deref(), Some("EX"));
+        assert_eq!(set[4].args[0].kind, "integer");
+        assert_eq!(
+            render(&parse("(key value)...").expect("parses")),
+            "key value [key value ...]"
+        );
+        assert_eq!(
+            render(
+                &parse("cursor:integer [MATCH pattern:pattern] [COUNT count:integer]")
+                    .expect("parses")
+            ),
+            "cursor [MATCH pattern] [COUNT count]"
+        );
+        assert!(parse("[a").is_err());
+        assert!(parse("a]").is_err());
+    }
+}
