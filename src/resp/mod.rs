@@ -9,3 +9,4 @@ pub mod listener;
 pub mod reply;
 pub mod request;
 pub mod session;
+pub mod tls;

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DEFAULT_PROTO_MAX_BULK_LEN, MAX_PROTO_MAX_BULK_LEN, MIN_PROTO_MAX_BULK_LEN};
+use crate::config::{
+    DEFAULT_PROTO_MAX_BULK_LEN, MAX_PROTO_MAX_BULK_LEN, MIN_PROTO_MAX_BULK_LEN, TlsSettings,
+};
 
 fn clamp_bulk_len(bytes: usize) -> usize {
     bytes.clamp(MIN_PROTO_MAX_BULK_LEN, MAX_PROTO_MAX_BULK_LEN)
@@ -170,6 +172,8 @@ pub struct ServerState {
     /// `proto-max-bulk-len`: read by every connection's request decoder
     /// before each request and by APPEND, so CONFIG SET applies at once.
     proto_max_bulk_len: AtomicUsize,
+    /// TLS settings, as CONFIG GET shows them (set once at startup).
+    tls: std::sync::OnceLock<TlsSettings>,
 }
 
 impl ServerState {
@@ -198,6 +202,7 @@ impl ServerState {
             next_client_id: AtomicU64::new(1),
             // The node sets the configured value right after building it.
             proto_max_bulk_len: AtomicUsize::new(DEFAULT_PROTO_MAX_BULK_LEN),
+            tls: std::sync::OnceLock::new(),
         }
     }
 
@@ -214,6 +219,16 @@ impl ServerState {
     pub fn set_proto_max_bulk_len(&self, bytes: usize) {
         self.proto_max_bulk_len
             .store(clamp_bulk_len(bytes), Ordering::Relaxed);
+    }
+
+    /// Records the TLS settings for CONFIG GET (the first call wins).
+    pub fn set_tls(&self, tls: TlsSettings) {
+        let _ = self.tls.set(tls);
+    }
+
+    /// The TLS settings (all off if never set).
+    pub fn tls(&self) -> TlsSettings {
+        self.tls.get().cloned().unwrap_or_default()
     }
 
     /// A fresh CLIENT ID.
