@@ -11,6 +11,8 @@
 #   d. --requirepass on a second instance: NOAUTH/WRONGPASS/AUTH, redis-cli -a,
 #      HELLO 3 AUTH, redis-py password=
 #   e. (dynkv only) Prometheus text from http://HOST:METRICS_PORT/metrics
+#   f. compat-tests/tls.sh: redis-cli --tls and redis-py ssl=True on --tls-port
+#      (test CA made with openssl), --tls-auth-clients yes and no
 #
 # Env:
 #   DYNKV_BIN=path      dynkv binary to use (default target/release/dynkv, built
@@ -255,5 +257,8 @@ PYEOF
 if [[ "$TARGET" != "redis" ]]; then
   step metrics metrics_checks
 fi
+
+# f. TLS on the client port (its own short-lived servers)
+step tls env DYNKV_TARGET="$TARGET" DYNKV_BIN="${DYNKV_BIN:-}" PY="$PY" "$HERE/tls.sh"
 
 summary
