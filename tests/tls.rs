@@ -315,6 +315,47 @@ async fn plain_text_on_the_tls_port_is_closed_and_a_silent_one_blocks_nobody() {
 }
 
 #[tokio::test]
+async fn tls_clients_count_against_maxclients() {
+    let pki = Pki::new();
+    let tls_port = free_ports(1)[0];
+    let server = Server::start_with(&[
+        "--maxclients",
+        "1",
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &pki.arg("server.crt"),
+        "--tls-key-file",
+        &pki.arg("server.key"),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    // The harness's readiness probe may hold the one slot for a moment.
+    let connector = pki.connector(false);
+    let deadline = Instant::now() + IO;
+    let mut tls = loop {
+        if let Ok(mut conn) = tls_connect(&connector, tls_port).await
+            && call(&mut conn, &["PING"]).await.is_ok_and(|r| r == "+PONG")
+        {
+            break conn;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the TLS client never got the slot"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut plain = BufReader::new(TcpStream::connect(server.addr()).await.expect("connect"));
+    // The refusal is written on connect, before any request.
+    let refused = tokio::time::timeout(IO, read_item(&mut plain))
+        .await
+        .expect("refused in time")
+        .expect("a reply");
+    assert!(refused.contains("max number of clients"), "{refused}");
+    assert_eq!(call(&mut tls, &["PING"]).await.expect("PING"), "+PONG");
+}
+
+#[tokio::test]
 async fn tls_only_with_port_zero() {
     let pki = Pki::new();
     let ports = free_ports(2);
