@@ -139,19 +139,18 @@ async fn read_item<S: AsyncRead + Unpin>(conn: &mut BufReader<S>) -> std::io::Re
     }
 }
 
-/// Sends one command and reads its reply (an array of plain items comes
-/// back joined by newlines). `Err` if the connection fails or closes.
-async fn call<S: AsyncRead + AsyncWrite + Unpin>(
-    conn: &mut BufReader<S>,
-    args: &[&str],
-) -> std::io::Result<String> {
+/// Writes one command.
+async fn send_command<S: AsyncWrite + Unpin>(stream: &mut S, args: &[&str]) -> std::io::Result<()> {
     let mut out = format!("*{}\r\n", args.len());
     for a in args {
         out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
     }
-    let stream = conn.get_mut();
     stream.write_all(out.as_bytes()).await?;
-    stream.flush().await?;
+    stream.flush().await
+}
+
+/// Reads one reply (an array of plain items comes back joined by newlines).
+async fn read_reply<S: AsyncRead + Unpin>(conn: &mut BufReader<S>) -> std::io::Result<String> {
     tokio::time::timeout(IO, async {
         let first = read_item(conn).await?;
         match first.strip_prefix('*').map(str::parse::<usize>) {
@@ -169,11 +168,36 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
     .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }
 
-async fn tls_connect(
+/// Sends one command and reads its reply. `Err` if the connection fails or
+/// closes.
+async fn call<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut BufReader<S>,
+    args: &[&str],
+) -> std::io::Result<String> {
+    send_command(conn.get_mut(), args).await?;
+    read_reply(conn).await
+}
+
+type TlsConn = BufReader<tokio_rustls::client::TlsStream<TcpStream>>;
+
+async fn tls_connect(connector: &TlsConnector, port: u16) -> std::io::Result<TlsConn> {
+    tls_connect_with(connector, port, None).await
+}
+
+/// `recv_buffer`: a small socket receive buffer, so that the server's
+/// writes block as soon as this client stops reading.
+async fn tls_connect_with(
     connector: &TlsConnector,
     port: u16,
-) -> std::io::Result<BufReader<tokio_rustls::client::TlsStream<TcpStream>>> {
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    recv_buffer: Option<u32>,
+) -> std::io::Result<TlsConn> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    if let Some(bytes) = recv_buffer {
+        socket.set_recv_buffer_size(bytes)?;
+    }
+    let tcp = socket
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .await?;
     let name = ServerName::try_from("localhost").expect("server name");
     let tls = tokio::time::timeout(IO, connector.connect(name, tcp))
         .await
@@ -213,6 +237,46 @@ async fn tls_client_with_certificate_runs_commands_and_is_listed() {
         call(&mut tls, &["GET", "tls:k"]).await.expect("GET"),
         "over tls"
     );
+
+    // A reply spanning many TLS records, and a pipeline answered in one
+    // batch, arrive whole.
+    let big = "x".repeat(1 << 20);
+    assert_eq!(
+        call(&mut tls, &["SET", "tls:big", &big])
+            .await
+            .expect("SET"),
+        "+OK"
+    );
+    assert_eq!(
+        call(&mut tls, &["GET", "tls:big"])
+            .await
+            .expect("GET")
+            .len(),
+        big.len()
+    );
+    // 8 MiB to a client with a small receive buffer that reads only after
+    // a pause: the server's writes block part-way through the reply, and
+    // all of it must still arrive without the client asking again.
+    let mut slow = tls_connect_with(&pki.connector(true), tls_port, Some(4096))
+        .await
+        .expect("TLS connect");
+    let mut mget = vec!["MGET"];
+    mget.extend(["tls:big"; 8]);
+    send_command(slow.get_mut(), &mget).await.expect("MGET");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let values = read_reply(&mut slow).await.expect("the whole MGET reply");
+    assert_eq!(values.len(), 8 * big.len() + 7);
+    drop(slow);
+    let pipeline = "*1\r\n$4\r\nPING\r\n".repeat(500);
+    tls.get_mut()
+        .write_all(pipeline.as_bytes())
+        .await
+        .expect("pipeline");
+    tls.get_mut().flush().await.expect("flush");
+    for _ in 0..500 {
+        let reply = tokio::time::timeout(IO, read_item(&mut tls)).await;
+        assert_eq!(reply.expect("in time").expect("reply"), "+PONG");
+    }
 
     // The plain port still works alongside and sees the same data.
     let mut plain = BufReader::new(
