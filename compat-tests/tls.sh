@@ -13,7 +13,8 @@
 # redis-server (built with TLS) to validate them.
 #
 # Env: DYNKV_BIN (dynkv binary, required unless DYNKV_TARGET=redis),
-#      DYNKV_TARGET=dynkv|redis, PY (python with redis-py; default python3).
+#      DYNKV_TARGET=dynkv|redis, PY (python with redis-py; default python3),
+#      TLS_DEBUG=1 (print every reply checked).
 # Prints one PASS/FAIL line per check; exits 1 if any check failed.
 set -euo pipefail
 
