@@ -336,13 +336,17 @@ async fn tls_auth_clients_yes_refuses_a_client_without_certificate() {
 }
 
 #[tokio::test]
-async fn tls_auth_clients_no_serves_a_client_without_certificate() {
+async fn tls_auth_clients_no_and_optional_serve_a_client_without_certificate() {
     let pki = Pki::new();
-    let (_server, tls_port) = pki.server("no");
-    let mut conn = tls_connect(&pki.connector(false), tls_port)
-        .await
-        .expect("TLS connect without a client certificate");
-    assert_eq!(call(&mut conn, &["PING"]).await.expect("PING"), "+PONG");
+    for mode in ["no", "optional"] {
+        let (_server, tls_port) = pki.server(mode);
+        for with_cert in [false, true] {
+            let mut conn = tls_connect(&pki.connector(with_cert), tls_port)
+                .await
+                .unwrap_or_else(|e| panic!("{mode}, client cert {with_cert}: {e}"));
+            assert_eq!(call(&mut conn, &["PING"]).await.expect("PING"), "+PONG");
+        }
+    }
 }
 
 #[tokio::test]
