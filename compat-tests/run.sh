@@ -15,6 +15,8 @@
 #      every family README lists, with HELP text, untouched ones at 0; other paths 404
 #   g. compat-tests/redis_cli_hints.sh — redis-cli's interactive argument hints
 #      (from COMMAND DOCS) read off a tmux pane; skipped if tmux is missing
+#   h. compat-tests/tls.sh: redis-cli --tls and redis-py ssl=True on --tls-port
+#      (test CA made with openssl), --tls-auth-clients yes and no
 #
 # Env:
 #   DYNKV_BIN=path      dynkv binary to use (default target/release/dynkv, built
@@ -305,5 +307,8 @@ PYEOF
 if [[ "$TARGET" != "redis" ]]; then
   step metrics metrics_checks
 fi
+
+# h. TLS on the client port (its own short-lived servers)
+step tls env DYNKV_TARGET="$TARGET" DYNKV_BIN="${DYNKV_BIN:-}" PY="$PY" "$HERE/tls.sh"
 
 summary

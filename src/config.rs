@@ -24,7 +24,7 @@ pub struct Cli {
     /// Address to listen on.
     #[arg(long)]
     pub bind: Option<String>,
-    /// Client (RESP) port.
+    /// Client (RESP) port (0 turns plain TCP off, leaving `--tls-port`).
     #[arg(long)]
     pub port: Option<u16>,
     /// Node-to-node port (default: port + 10000).
@@ -88,6 +88,102 @@ pub struct Cli {
     /// Redis's suffixes (`32mb`, `1gb`, `500k`); 1 MiB to 32 MiB.
     #[arg(long, value_name = "BYTES", value_parser = parse_proto_max_bulk_len)]
     pub proto_max_bulk_len: Option<usize>,
+    /// TLS client port, alongside `--port` (0, the default, disables TLS;
+    /// `--port 0` then leaves only TLS).
+    #[arg(long)]
+    pub tls_port: Option<u16>,
+    /// PEM certificate chain the TLS port presents.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `--tls-cert-file`.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificate(s) that client certificates must be signed by.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// yes (default: clients must present a certificate signed by the CA) |
+    /// optional (checked if presented) | no (not asked for).
+    #[arg(long, value_name = "yes|no|optional", value_parser = parse_tls_auth_clients)]
+    pub tls_auth_clients: Option<TlsAuthClients>,
+}
+
+/// Whether TLS clients must present a certificate (Redis's
+/// `tls-auth-clients`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsAuthClients {
+    /// A certificate signed by the CA is required (Redis's default).
+    #[default]
+    Yes,
+    /// Not asked for.
+    No,
+    /// Checked against the CA if the client presents one.
+    Optional,
+}
+
+impl TlsAuthClients {
+    /// The word Redis uses (CONFIG GET).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsAuthClients::Yes => "yes",
+            TlsAuthClients::No => "no",
+            TlsAuthClients::Optional => "optional",
+        }
+    }
+}
+
+/// Parses `yes`, `no` or `optional`, in any case.
+pub fn parse_tls_auth_clients(s: &str) -> Result<TlsAuthClients, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(TlsAuthClients::Yes),
+        "no" => Ok(TlsAuthClients::No),
+        "optional" => Ok(TlsAuthClients::Optional),
+        other => Err(format!("'{other}' is not one of yes, no, optional")),
+    }
+}
+
+/// TLS on the client port, resolved. `port == 0` means off; the other
+/// fields are still kept so CONFIG GET shows what was given.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    /// TLS client port (0 = off).
+    pub port: u16,
+    /// Server certificate chain (PEM).
+    pub cert_file: Option<PathBuf>,
+    /// Server private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// CA that client certificates are checked against (PEM).
+    pub ca_cert_file: Option<PathBuf>,
+    /// Whether clients must present a certificate.
+    pub auth_clients: TlsAuthClients,
+}
+
+impl TlsSettings {
+    /// Checks the combination of settings (not the files: the node reads
+    /// them when it builds the TLS acceptor).
+    fn validate(&self, plain_port: u16) -> Result<(), ConfigError> {
+        if self.port == 0 {
+            return Ok(());
+        }
+        if self.port == plain_port {
+            return Err(ConfigError::Invalid(format!(
+                "--tls-port {} is also --port; use two ports (or --port 0 for TLS only)",
+                self.port
+            )));
+        }
+        if self.cert_file.is_none() || self.key_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "--tls-port needs --tls-cert-file and --tls-key-file".into(),
+            ));
+        }
+        if self.auth_clients != TlsAuthClients::No && self.ca_cert_file.is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "--tls-auth-clients {} needs --tls-ca-cert-file to check client certificates \
+                 (or set --tls-auth-clients no)",
+                self.auth_clients.as_str()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Smallest `proto-max-bulk-len`, as in Redis.
@@ -209,6 +305,11 @@ struct FileConfig {
     hint_max_per_target: Option<u64>,
     hint_ttl: Option<u64>,
     proto_max_bulk_len: Option<MemoryValue>,
+    tls_port: Option<u16>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_ca_cert_file: Option<PathBuf>,
+    tls_auth_clients: Option<String>,
 }
 
 /// Resolved configuration with defaults applied.
@@ -255,6 +356,8 @@ pub struct Config {
     /// Longest bulk string a client may send, and longest value APPEND may
     /// make, in bytes (CONFIG SET can change it at run time).
     pub proto_max_bulk_len: usize,
+    /// TLS on the client port.
+    pub tls: TlsSettings,
 }
 
 /// Configuration that cannot be used.
@@ -299,18 +402,43 @@ impl Config {
         };
         let bind = cli.bind.or(file.bind).unwrap_or_else(|| "127.0.0.1".into());
         let port = cli.port.or(file.port).unwrap_or(6379);
+        let tls_auth_clients = match (cli.tls_auth_clients, &file.tls_auth_clients) {
+            (Some(a), _) => a,
+            (None, Some(text)) => parse_tls_auth_clients(text)
+                .map_err(|e| ConfigError::Invalid(format!("tls-auth-clients: {e}")))?,
+            (None, None) => TlsAuthClients::default(),
+        };
+        let tls = TlsSettings {
+            port: cli.tls_port.or(file.tls_port).unwrap_or(0),
+            cert_file: cli.tls_cert_file.or(file.tls_cert_file),
+            key_file: cli.tls_key_file.or(file.tls_key_file),
+            ca_cert_file: cli.tls_ca_cert_file.or(file.tls_ca_cert_file),
+            auth_clients: tls_auth_clients,
+        };
+        tls.validate(port)?;
+        // As in Redis, `--port 0` turns plain TCP off; the TLS port then
+        // stands in for it where other ports and the node name derive.
+        let base_port = match (port, tls.port) {
+            (0, 0) => {
+                return Err(ConfigError::Invalid(
+                    "--port 0 without --tls-port leaves no client port".into(),
+                ));
+            }
+            (0, tls_port) => tls_port,
+            (port, _) => port,
+        };
         let cluster_port = match cli.cluster_port.or(file.cluster_port) {
             Some(p) => p,
-            None => port.checked_add(10000).ok_or_else(|| {
+            None => base_port.checked_add(10000).ok_or_else(|| {
                 ConfigError::Invalid(format!(
-                    "port {port} + 10000 is not a port; set --cluster-port"
+                    "port {base_port} + 10000 is not a port; set --cluster-port"
                 ))
             })?,
         };
         let metrics_port = cli
             .metrics_port
             .or(file.metrics_port)
-            .unwrap_or_else(|| port.checked_add(20000).unwrap_or(0));
+            .unwrap_or_else(|| base_port.checked_add(20000).unwrap_or(0));
         let n = cli.n.or(file.n).unwrap_or(3);
         let r = cli.r.or(file.r).unwrap_or(2);
         let w = cli.w.or(file.w).unwrap_or(2);
@@ -331,7 +459,7 @@ impl Config {
         let node_name = cli
             .node_name
             .or(file.node_name)
-            .unwrap_or_else(|| format!("{bind}:{port}"));
+            .unwrap_or_else(|| format!("{bind}:{base_port}"));
         Ok(Config {
             bind,
             port,
@@ -368,6 +496,7 @@ impl Config {
                 .max(1),
             hint_ttl_secs: cli.hint_ttl.or(file.hint_ttl).unwrap_or(3 * 3600).max(1),
             proto_max_bulk_len,
+            tls,
         })
     }
 }
@@ -534,5 +663,61 @@ mod tests {
             resolve(from_config).ok().flatten(),
             ClusterSecret::new("from-file").ok()
         );
+    }
+
+    #[test]
+    fn tls_settings_from_flags_and_file() {
+        let parse = |args: &[&str]| {
+            let argv = std::iter::once("dynkv").chain(args.iter().copied());
+            Cli::try_parse_from(argv)
+                .map_err(|e| e.to_string())
+                .and_then(|cli| Config::resolve(cli).map_err(|e| e.to_string()))
+        };
+        let off = parse(&[]).expect("defaults");
+        assert_eq!(off.tls.port, 0);
+        assert_eq!(off.tls.auth_clients, TlsAuthClients::Yes);
+
+        let files = ["--tls-cert-file", "s.crt", "--tls-key-file", "s.key"];
+        let err = parse(&["--tls-port", "6380"]).expect_err("no cert");
+        assert!(err.contains("--tls-cert-file"), "{err}");
+        let err = parse(&[&["--tls-port", "6380"][..], &files].concat()).expect_err("no CA");
+        assert!(err.contains("--tls-ca-cert-file"), "{err}");
+        let no_auth = [
+            &["--tls-port", "6380", "--tls-auth-clients", "NO"][..],
+            &files,
+        ]
+        .concat();
+        assert_eq!(
+            parse(&no_auth).map(|c| c.tls.auth_clients),
+            Ok(TlsAuthClients::No)
+        );
+        assert!(parse(&["--tls-auth-clients", "maybe"]).is_err());
+        let err = parse(&[&["--port", "6380"][..], &no_auth].concat()).expect_err("same port");
+        assert!(err.contains("also --port"), "{err}");
+
+        // --port 0: TLS only, and the other ports follow the TLS port.
+        let err = parse(&["--port", "0"]).expect_err("no port at all");
+        assert!(err.contains("--tls-port"), "{err}");
+        let only = parse(&[&["--port", "0"][..], &no_auth].concat()).expect("TLS only");
+        assert_eq!((only.port, only.tls.port), (0, 6380));
+        assert_eq!((only.cluster_port, only.metrics_port), (16380, 26380));
+        assert_eq!(only.node_name, "127.0.0.1:6380");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dynkv.toml");
+        std::fs::write(
+            &path,
+            "tls-port = 6390\ntls-cert-file = \"a.crt\"\ntls-key-file = \"a.key\"\n\
+             tls-ca-cert-file = \"ca.crt\"\ntls-auth-clients = \"optional\"\n",
+        )
+        .expect("write config");
+        let path = path.display().to_string();
+        let from_file = parse(&["--config", &path]).expect("file");
+        assert_eq!(from_file.tls.port, 6390);
+        assert_eq!(from_file.tls.auth_clients, TlsAuthClients::Optional);
+        assert_eq!(from_file.tls.ca_cert_file, Some(PathBuf::from("ca.crt")));
+        // Flags win over the file.
+        let flag = parse(&["--config", &path, "--tls-auth-clients", "yes"]).expect("flag");
+        assert_eq!(flag.tls.auth_clients, TlsAuthClients::Yes);
     }
 }

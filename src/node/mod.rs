@@ -48,6 +48,11 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
             tracing::warn!("Prometheus exporter not started on {metrics_addr}: {e:#}");
         }
     }
+    // First, so a bad certificate or key fails before storage is touched.
+    let tls_acceptor = match config.tls.port {
+        0 => None,
+        _ => Some(crate::resp::tls::acceptor(&config.tls)?),
+    };
     let store = Arc::new(
         FjallStore::open(&config.data_dir, config.fsync)
             .with_context(|| format!("opening storage in {}", config.data_dir.display()))?,
@@ -58,7 +63,12 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     };
     let hints = Arc::new(store.hints(hint_limits)?);
     let me = NodeId::new(&config.node_name);
-    let client_addr = format!("{}:{}", config.bind, config.port);
+    // With plain TCP off (`--port 0`), the TLS port is the one announced.
+    let client_port = match config.port {
+        0 => config.tls.port,
+        port => port,
+    };
+    let client_addr = format!("{}:{}", config.bind, client_port);
     let cluster_addr = format!("{}:{}", config.bind, config.cluster_port);
     let skew_ms = std::env::var(CLOCK_SKEW_ENV)
         .ok()
@@ -94,9 +104,17 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     );
 
     // Bind both ports before joining: the seed gossips to us right away.
-    let listener = TcpListener::bind(&client_addr)
-        .await
-        .with_context(|| format!("cannot listen on {client_addr} (is another server running?)"))?;
+    let listener = match config.port {
+        0 => None,
+        _ => Some(bind_client_port(&client_addr).await?),
+    };
+    let tls_listener = match &tls_acceptor {
+        Some(acceptor) => {
+            let addr = format!("{}:{}", config.bind, config.tls.port);
+            Some((bind_client_port(&addr).await?, acceptor.clone()))
+        }
+        None => None,
+    };
     let cluster_listener = TcpListener::bind(&cluster_addr)
         .await
         .with_context(|| format!("cannot listen on cluster port {cluster_addr}"))?;
@@ -152,10 +170,12 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         .with_context_key(secret.context_key()),
     );
     server.set_proto_max_bulk_len(config.proto_max_bulk_len);
+    server.set_tls(config.tls.clone());
     tracing::info!(
         node = %config.node_name,
         cluster = %cluster_id,
         data_dir = %config.data_dir.display(),
+        tls_port = config.tls.port,
         "dynkv ready to accept connections on {client_addr} (cluster port {cluster_addr})"
     );
 
@@ -168,7 +188,27 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         stop.clone(),
     ));
     let signals = tokio::spawn(cancel_on_signal(stop.clone()));
-    crate::resp::listener::run(listener, kv.clone(), server, stop.clone()).await;
+    // Plain and TLS clients share one ServerState: one registry, so
+    // CLIENT LIST, INFO and maxclients see both.
+    let plain = async {
+        if let Some(listener) = listener {
+            crate::resp::listener::run(listener, None, kv.clone(), server.clone(), stop.clone())
+                .await;
+        }
+    };
+    let tls = async {
+        if let Some((listener, acceptor)) = tls_listener {
+            crate::resp::listener::run(
+                listener,
+                Some(acceptor),
+                kv.clone(),
+                server.clone(),
+                stop.clone(),
+            )
+            .await;
+        }
+    };
+    tokio::join!(plain, tls);
     stop.cancel();
     while workers.join_next().await.is_some() {}
     signals.abort();
@@ -181,6 +221,12 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     }
     tracing::info!("dynkv stopped; storage flushed");
     Ok(())
+}
+
+async fn bind_client_port(addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (is another server running?)"))
 }
 
 async fn cancel_on_signal(stop: CancellationToken) {

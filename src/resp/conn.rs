@@ -14,8 +14,9 @@ use bytes::BytesMut;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
@@ -98,8 +99,8 @@ async fn finish_queued(
 
 /// After MONITOR: streams every command any client runs until this client
 /// leaves (or sends QUIT), falls too far behind, or the server stops.
-async fn monitor(
-    stream: &mut TcpStream,
+async fn monitor<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     server: &ServerState,
     mut input: BytesMut,
     stop: &CancellationToken,
@@ -114,7 +115,7 @@ async fn monitor(
                 .first()
                 .is_some_and(|n| n.eq_ignore_ascii_case(b"quit"))
             {
-                let _ = stream.write_all(b"+OK\r\n").await;
+                let _ = send(stream, b"+OK\r\n").await;
                 return;
             }
         }
@@ -129,7 +130,7 @@ async fn monitor(
                     }
                     // A monitor that stops reading must not hold up shutdown.
                     tokio::select! {
-                        written = stream.write_all(&batch) => if written.is_err() {
+                        written = send(stream, &batch) => if written.is_err() {
                             return;
                         },
                         _ = stop.cancelled() => return,
@@ -152,16 +153,44 @@ async fn monitor(
     }
 }
 
-/// Serves one client until it quits, disconnects, sends garbage, or the
-/// server shuts down.
-pub async fn serve<K: Kv>(
+/// Serves one accepted socket: directly, or over TLS once the handshake
+/// (run here, in the connection's own task) has succeeded.
+pub async fn serve_socket<K: Kv>(
     kv: Arc<K>,
     server: Arc<ServerState>,
-    mut stream: TcpStream,
-    mut session: Session,
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    session: Session,
     stop: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    match tls {
+        None => serve(kv, server, stream, session, stop).await,
+        Some(acceptor) => {
+            if let Some(stream) = super::tls::handshake(&acceptor, stream, &stop).await {
+                serve(kv, server, stream, session, stop).await;
+            }
+        }
+    }
+}
+
+/// Writes `output` and flushes it: a TLS stream may keep encrypted bytes
+/// buffered after `write_all` (for a TCP stream the flush is free).
+async fn send<S: AsyncWrite + Unpin>(stream: &mut S, output: &[u8]) -> std::io::Result<()> {
+    stream.write_all(output).await?;
+    stream.flush().await
+}
+
+/// Serves one client until it quits, disconnects, sends garbage, or the
+/// server shuts down. Generic (not boxed) over the stream, so plain TCP
+/// pays nothing for TLS existing.
+pub async fn serve<K: Kv, S: AsyncRead + AsyncWrite + Unpin>(
+    kv: Arc<K>,
+    server: Arc<ServerState>,
+    mut stream: S,
+    mut session: Session,
+    stop: CancellationToken,
+) {
     let mut decoder = RequestDecoder::default();
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
@@ -188,7 +217,7 @@ pub async fn serve<K: Kv>(
                     let reply = dispatch(&*kv, &server, &mut session, args).await;
                     reply.encode(&mut output, session.resp3);
                     if session.monitor {
-                        if stream.write_all(&output).await.is_err() {
+                        if send(&mut stream, &output).await.is_err() {
                             return;
                         }
                         server.clients.insert(session.id, session.describe());
@@ -197,11 +226,11 @@ pub async fn serve<K: Kv>(
                         return;
                     }
                     if session.quit {
-                        let _ = stream.write_all(&output).await;
+                        let _ = send(&mut stream, &output).await;
                         return;
                     }
                     if output.len() >= FLUSH_THRESHOLD {
-                        if stream.write_all(&output).await.is_err() {
+                        if send(&mut stream, &output).await.is_err() {
                             return;
                         }
                         server
@@ -221,13 +250,13 @@ pub async fn serve<K: Kv>(
                     server.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(client = %session.addr, "{e}");
                     output.extend_from_slice(format!("-ERR {e}\r\n").as_bytes());
-                    let _ = stream.write_all(&output).await;
+                    let _ = send(&mut stream, &output).await;
                     return;
                 }
             }
         }
         if !output.is_empty() {
-            if stream.write_all(&output).await.is_err() {
+            if send(&mut stream, &output).await.is_err() {
                 return;
             }
             server

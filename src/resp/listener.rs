@@ -1,7 +1,7 @@
 //! The client port: accepts connections, enforces `maxclients`, and spawns
 //! one task per connection. Connections end when the stop token fires.
 
-use super::conn::serve;
+use super::conn::serve_socket;
 use super::session::{ServerState, Session};
 use crate::kv::Kv;
 use std::sync::Arc;
@@ -9,12 +9,15 @@ use std::sync::atomic::Ordering;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// Accepts clients on `listener` until `stop` fires, then waits for the
-/// connections to finish their current request.
+/// connections to finish their current request. With `tls`, each
+/// connection first completes a TLS handshake in its own task.
 pub async fn run<K: Kv>(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     kv: Arc<K>,
     server: Arc<ServerState>,
     stop: CancellationToken,
@@ -57,9 +60,9 @@ pub async fn run<K: Kv>(
         let session = Session::new(id, addr, local_addr, server.requirepass.is_some());
         server.clients.insert(id, session.describe());
         metrics::gauge!("dynkv_connected_clients").set(server.clients.len() as f64);
-        let (kv, server, stop) = (kv.clone(), server.clone(), stop.clone());
+        let (kv, server, stop, tls) = (kv.clone(), server.clone(), stop.clone(), tls.clone());
         connections.spawn(async move {
-            serve(kv, server.clone(), stream, session, stop).await;
+            serve_socket(kv, server.clone(), stream, tls, session, stop).await;
             server.clients.remove(&id);
             metrics::gauge!("dynkv_connected_clients").set(server.clients.len() as f64);
         });

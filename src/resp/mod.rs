@@ -10,3 +10,4 @@ pub mod observe;
 pub mod reply;
 pub mod request;
 pub mod session;
+pub mod tls;

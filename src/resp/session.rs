@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DEFAULT_PROTO_MAX_BULK_LEN, MAX_PROTO_MAX_BULK_LEN, MIN_PROTO_MAX_BULK_LEN};
+use crate::config::{
+    DEFAULT_PROTO_MAX_BULK_LEN, MAX_PROTO_MAX_BULK_LEN, MIN_PROTO_MAX_BULK_LEN, TlsSettings,
+};
 
 fn clamp_bulk_len(bytes: usize) -> usize {
     bytes.clamp(MIN_PROTO_MAX_BULK_LEN, MAX_PROTO_MAX_BULK_LEN)
@@ -179,6 +181,8 @@ pub struct ServerState {
     /// Signs the context tokens DYN.GET hands out and checks the ones
     /// DYN.PUT / DYN.DEL get back (derived from the cluster secret).
     pub context_key: crate::core::DerivedKey,
+    /// TLS settings, as CONFIG GET shows them (set once at startup).
+    tls: std::sync::OnceLock<TlsSettings>,
 }
 
 impl ServerState {
@@ -211,6 +215,7 @@ impl ServerState {
             // Tokens valid in this process only, until the node sets the
             // cluster's key with `with_context_key`.
             context_key: random_context_key(),
+            tls: std::sync::OnceLock::new(),
         }
     }
 
@@ -234,6 +239,16 @@ impl ServerState {
     pub fn set_proto_max_bulk_len(&self, bytes: usize) {
         self.proto_max_bulk_len
             .store(clamp_bulk_len(bytes), Ordering::Relaxed);
+    }
+
+    /// Records the TLS settings for CONFIG GET (the first call wins).
+    pub fn set_tls(&self, tls: TlsSettings) {
+        let _ = self.tls.set(tls);
+    }
+
+    /// The TLS settings (all off if never set).
+    pub fn tls(&self) -> TlsSettings {
+        self.tls.get().cloned().unwrap_or_default()
     }
 
     /// A fresh CLIENT ID.

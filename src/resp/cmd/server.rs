@@ -235,6 +235,7 @@ fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
         ("tcp-keepalive", "300".into()),
         ("timeout", "0".into()),
     ];
+    params.extend(tls_params(server));
     let overrides = server.config_overrides.lock();
     for (name, value) in params.iter_mut() {
         if let Some(v) = overrides.get(*name) {
@@ -244,8 +245,37 @@ fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
     params
 }
 
-/// Parameters that describe how the process was started.
-const IMMUTABLE: &[&str] = &["bind", "cluster-enabled", "databases", "dir", "port"];
+/// The `tls-*` parameters, as Redis names them ("" for a file not given).
+fn tls_params(server: &ServerState) -> Vec<(&'static str, String)> {
+    let tls = server.tls();
+    let file = |f: &Option<std::path::PathBuf>| {
+        f.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+    vec![
+        ("tls-auth-clients", tls.auth_clients.as_str().into()),
+        ("tls-ca-cert-file", file(&tls.ca_cert_file)),
+        ("tls-cert-file", file(&tls.cert_file)),
+        ("tls-key-file", file(&tls.key_file)),
+        ("tls-port", tls.port.to_string()),
+    ]
+}
+
+/// Parameters that describe how the process was started (the TLS files are
+/// read once, at startup).
+const IMMUTABLE: &[&str] = &[
+    "bind",
+    "cluster-enabled",
+    "databases",
+    "dir",
+    "port",
+    "tls-auth-clients",
+    "tls-ca-cert-file",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-port",
+];
 
 /// A CONFIG SET change, validated before any is applied (as Redis does: one
 /// bad pair fails the whole command and changes nothing).
