@@ -305,6 +305,7 @@ async fn authenticate<H>(
     match result {
         Ok(Ok(())) => true,
         Ok(Err((auth::ServerStage::Proof, e))) => {
+            metrics::counter!("dynkv_cluster_auth_failures_total").increment(1);
             ctx.auth_log.failed(addr, &e);
             false
         }
