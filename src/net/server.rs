@@ -20,6 +20,10 @@ use super::frame::{self, Envelope, FrameError, Header, PROTOCOL_VERSION, WireRes
 use super::rpc::{Blocklist, Handler, RpcConfig};
 use super::stream::{AbortOnDrop, FrameReader, write_loop};
 
+/// Accept failures come in bursts (one per backoff while descriptors are
+/// short): logged once per quiet window.
+static ACCEPT_FAILED: crate::logging::RateLimit = crate::logging::RateLimit::new();
+
 /// After an accept error (e.g. out of file descriptors), wait this long before
 /// accepting again instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -84,7 +88,9 @@ pub async fn serve<Req, Resp, H>(
                     ));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "rpc accept failed");
+                    if let Some(more) = ACCEPT_FAILED.check() {
+                        tracing::warn!(error = %e, "rpc accept failed{more}");
+                    }
                     tokio::select! {
                         _ = stop.cancelled() => break,
                         _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}

@@ -34,8 +34,12 @@ const CLOCK_SKEW_ENV: &str = "DYNKV_TEST_CLOCK_SKEW_MS";
 /// Runs a node until SIGINT/SIGTERM or `stop` fires.
 pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let store = Arc::new(
-        FjallStore::open(&config.data_dir, config.fsync)
-            .with_context(|| format!("opening storage in {}", config.data_dir.display()))?,
+        FjallStore::open_with_cached_files(
+            &config.data_dir,
+            config.fsync,
+            config.storage_cached_files,
+        )
+        .with_context(|| format!("opening storage in {}", config.data_dir.display()))?,
     );
     let hint_limits = HintLimits {
         max_per_target: config.hint_max_per_target,
@@ -141,6 +145,8 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         stop.clone(),
     ));
     server.set_proto_max_bulk_len(config.proto_max_bulk_len);
+    server.set_protected_mode(config.protected_mode);
+    server.set_timeout_secs(config.timeout_secs);
     tracing::info!(
         node = %config.node_name,
         cluster = %cluster_id,

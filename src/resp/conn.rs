@@ -63,6 +63,32 @@ async fn finish_queued(pending: &mut Vec<QueuedWrite>, output: &mut BytesMut, re
     }
 }
 
+/// Resolves once the connection has been idle (waiting for a request) for
+/// `timeout` seconds, Redis's setting; never while it is 0. Starts afresh
+/// each time it is called (after every read), and follows CONFIG SET.
+async fn idle_for_too_long(timeout: &mut tokio::sync::watch::Receiver<u64>) {
+    let since = tokio::time::Instant::now();
+    loop {
+        let secs = *timeout.borrow_and_update();
+        if secs == 0 {
+            if timeout.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            continue;
+        }
+        let deadline = since + std::time::Duration::from_secs(secs);
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return,
+            changed = timeout.changed() => {
+                if changed.is_err() {
+                    tokio::time::sleep_until(deadline).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Serves one client until it quits, disconnects, sends garbage, or the
 /// server shuts down.
 pub async fn serve<K: Kv>(
@@ -77,6 +103,7 @@ pub async fn serve<K: Kv>(
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut pending: Vec<QueuedWrite> = Vec::new();
+    let mut timeout = server.watch_timeout();
     loop {
         loop {
             decoder.set_authenticated(session.authenticated);
@@ -115,7 +142,8 @@ pub async fn serve<K: Kv>(
                     finish_queued(&mut pending, &mut output, session.resp3).await;
                     server.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(client = %session.addr, "{e}");
-                    output.extend_from_slice(format!("-ERR {e}\r\n").as_bytes());
+                    // Through the reply encoder, which keeps it one line.
+                    Reply::err(e).encode(&mut output, session.resp3);
                     let _ = stream.write_all(&output).await;
                     return;
                 }
@@ -141,6 +169,11 @@ pub async fn serve<K: Kv>(
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             },
+            _ = idle_for_too_long(&mut timeout) => {
+                server.stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(client = %session.addr, "closing idle client");
+                return;
+            }
             _ = stop.cancelled() => return,
         }
     }

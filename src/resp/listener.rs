@@ -11,6 +11,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+static ACCEPT_FAILED: crate::logging::RateLimit = crate::logging::RateLimit::new();
+static PROTECTED_DENIED: crate::logging::RateLimit = crate::logging::RateLimit::new();
+
 /// Accepts clients on `listener` until `stop` fires, then waits for the
 /// connections to finish their current request.
 pub async fn run<K: Kv>(
@@ -31,12 +34,30 @@ pub async fn run<K: Kv>(
         let (mut stream, addr) = match accepted {
             Ok(conn) => conn,
             Err(e) => {
-                // Out of file descriptors and similar: back off briefly.
-                tracing::warn!("accept failed: {e}");
+                // Out of file descriptors and similar: back off briefly,
+                // and log it once per quiet window, not per attempt.
+                if let Some(more) = ACCEPT_FAILED.check() {
+                    tracing::warn!("accept failed: {e}{more}");
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
+        if super::protected::refuses(
+            server.protected_mode(),
+            server.requirepass.is_some(),
+            addr.ip(),
+        ) {
+            server
+                .stats
+                .protected_mode_denied
+                .fetch_add(1, Ordering::Relaxed);
+            if let Some(more) = PROTECTED_DENIED.check() {
+                tracing::warn!("protected mode: refused client {addr}{more}");
+            }
+            let _ = stream.write_all(super::protected::DENIED.as_bytes()).await;
+            continue;
+        }
         server
             .stats
             .connections_received

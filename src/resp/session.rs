@@ -5,10 +5,11 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::auth_limit::AuthLimiter;
 use crate::config::{DEFAULT_PROTO_MAX_BULK_LEN, MAX_PROTO_MAX_BULK_LEN, MIN_PROTO_MAX_BULK_LEN};
 
 fn clamp_bulk_len(bytes: usize) -> usize {
@@ -97,6 +98,15 @@ pub struct Stats {
     pub error_replies: AtomicU64,
     /// Connections closed for protocol errors.
     pub protocol_errors: AtomicU64,
+    /// Wrong passwords (Redis's `acl_access_denied_auth`).
+    pub auth_failures: AtomicU64,
+    /// AUTH attempts refused unchecked because their address guessed too
+    /// often.
+    pub auth_rate_limited: AtomicU64,
+    /// Clients refused by protected mode.
+    pub protected_mode_denied: AtomicU64,
+    /// Clients closed for idling past `timeout`.
+    pub idle_timeouts: AtomicU64,
 }
 
 impl Default for Stats {
@@ -109,6 +119,10 @@ impl Default for Stats {
             commands_processed: AtomicU64::new(0),
             error_replies: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
+            auth_rate_limited: AtomicU64::new(0),
+            protected_mode_denied: AtomicU64::new(0),
+            idle_timeouts: AtomicU64::new(0),
         }
     }
 }
@@ -134,6 +148,10 @@ impl Stats {
             &self.commands_processed,
             &self.error_replies,
             &self.protocol_errors,
+            &self.auth_failures,
+            &self.auth_rate_limited,
+            &self.protected_mode_denied,
+            &self.idle_timeouts,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -170,6 +188,13 @@ pub struct ServerState {
     /// `proto-max-bulk-len`: read by every connection's request decoder
     /// before each request and by APPEND, so CONFIG SET applies at once.
     proto_max_bulk_len: AtomicUsize,
+    /// `protected-mode`, read at each accept.
+    protected_mode: AtomicBool,
+    /// `timeout` in seconds (0 = never); connections watch it, so CONFIG
+    /// SET reaches clients that are already idle.
+    timeout: tokio::sync::watch::Sender<u64>,
+    /// Spaces out AUTH attempts after wrong passwords.
+    pub auth_limiter: AuthLimiter,
 }
 
 impl ServerState {
@@ -198,7 +223,35 @@ impl ServerState {
             next_client_id: AtomicU64::new(1),
             // The node sets the configured value right after building it.
             proto_max_bulk_len: AtomicUsize::new(DEFAULT_PROTO_MAX_BULK_LEN),
+            protected_mode: AtomicBool::new(true),
+            timeout: tokio::sync::watch::Sender::new(0),
+            auth_limiter: AuthLimiter::default(),
         }
+    }
+
+    /// `protected-mode`.
+    pub fn protected_mode(&self) -> bool {
+        self.protected_mode.load(Ordering::Relaxed)
+    }
+
+    /// Changes `protected-mode` for connections accepted from now on.
+    pub fn set_protected_mode(&self, on: bool) {
+        self.protected_mode.store(on, Ordering::Relaxed);
+    }
+
+    /// `timeout` in seconds (0 = never).
+    pub fn timeout_secs(&self) -> u64 {
+        *self.timeout.borrow()
+    }
+
+    /// Changes `timeout` for every connection, idle ones included.
+    pub fn set_timeout_secs(&self, secs: u64) {
+        self.timeout.send_replace(secs);
+    }
+
+    /// Follows `timeout` changes.
+    pub fn watch_timeout(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.timeout.subscribe()
     }
 
     /// The current `proto-max-bulk-len`: the longest bulk string a client

@@ -186,6 +186,10 @@ fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
         ("notify-keyspace-events", String::new()),
         ("port", server.port.to_string()),
         (
+            "protected-mode",
+            if server.protected_mode() { "yes" } else { "no" }.into(),
+        ),
+        (
             "proto-max-bulk-len",
             server.proto_max_bulk_len().to_string(),
         ),
@@ -196,7 +200,7 @@ fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
         ("save", String::new()),
         ("slowlog-log-slower-than", "10000".into()),
         ("tcp-keepalive", "300".into()),
-        ("timeout", "0".into()),
+        ("timeout", server.timeout_secs().to_string()),
     ];
     let overrides = server.config_overrides.lock();
     for (name, value) in params.iter_mut() {
@@ -216,8 +220,19 @@ enum Update {
     /// Changes what dynkv does, so it is validated and applied rather than
     /// remembered as text.
     ProtoMaxBulkLen(usize),
+    /// Applied to connections accepted from now on.
+    ProtectedMode(bool),
+    /// Applied to every connection, idle ones included.
+    Timeout(u64),
     /// Remembered for CONFIG GET only.
     Remembered(String, String),
+}
+
+/// Redis's CONFIG SET failure text.
+fn set_failed(name: &str, why: impl std::fmt::Display) -> Reply {
+    Reply::err(format!(
+        "CONFIG SET failed (possibly related to argument '{name}') - {why}"
+    ))
 }
 
 fn config(server: &ServerState, args: &[Bytes]) -> CmdResult {
@@ -264,12 +279,20 @@ fn config(server: &ServerState, args: &[Bytes]) -> CmdResult {
                         ))
                     })?)
                 }
+                "protected-mode" => Update::ProtectedMode(
+                    crate::config::parse_yes_no(&value).map_err(|e| set_failed(&name, e))?,
+                ),
+                "timeout" => Update::Timeout(
+                    crate::config::parse_timeout(&value).map_err(|e| set_failed(&name, e))?,
+                ),
                 _ => Update::Remembered(name, value),
             });
         }
         for update in updates {
             match update {
                 Update::ProtoMaxBulkLen(bytes) => server.set_proto_max_bulk_len(bytes),
+                Update::ProtectedMode(on) => server.set_protected_mode(on),
+                Update::Timeout(secs) => server.set_timeout_secs(secs),
                 Update::Remembered(name, value) => {
                     server.config_overrides.lock().insert(name, value);
                 }
@@ -414,6 +437,25 @@ fn section_fields<K: Kv>(kv: &K, server: &ServerState, section: &str) -> Vec<(St
             (
                 "protocol_errors",
                 stats.protocol_errors.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "acl_access_denied_auth",
+                stats.auth_failures.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "auth_rate_limited",
+                stats.auth_rate_limited.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "protected_mode_denied",
+                stats
+                    .protected_mode_denied
+                    .load(Ordering::Relaxed)
+                    .to_string(),
+            ),
+            (
+                "idle_timeouts",
+                stats.idle_timeouts.load(Ordering::Relaxed).to_string(),
             ),
         ],
         "replication" => vec![("role", "master".into()), ("connected_slaves", "0".into())],
