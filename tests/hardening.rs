@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 struct Proc {
     child: Child,
     port: u16,
+    cluster_port: u16,
     log: PathBuf,
     _data: tempfile::TempDir,
     _logs: tempfile::TempDir,
@@ -49,7 +50,7 @@ impl Proc {
             ])
             .arg("--data-dir")
             .arg(data.path())
-            .args(["--node-name", "hardening"])
+            .args(["--node-name", &format!("h{}", ports[0])])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -59,6 +60,7 @@ impl Proc {
         let mut p = Proc {
             child,
             port: ports[0],
+            cluster_port: ports[1],
             log,
             _data: data,
             _logs: logs,
@@ -189,45 +191,35 @@ fn line_breaks_in_an_echoed_argument_cannot_inject_a_reply() {
 // 2. File descriptors
 // ---------------------------------------------------------------------------
 
-#[test]
-fn idle_clients_at_a_256_descriptor_limit_cannot_stop_writes() {
-    let mb: usize = std::env::var("DYNKV_FD_TEST_MB")
+/// MiB the descriptor tests write (`DYNKV_FD_TEST_MB`, default 150).
+fn fd_test_mb() -> usize {
+    std::env::var("DYNKV_FD_TEST_MB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(150);
-    let p = Proc::start(Some(256), "127.0.0.1", &[]);
-    let mut writer = p.raw();
-    let maxclients: usize = info_field(&info(&mut writer, "clients"), "maxclients")
-        .parse()
-        .expect("maxclients");
+        .unwrap_or(150)
+}
 
-    // Far more idle clients than the limit allows; the ones beyond
-    // maxclients are told so and closed.
-    let mut idle: Vec<TcpStream> = (0..300)
-        .filter_map(|_| TcpStream::connect_timeout(&p.addr(), Duration::from_secs(2)).ok())
-        .collect();
-    std::thread::sleep(Duration::from_millis(500));
-    let last = idle.last_mut().expect("idle clients");
-    last.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut refusal = String::new();
-    let _ = last.read_to_string(&mut refusal);
+/// The 1 MiB value stored under `big:{i}`.
+fn big_value(i: usize) -> Vec<u8> {
+    let mut v = vec![b'a' + (i % 26) as u8; 1 << 20];
+    v[..8].copy_from_slice(&(i as u64).to_be_bytes());
+    v
+}
 
-    // Write `mb` MiB through the connection that got in.
-    let value = |i: usize| -> Vec<u8> {
-        let mut v = vec![b'a' + (i % 26) as u8; 1 << 20];
-        v[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        v
-    };
-    let started = Instant::now();
+/// SETs `big:0..mb`, four per round trip; every one must be acknowledged.
+fn write_mib(conn: &mut RawConn, mb: usize, p: &Proc) {
     for chunk in (0..mb).collect::<Vec<_>>().chunks(4) {
         let mut batch = Vec::new();
         for &i in chunk {
-            batch.extend(encode(&[b"SET", format!("big:{i}").as_bytes(), &value(i)]));
+            batch.extend(encode(&[
+                b"SET",
+                format!("big:{i}").as_bytes(),
+                &big_value(i),
+            ]));
         }
-        writer.send(&batch).expect("send");
+        conn.send(&batch).expect("send");
         for &i in chunk {
-            let reply = writer.read().expect("SET reply");
+            let reply = conn.read().expect("SET reply");
             assert_eq!(
                 reply,
                 Reply::Simple("OK".into()),
@@ -236,13 +228,49 @@ fn idle_clients_at_a_256_descriptor_limit_cannot_stop_writes() {
             );
         }
     }
-    let wrote = started.elapsed();
+}
+
+/// Reads `big:0..mb` back and compares.
+fn read_mib(conn: &mut RawConn, mb: usize) {
     for i in 0..mb {
-        match writer.cmd(&[b"GET", format!("big:{i}").as_bytes()]) {
-            Reply::Bulk(v) => assert!(v == value(i), "big:{i} reads back different"),
+        match conn.cmd(&[b"GET", format!("big:{i}").as_bytes()]) {
+            Reply::Bulk(v) => assert!(v == big_value(i), "big:{i} reads back different"),
             other => panic!("GET big:{i}: {other:?}"),
         }
     }
+}
+
+/// Opens `n` client connections and leaves them idle.
+fn idle_clients(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok())
+        .collect()
+}
+
+#[test]
+fn idle_clients_at_a_256_descriptor_limit_cannot_stop_writes() {
+    let mb = fd_test_mb();
+    let p = Proc::start(Some(256), "127.0.0.1", &[]);
+    let mut writer = p.raw();
+    let maxclients: usize = info_field(&info(&mut writer, "clients"), "maxclients")
+        .parse()
+        .expect("maxclients");
+
+    // Far more idle clients than the limit allows; the ones beyond
+    // maxclients are told so and closed.
+    let mut idle = idle_clients(p.addr(), 300);
+    std::thread::sleep(Duration::from_millis(500));
+    let last = idle.last_mut().expect("idle clients");
+    last.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut refusal = String::new();
+    let _ = last.read_to_string(&mut refusal);
+
+    // Write `mb` MiB through the connection that got in.
+    let started = Instant::now();
+    write_mib(&mut writer, mb, &p);
+    let wrote = started.elapsed();
+    read_mib(&mut writer, mb);
     // The limit was shared out at start, and said so.
     assert!(
         maxclients < 200,
@@ -268,6 +296,53 @@ fn idle_clients_at_a_256_descriptor_limit_cannot_stop_writes() {
         "wrote {mb} MiB in {wrote:?} beside {} idle clients (maxclients {maxclients})",
         300
     );
+}
+
+#[test]
+fn a_three_node_cluster_at_a_256_descriptor_limit_keeps_replicating() {
+    let mb = (fd_test_mb() / 5).max(1);
+    let seed = Proc::start(
+        Some(256),
+        "127.0.0.1",
+        &["--n", "3", "--r", "2", "--w", "2"],
+    );
+    let join = format!("127.0.0.1:{}", seed.cluster_port);
+    let nodes: Vec<Proc> = (0..2)
+        .map(|_| {
+            Proc::start(
+                Some(256),
+                "127.0.0.1",
+                &["--n", "3", "--r", "2", "--w", "2", "--join", &join],
+            )
+        })
+        .collect();
+    common::cluster::wait_for(Duration::from_secs(30), "3 members up", || {
+        let members = common::cluster::parse_members(&seed.raw().cmd_str(&["DYN.MEMBERS"]))?;
+        let up = members.iter().filter(|m| m.status == "up").count();
+        if up == 3 {
+            Ok(())
+        } else {
+            Err(format!("{members:?}"))
+        }
+    });
+    // Every node's clients are at their cap while a write goes through
+    // the seed and replicates to the others.
+    let mut writer = seed.raw();
+    let mut reader = nodes[1].raw();
+    let _idle: Vec<Vec<TcpStream>> = [&seed, &nodes[0], &nodes[1]]
+        .iter()
+        .map(|p| idle_clients(p.addr(), 300))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    write_mib(&mut writer, mb, &seed);
+    read_mib(&mut reader, mb);
+    for p in [&seed, &nodes[0], &nodes[1]] {
+        assert!(
+            !p.stderr().contains("Too many open files"),
+            "{}",
+            p.stderr()
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
