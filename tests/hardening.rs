@@ -600,10 +600,11 @@ fn wrong_passwords_are_slowed_down_and_the_right_one_still_works() {
         .count();
     assert_eq!(wrong + refused, replies.len(), "{replies:?}");
     assert!(
-        wrong <= 30 && refused > 100,
+        wrong <= 30,
         "{wrong} of {} guesses were checked in {flood:?}",
         replies.len()
     );
+    assert!(refused > 0 && flood < Duration::from_secs(5), "{flood:?}");
     assert!(
         slowest < Duration::from_millis(500),
         "PING took {slowest:?}"

@@ -1,10 +1,11 @@
 //! Slows down password guessing. After a wrong password, its source
 //! address is locked for a while (10 ms, doubling with each further failure
 //! up to 1 s): the WRONGPASS reply itself comes when the lock ends, and any
-//! other AUTH from that address meanwhile is refused at once, without its
-//! password being looked at. So one address gets at most one password
-//! checked per lock, however many connections it opens, and a client that
-//! waits for each reply is simply paced, never refused.
+//! other AUTH from that address meanwhile is refused without its password
+//! being looked at (that reply, too, comes when the lock ends, so refused
+//! clients cannot spin). So one address gets at most one password checked
+//! per lock, however many connections it opens, and a client that waits
+//! for each reply is simply paced, never refused.
 //!
 //! Only AUTH is affected: other commands from that address, and all other
 //! addresses, are not slowed. A right password, or [`FORGET_AFTER`] without
@@ -29,8 +30,9 @@ const MAX_TRACKED: usize = 10_000;
 pub enum Admission {
     /// Check it now.
     Now,
-    /// The address is locked: refuse without checking.
-    Refused,
+    /// The address is locked for this much longer: refuse without
+    /// checking (after that long).
+    Refused(Duration),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -66,7 +68,7 @@ impl AuthLimiter {
             return Admission::Now;
         }
         if now < record.locked_until {
-            Admission::Refused
+            Admission::Refused(record.locked_until - now)
         } else {
             // Checked now: lock the address while this one is checked and
             // answered, so concurrent attempts cannot slip in beside it.
@@ -138,6 +140,10 @@ mod tests {
         // Many attempts at once: at most one is checked.
         let burst: Vec<Admission> = (0..100).map(|_| l.admit(ip(1), now)).collect();
         let checked = burst.iter().filter(|a| **a == Admission::Now).count();
+        assert!(burst.iter().all(|a| match a {
+            Admission::Refused(d) => *d <= MAX_LOCK,
+            Admission::Now => true,
+        }));
         assert!(checked <= 1, "{checked} of 100 checked");
         // Another address is not affected.
         assert_eq!(l.admit(ip(2), now), Admission::Now);
@@ -153,7 +159,7 @@ mod tests {
         for _ in 0..10 {
             l.failed(ip(1), t0);
         }
-        assert_eq!(l.admit(ip(1), t0), Admission::Refused);
+        assert_eq!(l.admit(ip(1), t0), Admission::Refused(MAX_LOCK));
         assert_eq!(l.admit(ip(1), t0 + FORGET_AFTER), Admission::Now);
     }
 }

@@ -80,11 +80,12 @@ async fn authenticate(
     let ip = session.addr.ip();
     match server.auth_limiter.admit(ip, Instant::now()) {
         Admission::Now => {}
-        Admission::Refused => {
+        Admission::Refused(retry_in) => {
             server
                 .stats
                 .auth_rate_limited
                 .fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(retry_in).await;
             return Err(Reply::err(
                 "too many failed AUTH attempts from this address; try again later",
             ));
