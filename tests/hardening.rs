@@ -380,6 +380,74 @@ fn accept_failures_are_logged_once_per_window_and_recover() {
     }
 }
 
+#[test]
+fn a_flapping_peer_is_logged_once_per_window_ending_with_its_state() {
+    let a = Proc::start(None, "127.0.0.1", &["--n", "2", "--r", "1", "--w", "1"]);
+    let join = format!("127.0.0.1:{}", a.cluster_port);
+    let b = Proc::start(
+        None,
+        "127.0.0.1",
+        &["--n", "2", "--r", "1", "--w", "1", "--join", &join],
+    );
+    let peer_lines = || {
+        a.stderr()
+            .lines()
+            .filter(|l| l.contains("peer unreachable") || l.contains("peer is reachable again"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &b.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    let a_name = format!("h{}", a.port);
+    let b_status = || -> String {
+        common::cluster::parse_members(&a.raw().cmd_str(&["DYN.MEMBERS"]))
+            .ok()
+            .and_then(|m| m.into_iter().find(|m| m.name != a_name).map(|m| m.status))
+            .unwrap_or_default()
+    };
+    common::cluster::wait_until(Duration::from_secs(30), "the peer up", || {
+        b_status() == "up"
+    });
+    // Frozen until the seed calls it down, thawed until it is back, twice.
+    let started = Instant::now();
+    for _ in 0..2 {
+        signal("-STOP");
+        common::cluster::wait_until(Duration::from_secs(20), "the peer down", || {
+            b_status() == "down"
+        });
+        signal("-CONT");
+        common::cluster::wait_until(Duration::from_secs(20), "the peer up", || {
+            b_status() == "up"
+        });
+    }
+    let during = peer_lines();
+    // Then it stays up: the last line about it must say so.
+    common::cluster::wait_until(
+        Duration::from_secs(15),
+        "a line saying the peer is back",
+        || {
+            peer_lines()
+                .last()
+                .is_some_and(|l| l.contains("reachable again"))
+        },
+    );
+    let lines = peer_lines();
+    assert!(
+        during.len() <= 2 && lines.len() <= 3,
+        "{} lines while flapping for {:?}:\n{}",
+        during.len(),
+        started.elapsed(),
+        lines.join("\n")
+    );
+    drop(b);
+}
+
 // ---------------------------------------------------------------------------
 // 4. Protected mode
 // ---------------------------------------------------------------------------
