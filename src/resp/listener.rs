@@ -12,7 +12,6 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 static ACCEPT_FAILED: crate::logging::RateLimit = crate::logging::RateLimit::new();
-static PROTECTED_DENIED: crate::logging::RateLimit = crate::logging::RateLimit::new();
 
 /// Accepts clients on `listener` until `stop` fires, then waits for the
 /// connections to finish their current request.
@@ -43,18 +42,7 @@ pub async fn run<K: Kv>(
                 continue;
             }
         };
-        if super::protected::refuses(
-            server.protected_mode(),
-            server.requirepass.is_some(),
-            addr.ip(),
-        ) {
-            server
-                .stats
-                .protected_mode_denied
-                .fetch_add(1, Ordering::Relaxed);
-            if let Some(more) = PROTECTED_DENIED.check() {
-                tracing::warn!("protected mode: refused client {addr}{more}");
-            }
+        if super::protected::refuse(&server, addr) {
             let _ = stream.write_all(super::protected::DENIED.as_bytes()).await;
             continue;
         }
