@@ -72,8 +72,14 @@ pub fn budget(limit: u64, maxclients: usize) -> Result<FdBudget, TooFewFds> {
 /// `maxclients` needs) and shares the result. Logs one line if
 /// `maxclients` had to be lowered, as Redis does.
 pub fn apply(maxclients: usize) -> Result<FdBudget, TooFewFds> {
+    let before = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(0, |(soft, _)| soft);
     let limit = match rlimit::increase_nofile_limit(wanted_limit(maxclients)) {
-        Ok(limit) => limit,
+        Ok(limit) => {
+            if limit > before {
+                tracing::info!("raised the open files limit from {before} to {limit}");
+            }
+            limit
+        }
         Err(e) => {
             tracing::warn!("cannot read or raise the open files limit: {e}");
             rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
