@@ -449,6 +449,31 @@ def test_errors(r, p):
     assert r.get(p + "s") == "not-a-number"
 
 
+def test_line_breaks_in_echoed_arguments_cannot_desync(p):
+    # An error that quotes client bytes must stay one line: a raw "\n"
+    # used to end the reply early, hang redis-py's parser, and hand request
+    # data back as the reply to a later command.
+    # A short timeout: a desynchronised parser waits for a line that never
+    # comes.
+    c = redis.Redis(host=HOST, port=PORT, password=PASSWORD, decode_responses=True, socket_timeout=5)
+    try:
+        c.set(p + "k", "real")
+        for bad in ["x\r\n+INJECTED", "a\nb", "\r", "x\n-ERR fake\r\n:1"]:
+            with pytest.raises(redis.ResponseError, match="(?i)unknown command"):
+                c.execute_command("NOSUCHCOMMAND", bad)
+            assert c.get(p + "k") == "real"
+        pipe = c.pipeline(transaction=False)
+        pipe.execute_command("NOSUCHCOMMAND", "x\r\n+INJECTED")
+        pipe.get(p + "k")
+        pipe.get(p + "k")
+        replies = pipe.execute(raise_on_error=False)
+        assert isinstance(replies[0], redis.ResponseError)
+        assert replies[1:] == ["real", "real"]
+        assert c.ping() is True
+    finally:
+        c.close()
+
+
 # ---------------------------------------------------------------- handshake / server
 
 

@@ -88,6 +88,13 @@ pub struct Cli {
     /// Redis's suffixes (`32mb`, `1gb`, `500k`); 1 MiB to 32 MiB.
     #[arg(long, value_name = "BYTES", value_parser = parse_proto_max_bulk_len)]
     pub proto_max_bulk_len: Option<usize>,
+    /// Refuse clients from other hosts while no password is set: yes | no
+    /// (Redis's protected mode; default yes).
+    #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
+    pub protected_mode: Option<bool>,
+    /// Close a client after this many idle seconds (0 = never, the default).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub timeout: Option<u64>,
     /// TLS client port, alongside `--port` (0, the default, disables TLS;
     /// `--port 0` then leaves only TLS).
     #[arg(long)]
@@ -272,6 +279,26 @@ impl MemoryValue {
     }
 }
 
+/// Redis's yes/no booleans (flag, file and CONFIG SET).
+pub fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".into()),
+    }
+}
+
+/// Largest `timeout`, as in Redis.
+pub const MAX_TIMEOUT_SECS: u64 = i32::MAX as u64;
+
+/// Parses `timeout` seconds the way Redis's CONFIG SET does.
+pub fn parse_timeout(s: &str) -> Result<u64, String> {
+    s.parse::<u64>()
+        .ok()
+        .filter(|t| *t <= MAX_TIMEOUT_SECS)
+        .ok_or_else(|| format!("argument must be between 0 and {MAX_TIMEOUT_SECS} inclusive"))
+}
+
 fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
     match s.to_ascii_lowercase().as_str() {
         "always" => Ok(FsyncPolicy::Always),
@@ -310,6 +337,16 @@ struct FileConfig {
     tls_key_file: Option<PathBuf>,
     tls_ca_cert_file: Option<PathBuf>,
     tls_auth_clients: Option<String>,
+    protected_mode: Option<YesNo>,
+    timeout: Option<u64>,
+}
+
+/// A boolean in the TOML file: `true`/`false` or Redis's `"yes"`/`"no"`.
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+enum YesNo {
+    Bool(bool),
+    Text(String),
 }
 
 /// Resolved configuration with defaults applied.
@@ -358,6 +395,13 @@ pub struct Config {
     pub proto_max_bulk_len: usize,
     /// TLS on the client port.
     pub tls: TlsSettings,
+    /// Redis's protected mode (CONFIG SET can change it at run time).
+    pub protected_mode: bool,
+    /// Idle seconds before a client is closed; 0 = never.
+    pub timeout_secs: u64,
+    /// Table files storage may keep open (set from the descriptor budget,
+    /// see [`crate::fdlimit`]).
+    pub storage_cached_files: usize,
 }
 
 /// Configuration that cannot be used.
@@ -456,6 +500,19 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("proto-max-bulk-len: {e}")))?,
             (None, None) => DEFAULT_PROTO_MAX_BULK_LEN,
         };
+        let protected_mode = match (cli.protected_mode, &file.protected_mode) {
+            (Some(on), _) => on,
+            (None, Some(YesNo::Bool(on))) => *on,
+            (None, Some(YesNo::Text(text))) => parse_yes_no(text)
+                .map_err(|e| ConfigError::Invalid(format!("protected-mode: {e}")))?,
+            (None, None) => true,
+        };
+        let timeout_secs = match (cli.timeout, file.timeout) {
+            (Some(t), _) => t,
+            (None, Some(t)) => parse_timeout(&t.to_string())
+                .map_err(|e| ConfigError::Invalid(format!("timeout: {e}")))?,
+            (None, None) => 0,
+        };
         let node_name = cli
             .node_name
             .or(file.node_name)
@@ -497,6 +554,9 @@ impl Config {
             hint_ttl_secs: cli.hint_ttl.or(file.hint_ttl).unwrap_or(3 * 3600).max(1),
             proto_max_bulk_len,
             tls,
+            protected_mode,
+            timeout_secs,
+            storage_cached_files: crate::fdlimit::MAX_STORAGE_CACHED_FILES as usize,
         })
     }
 }
@@ -719,5 +779,43 @@ mod tests {
         // Flags win over the file.
         let flag = parse(&["--config", &path, "--tls-auth-clients", "yes"]).expect("flag");
         assert_eq!(flag.tls.auth_clients, TlsAuthClients::Yes);
+    }
+
+    #[test]
+    fn protected_mode_and_timeout_from_flag_file_or_default() {
+        let defaults = Config::resolve(Cli::default()).expect("defaults");
+        assert!(defaults.protected_mode);
+        assert_eq!(defaults.timeout_secs, 0);
+        let cli = Cli::try_parse_from(["dynkv", "--protected-mode", "no", "--timeout", "30"])
+            .expect("flags");
+        let c = Config::resolve(cli).expect("resolve");
+        assert!(!c.protected_mode);
+        assert_eq!(c.timeout_secs, 30);
+        assert!(Cli::try_parse_from(["dynkv", "--protected-mode", "maybe"]).is_err());
+        assert!(Cli::try_parse_from(["dynkv", "--timeout", "-1"]).is_err());
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dynkv.toml");
+        for (text, protected) in [
+            ("protected-mode = \"no\"\ntimeout = 5\n", false),
+            ("protected-mode = false\n", false),
+            ("protected-mode = \"yes\"\n", true),
+        ] {
+            std::fs::write(&path, text).expect("write config");
+            let c = Config::resolve(Cli {
+                config: Some(path.clone()),
+                ..Cli::default()
+            })
+            .expect("resolve");
+            assert_eq!(c.protected_mode, protected, "{text}");
+        }
+        std::fs::write(&path, "protected-mode = \"maybe\"\n").expect("write config");
+        assert!(
+            Config::resolve(Cli {
+                config: Some(path),
+                ..Cli::default()
+            })
+            .is_err()
+        );
     }
 }

@@ -10,11 +10,14 @@
 //! - [`store`]: replica storage (fjall on disk, memory for simulation).
 //! - [`core`]: pure logic (version vectors, objects, ...): no I/O, no clock.
 //! - [`config`]: flags and TOML configuration.
+//! - [`fdlimit`], [`logging`]: process-wide limits and log hygiene.
 #![deny(clippy::unwrap_used)]
 
 pub mod config;
 pub mod core;
+pub mod fdlimit;
 pub mod kv;
+pub mod logging;
 pub mod net;
 pub mod node;
 pub mod obs;

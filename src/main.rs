@@ -1,4 +1,5 @@
-//! `dynkv`: parse flags, start logging, run the node until a signal.
+//! `dynkv`: parse flags, start logging, size the descriptor budget, run the
+//! node until a signal.
 
 use clap::Parser;
 use dynkv::config::{Cli, Config};
@@ -6,20 +7,26 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let config = match Config::resolve(Cli::parse()) {
+    dynkv::logging::init();
+    let mut config = match Config::resolve(Cli::parse()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("dynkv: {e}");
             return ExitCode::from(2);
         }
     };
+    // Before anything opens a file: clients must never take the
+    // descriptors storage needs.
+    match dynkv::fdlimit::apply(config.maxclients) {
+        Ok(budget) => {
+            config.maxclients = budget.maxclients;
+            config.storage_cached_files = budget.storage_cached_files;
+        }
+        Err(e) => {
+            eprintln!("dynkv: {e}");
+            return ExitCode::from(2);
+        }
+    }
     // Before the node starts: it builds the client port's shared state, which
     // takes its starting proto-max-bulk-len from here.
     let runtime = match tokio::runtime::Builder::new_multi_thread()

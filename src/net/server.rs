@@ -21,6 +21,10 @@ use super::frame::{self, Envelope, FrameError, Header, PROTOCOL_VERSION, WireRes
 use super::rpc::{Blocklist, Handler, RpcConfig};
 use super::stream::{AbortOnDrop, FrameReader, write_loop};
 
+/// Accept failures come in bursts (one per backoff while descriptors are
+/// short): logged once per quiet window.
+static ACCEPT_FAILED: crate::logging::RateLimit = crate::logging::RateLimit::new();
+
 /// After an accept error (e.g. out of file descriptors), wait this long before
 /// accepting again instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -66,7 +70,6 @@ impl AuthFailureLog {
         let suppressed = std::mem::take(&mut state.1);
         state.0 = Some(now);
         drop(state);
-        metrics::counter!("dynkv_rpc_auth_failures_total").increment(1);
         tracing::warn!(
             %addr,
             suppressed,
@@ -132,7 +135,9 @@ pub async fn serve<Req, Resp, H>(
                     ));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "rpc accept failed");
+                    if let Some(more) = ACCEPT_FAILED.check() {
+                        tracing::warn!(error = %e, "rpc accept failed{more}");
+                    }
                     tokio::select! {
                         _ = stop.cancelled() => break,
                         _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}

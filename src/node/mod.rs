@@ -54,8 +54,12 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         _ => Some(crate::resp::tls::acceptor(&config.tls)?),
     };
     let store = Arc::new(
-        FjallStore::open(&config.data_dir, config.fsync)
-            .with_context(|| format!("opening storage in {}", config.data_dir.display()))?,
+        FjallStore::open_with_cached_files(
+            &config.data_dir,
+            config.fsync,
+            config.storage_cached_files,
+        )
+        .with_context(|| format!("opening storage in {}", config.data_dir.display()))?,
     );
     let hint_limits = HintLimits {
         max_per_target: config.hint_max_per_target,
@@ -171,6 +175,8 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     );
     server.set_proto_max_bulk_len(config.proto_max_bulk_len);
     server.set_tls(config.tls.clone());
+    server.set_protected_mode(config.protected_mode);
+    server.set_timeout_secs(config.timeout_secs);
     tracing::info!(
         node = %config.node_name,
         cluster = %cluster_id,

@@ -81,6 +81,7 @@ pub static FAMILIES: &[Family] = &[
     Family { name: "dynkv_clock_offset_ms", kind: Kind::Gauge, label: None, help: "This node's clock offset from the cluster's, in milliseconds." },
     Family { name: "dynkv_rpc_requests_total", kind: Kind::Counter, label: Some(("side", &["client", "server"])), help: "Node-to-node RPCs sent (side=client) and served (side=server)." },
     Family { name: "dynkv_rpc_failures_total", kind: Kind::Counter, label: Some(("kind", RPC_FAILURE_KINDS)), help: "Node-to-node RPCs that failed, by failure kind." },
+    Family { name: "dynkv_auth_failures_total", kind: Kind::Counter, label: None, help: "Client AUTH (or HELLO ... AUTH) attempts with a wrong password." },
     Family { name: "dynkv_tls_handshake_failures_total", kind: Kind::Counter, label: None, help: "Client connections on the TLS port whose TLS handshake failed or timed out." },
     Family { name: "dynkv_cluster_auth_failures_total", kind: Kind::Counter, label: None, help: "Cluster-port connections whose peer failed to prove it holds the cluster secret." },
     Family { name: "dynkv_rpc_duration_seconds", kind: Kind::Histogram, label: Some(("kind", RPC_KINDS)), help: "Time for a replica RPC from the coordinator's side (success or failure), by request kind." },

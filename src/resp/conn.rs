@@ -153,6 +153,32 @@ async fn monitor<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Resolves once the connection has been idle (waiting for a request) for
+/// `timeout` seconds, Redis's setting; never while it is 0. Starts afresh
+/// each time it is called (after every read), and follows CONFIG SET.
+async fn idle_for_too_long(timeout: &mut tokio::sync::watch::Receiver<u64>) {
+    let since = tokio::time::Instant::now();
+    loop {
+        let secs = *timeout.borrow_and_update();
+        if secs == 0 {
+            if timeout.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            continue;
+        }
+        let deadline = since + std::time::Duration::from_secs(secs);
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return,
+            changed = timeout.changed() => {
+                if changed.is_err() {
+                    tokio::time::sleep_until(deadline).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Serves one accepted socket: directly, or over TLS once the handshake
 /// (run here, in the connection's own task) has succeeded.
 pub async fn serve_socket<K: Kv>(
@@ -195,6 +221,7 @@ pub async fn serve<K: Kv, S: AsyncRead + AsyncWrite + Unpin>(
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut pending: Vec<Queued> = Vec::new();
+    let mut timeout = server.watch_timeout();
     loop {
         loop {
             decoder.set_authenticated(session.authenticated);
@@ -249,7 +276,8 @@ pub async fn serve<K: Kv, S: AsyncRead + AsyncWrite + Unpin>(
                     finish_queued(&mut pending, &mut output, &server, &session).await;
                     server.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(client = %session.addr, "{e}");
-                    output.extend_from_slice(format!("-ERR {e}\r\n").as_bytes());
+                    // Through the reply encoder, which keeps it one line.
+                    Reply::err(e).encode(&mut output, session.resp3);
                     let _ = send(&mut stream, &output).await;
                     return;
                 }
@@ -281,6 +309,11 @@ pub async fn serve<K: Kv, S: AsyncRead + AsyncWrite + Unpin>(
                     server.obs.net_input.fetch_add(n as u64, Ordering::Relaxed);
                 }
             },
+            _ = idle_for_too_long(&mut timeout) => {
+                server.stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(client = %session.addr, "closing idle client");
+                return;
+            }
             _ = stop.cancelled() => return,
         }
     }

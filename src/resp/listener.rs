@@ -12,6 +12,8 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+static ACCEPT_FAILED: crate::logging::RateLimit = crate::logging::RateLimit::new();
+
 /// Accepts clients on `listener` until `stop` fires, then waits for the
 /// connections to finish their current request. With `tls`, each
 /// connection first completes a TLS handshake in its own task.
@@ -35,12 +37,19 @@ pub async fn run<K: Kv>(
         let (mut stream, addr) = match accepted {
             Ok(conn) => conn,
             Err(e) => {
-                // Out of file descriptors and similar: back off briefly.
-                tracing::warn!("accept failed: {e}");
+                // Out of file descriptors and similar: back off briefly,
+                // and log it once per quiet window, not per attempt.
+                if let Some(more) = ACCEPT_FAILED.check() {
+                    tracing::warn!("accept failed: {e}{more}");
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
+        if super::protected::refuse(&server, addr) {
+            let _ = stream.write_all(super::protected::DENIED.as_bytes()).await;
+            continue;
+        }
         server
             .stats
             .connections_received

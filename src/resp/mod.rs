@@ -2,11 +2,13 @@
 //! one file per command group under [`cmd`]. It knows only the
 //! [`crate::kv::Kv`] facade, never the ring, the network or fjall.
 
+pub mod auth_limit;
 pub mod cmd;
 pub mod conn;
 pub mod glob;
 pub mod listener;
 pub mod observe;
+pub mod protected;
 pub mod reply;
 pub mod request;
 pub mod session;

@@ -78,8 +78,8 @@ impl Reply {
 
     fn into_resp2(self) -> Frame2 {
         match self {
-            Reply::Simple(s) => Frame2::SimpleString(Bytes::from(s)),
-            Reply::Error(e) => Frame2::Error(Str::from(e)),
+            Reply::Simple(s) => Frame2::SimpleString(Bytes::from(one_line(s))),
+            Reply::Error(e) => Frame2::Error(Str::from(one_line(e))),
             Reply::Int(i) => Frame2::Integer(i),
             Reply::Bulk(b) => Frame2::BulkString(b),
             Reply::Null => Frame2::Null,
@@ -101,11 +101,11 @@ impl Reply {
     fn into_resp3(self) -> Frame3 {
         match self {
             Reply::Simple(s) => Frame3::SimpleString {
-                data: Bytes::from(s),
+                data: Bytes::from(one_line(s)),
                 attributes: None,
             },
             Reply::Error(e) => Frame3::SimpleError {
-                data: Str::from(e),
+                data: Str::from(one_line(e)),
                 attributes: None,
             },
             Reply::Int(i) => Frame3::Number {
@@ -146,6 +146,27 @@ impl Reply {
             },
         }
     }
+}
+
+/// Longest status or error line sent, in bytes (errors that quote client
+/// input are the long ones; nobody reads past this).
+pub const MAX_LINE: usize = 4096;
+
+/// Makes a status or error text safe to send as one RESP line: a CR or LF
+/// inside would end the line early and the rest would be read as the next
+/// reply, putting the client out of step with its requests (and letting
+/// request data pose as a reply). As Redis does, both become spaces; the
+/// text is also cut to [`MAX_LINE`]. Every status and error goes through
+/// here, so no command can forget it.
+pub fn one_line(text: String) -> String {
+    if text.len() <= MAX_LINE && !text.contains(['\r', '\n']) {
+        return text;
+    }
+    let mut end = text.len().min(MAX_LINE);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].replace(['\r', '\n'], " ")
 }
 
 /// Formats a float the way Redis prints INCRBYFLOAT results: shortest
@@ -190,6 +211,20 @@ mod tests {
             "%1\r\n$1\r\na\r\n:1\r\n"
         );
         assert_eq!(render(Reply::Double(1.5), false), "$3\r\n1.5\r\n");
+    }
+
+    #[test]
+    fn status_and_error_lines_cannot_hold_a_line_break() {
+        for resp3 in [false, true] {
+            assert_eq!(
+                render(Reply::err("a\r\n+INJECTED\nb\r"), resp3),
+                "-ERR a  +INJECTED b \r\n"
+            );
+            assert_eq!(render(Reply::Simple("x\ny".into()), resp3), "+x y\r\n");
+        }
+        let long = render(Reply::err("é".repeat(5000)), false);
+        assert!(long.len() <= MAX_LINE + 3, "{}", long.len());
+        assert!(long.ends_with("\r\n") && long.matches("\r\n").count() == 1);
     }
 
     #[test]

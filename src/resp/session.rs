@@ -5,10 +5,11 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::auth_limit::AuthLimiter;
 use crate::config::{
     DEFAULT_PROTO_MAX_BULK_LEN, MAX_PROTO_MAX_BULK_LEN, MIN_PROTO_MAX_BULK_LEN, TlsSettings,
 };
@@ -103,6 +104,15 @@ pub struct Stats {
     pub error_replies: AtomicU64,
     /// Connections closed for protocol errors.
     pub protocol_errors: AtomicU64,
+    /// Wrong passwords (Redis's `acl_access_denied_auth`).
+    pub auth_failures: AtomicU64,
+    /// AUTH attempts refused unchecked because their address guessed too
+    /// often.
+    pub auth_rate_limited: AtomicU64,
+    /// Clients refused by protected mode.
+    pub protected_mode_denied: AtomicU64,
+    /// Clients closed for idling past `timeout`.
+    pub idle_timeouts: AtomicU64,
 }
 
 impl Default for Stats {
@@ -115,6 +125,10 @@ impl Default for Stats {
             commands_processed: AtomicU64::new(0),
             error_replies: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
+            auth_rate_limited: AtomicU64::new(0),
+            protected_mode_denied: AtomicU64::new(0),
+            idle_timeouts: AtomicU64::new(0),
         }
     }
 }
@@ -140,6 +154,10 @@ impl Stats {
             &self.commands_processed,
             &self.error_replies,
             &self.protocol_errors,
+            &self.auth_failures,
+            &self.auth_rate_limited,
+            &self.protected_mode_denied,
+            &self.idle_timeouts,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -183,6 +201,13 @@ pub struct ServerState {
     pub context_key: crate::core::DerivedKey,
     /// TLS settings, as CONFIG GET shows them (set once at startup).
     tls: std::sync::OnceLock<TlsSettings>,
+    /// `protected-mode`, read at each accept.
+    protected_mode: AtomicBool,
+    /// `timeout` in seconds (0 = never); connections watch it, so CONFIG
+    /// SET reaches clients that are already idle.
+    timeout: tokio::sync::watch::Sender<u64>,
+    /// Spaces out AUTH attempts after wrong passwords.
+    pub auth_limiter: AuthLimiter,
 }
 
 impl ServerState {
@@ -216,6 +241,9 @@ impl ServerState {
             // cluster's key with `with_context_key`.
             context_key: random_context_key(),
             tls: std::sync::OnceLock::new(),
+            protected_mode: AtomicBool::new(true),
+            timeout: tokio::sync::watch::Sender::new(0),
+            auth_limiter: AuthLimiter::default(),
         }
     }
 
@@ -224,6 +252,31 @@ impl ServerState {
     pub fn with_context_key(mut self, key: crate::core::DerivedKey) -> Self {
         self.context_key = key;
         self
+    }
+
+    /// `protected-mode`.
+    pub fn protected_mode(&self) -> bool {
+        self.protected_mode.load(Ordering::Relaxed)
+    }
+
+    /// Changes `protected-mode` for connections accepted from now on.
+    pub fn set_protected_mode(&self, on: bool) {
+        self.protected_mode.store(on, Ordering::Relaxed);
+    }
+
+    /// `timeout` in seconds (0 = never).
+    pub fn timeout_secs(&self) -> u64 {
+        *self.timeout.borrow()
+    }
+
+    /// Changes `timeout` for every connection, idle ones included.
+    pub fn set_timeout_secs(&self, secs: u64) {
+        self.timeout.send_replace(secs);
+    }
+
+    /// Follows `timeout` changes.
+    pub fn watch_timeout(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.timeout.subscribe()
     }
 
     /// The current `proto-max-bulk-len`: the longest bulk string a client

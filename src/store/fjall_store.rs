@@ -62,9 +62,26 @@ struct Inner {
 impl FjallStore {
     /// Opens (or creates) the store in `dir` and starts its writer thread.
     pub fn open(dir: &Path, fsync: FsyncPolicy) -> Result<Self, StoreError> {
+        Self::open_with_cached_files(
+            dir,
+            fsync,
+            crate::fdlimit::MAX_STORAGE_CACHED_FILES as usize,
+        )
+    }
+
+    /// [`FjallStore::open`], keeping at most `cached_files` table files
+    /// open: the engine's default (900) is more than a small descriptor
+    /// limit holds, and running out inside the engine stops all writes.
+    pub fn open_with_cached_files(
+        dir: &Path,
+        fsync: FsyncPolicy,
+        cached_files: usize,
+    ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Engine(format!("cannot create {}: {e}", dir.display())))?;
+        let cached_files = cached_files.max(crate::fdlimit::MIN_STORAGE_CACHED_FILES as usize);
         let db = Database::builder(dir.join("fjall"))
+            .max_cached_files(Some(cached_files))
             .open()
             .map_err(engine)?;
         let data = db

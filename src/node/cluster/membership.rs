@@ -7,6 +7,9 @@ use crate::node::env::MetaStore;
 use parking_lot::{Mutex, RwLock};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
+
+use super::peer_log::PeerLog;
 
 /// Metadata record holding the last known cluster state.
 pub const STATE_RECORD: &str = "cluster.state";
@@ -22,6 +25,8 @@ pub struct Membership {
     detector: Mutex<FailureDetector>,
     offsets: Mutex<OffsetTable>,
     max_offset_ms: u64,
+    /// Keeps a flapping peer from logging a line per flip.
+    peer_log: Mutex<PeerLog>,
 }
 
 impl Membership {
@@ -52,6 +57,7 @@ impl Membership {
             detector: Mutex::new(FailureDetector::default()),
             offsets: Mutex::new(OffsetTable::default()),
             max_offset_ms,
+            peer_log: Mutex::new(PeerLog::new(crate::logging::QUIET_WINDOW)),
         }
     }
 
@@ -152,14 +158,30 @@ impl Membership {
     /// `node` answered (or sent us something).
     pub fn mark_up(&self, node: &NodeId) {
         if self.detector.lock().on_success(node) {
-            tracing::info!(peer = %node, "peer is reachable again");
+            self.peer_changed(node, true);
         }
     }
 
     /// `node` failed to answer.
     pub fn record_miss(&self, node: &NodeId) {
         if node != &self.me && self.detector.lock().on_miss(node) {
-            tracing::warn!(peer = %node, "peer unreachable; routing around it");
+            self.peer_changed(node, false);
+        }
+    }
+
+    fn peer_changed(&self, node: &NodeId, up: bool) {
+        let mut log = self.peer_log.lock();
+        if let Some(event) = log.change(node, up, Instant::now()) {
+            event.log(log.window());
+        }
+    }
+
+    /// Logs the state peers settled in after changes that were held back
+    /// (called every gossip round).
+    pub fn settle_peer_log(&self) {
+        let mut log = self.peer_log.lock();
+        for event in log.settle(Instant::now()) {
+            event.log(log.window());
         }
     }
 

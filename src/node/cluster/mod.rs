@@ -12,6 +12,7 @@
 //! and a seeded network.
 //!
 //! - [`membership`]: shared cluster state, failure detector, clock offsets.
+//! - [`peer_log`]: when a peer's ups and downs are logged.
 //! - [`coordinator`]: quorum reads and writes.
 //! - [`admin`]: DYN.* admin commands, INFO, FLUSHALL.
 //! - [`service`]: answers peers' RPCs.
@@ -22,6 +23,7 @@ pub mod admin;
 pub mod boot;
 pub mod coordinator;
 pub mod membership;
+pub mod peer_log;
 pub mod service;
 pub mod workers;
 

@@ -33,6 +33,7 @@ pub async fn gossip<E: NodeEnv>(node: Arc<ClusterKv<E>>, stop: CancellationToken
             _ = tick.tick() => {}
         }
         node.publish_gauges();
+        node.membership.settle_peer_log();
         let peers = node.membership.peers();
         let (up, down): (Vec<NodeId>, Vec<NodeId>) =
             peers.into_iter().partition(|p| node.membership.is_up(p));

@@ -2,15 +2,19 @@
 
 use super::{CmdResult, is, parse_i64, syntax_error, wrong_arity};
 use crate::kv::Kv;
+use crate::logging::RateLimit;
+use crate::resp::auth_limit::Admission;
 use crate::resp::reply::Reply;
 use crate::resp::session::{ServerState, Session};
 use bytes::Bytes;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 /// The Redis version dynkv reports, so clients enable the features it has.
 pub const REDIS_VERSION: &str = "7.2.4";
 
 /// Runs a connection command.
-pub fn run<K: Kv>(
+pub async fn run<K: Kv>(
     kv: &K,
     server: &ServerState,
     session: &mut Session,
@@ -24,7 +28,7 @@ pub fn run<K: Kv>(
             _ => Err(wrong_arity("ping")),
         },
         "echo" => Ok(Reply::Bulk(args[1].clone())),
-        "hello" => hello(kv, server, session, args),
+        "hello" => hello(kv, server, session, args).await,
         "auth" => {
             let (user, pass) = match args.len() {
                 2 => (None, &args[1]),
@@ -36,7 +40,7 @@ pub fn run<K: Kv>(
                     "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 ));
             }
-            authenticate(server, session, user, pass)?;
+            authenticate(server, session, user, pass).await?;
             Ok(Reply::ok())
         }
         "select" => {
@@ -62,28 +66,62 @@ pub fn run<K: Kv>(
     }
 }
 
-fn authenticate(
+/// Wrong passwords are logged once per quiet window, not each.
+static WRONG_PASSWORD: RateLimit = RateLimit::new();
+
+/// Checks a password, unless its address is locked after a recent wrong
+/// one (see [`crate::resp::auth_limit`]).
+async fn authenticate(
     server: &ServerState,
     session: &mut Session,
     user: Option<&Bytes>,
     pass: &[u8],
 ) -> Result<(), Reply> {
+    let ip = session.addr.ip();
+    match server.auth_limiter.admit(ip, Instant::now()) {
+        Admission::Now => {}
+        Admission::Refused(retry_in) => {
+            server
+                .stats
+                .auth_rate_limited
+                .fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(retry_in).await;
+            return Err(Reply::err(
+                "too many failed AUTH attempts from this address; try again later",
+            ));
+        }
+    }
     let user_ok = user.is_none_or(|u| u.as_ref() == b"default");
     let pass_ok = match &server.requirepass {
         Some(expected) => expected.as_bytes() == pass,
         None => true,
     };
     if user_ok && pass_ok {
+        server.auth_limiter.succeeded(ip);
         session.authenticated = true;
         Ok(())
     } else {
+        let hold = server.auth_limiter.failed(ip, Instant::now());
+        server.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("dynkv_auth_failures_total").increment(1);
+        if let Some(more) = WRONG_PASSWORD.check() {
+            tracing::warn!("wrong password from {}{more}", session.addr);
+        }
+        // Answered when the address's lock ends, so a client that waits
+        // for each reply is paced rather than refused.
+        tokio::time::sleep(hold).await;
         Err(Reply::Error(
             "WRONGPASS invalid username-password pair or user is disabled.".into(),
         ))
     }
 }
 
-fn hello<K: Kv>(kv: &K, server: &ServerState, session: &mut Session, args: &[Bytes]) -> CmdResult {
+async fn hello<K: Kv>(
+    kv: &K,
+    server: &ServerState,
+    session: &mut Session,
+    args: &[Bytes],
+) -> CmdResult {
     let mut resp3 = session.resp3;
     if let Some(ver) = args.get(1) {
         let ver = parse_i64(ver)
@@ -98,7 +136,7 @@ fn hello<K: Kv>(kv: &K, server: &ServerState, session: &mut Session, args: &[Byt
     let mut setname = None;
     while i < args.len() {
         if is(&args[i], "AUTH") && i + 2 < args.len() {
-            authenticate(server, session, Some(&args[i + 1]), &args[i + 2])?;
+            authenticate(server, session, Some(&args[i + 1]), &args[i + 2]).await?;
             i += 3;
         } else if is(&args[i], "SETNAME") && i + 1 < args.len() {
             setname = Some(valid_client_name(&args[i + 1])?);

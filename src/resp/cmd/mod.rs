@@ -4,6 +4,7 @@
 //! the socket. The table below is also what `COMMAND` reports, so arity
 //! checks and client introspection cannot drift apart.
 
+pub mod acl;
 pub mod connection;
 pub mod diag;
 pub mod docs;
@@ -102,6 +103,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("client", -2, [], 0, 0, 0, "connection", "A container for client connection commands."),
     spec!("command", -1, [], 0, 0, 0, "server", "Returns detailed information about all commands."),
     spec!("config", -2, ["admin"], 0, 0, 0, "server", "A container for server configuration commands."),
+    spec!("acl", -2, [], 0, 0, 0, "server", "Access lists: WHOAMI, LIST, USERS (only the default user exists)."),
     spec!("info", -1, [], 0, 0, 0, "server", "Returns information and statistics about the server."),
     spec!("time", 1, ["fast"], 0, 0, 0, "server", "Returns the server time."),
     spec!("lastsave", 1, ["fast"], 0, 0, 0, "server", "Returns the Unix timestamp of the last successful save to disk."),
@@ -174,7 +176,8 @@ pub async fn dispatch<K: Kv>(
             server::run(kv, server, session, spec.name, &args).await
         }
         "generic" => keys::run(kv, spec.name, &args).await,
-        "connection" => connection::run(kv, server, session, spec.name, &args),
+        "connection" => connection::run(kv, server, session, spec.name, &args).await,
+        "server" if spec.name == "acl" => acl::run(server, &args),
         "server" => server::run(kv, server, session, spec.name, &args).await,
         "dynamo" => dynamo::run(kv, &server.context_key, spec.name, &args).await,
         _ => Err(Reply::err("command group not wired")),
@@ -185,19 +188,26 @@ pub async fn dispatch<K: Kv>(
 }
 
 /// `-ERR unknown command 'foo', with args beginning with: 'a' 'b' `.
+/// As in Redis, the name and the quoted arguments are cut to 128 bytes
+/// each (line breaks in them are blanked when the reply is encoded).
 fn unknown_command(args: &[Bytes]) -> Reply {
-    let mut msg = format!(
-        "unknown command '{}', with args beginning with: ",
-        truncated(&args[0])
-    );
+    const QUOTED_MAX: usize = 128;
+    let mut quoted = String::new();
     for arg in &args[1..] {
-        msg.push_str(&format!("'{}' ", truncated(arg)));
+        if quoted.len() >= QUOTED_MAX {
+            break;
+        }
+        let room = QUOTED_MAX - quoted.len();
+        quoted.push_str(&format!("'{}' ", truncated(arg, room)));
     }
-    Reply::err(msg)
+    Reply::err(format!(
+        "unknown command '{}', with args beginning with: {quoted}",
+        truncated(&args[0], QUOTED_MAX)
+    ))
 }
 
-fn truncated(arg: &[u8]) -> String {
-    String::from_utf8_lossy(&arg[..arg.len().min(128)]).into_owned()
+fn truncated(arg: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&arg[..arg.len().min(max)]).into_owned()
 }
 
 /// `-ERR wrong number of arguments for 'get' command`.

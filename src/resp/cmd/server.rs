@@ -219,6 +219,10 @@ fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
         ("notify-keyspace-events", String::new()),
         ("port", server.port.to_string()),
         (
+            "protected-mode",
+            if server.protected_mode() { "yes" } else { "no" }.into(),
+        ),
+        (
             "proto-max-bulk-len",
             server.proto_max_bulk_len().to_string(),
         ),
@@ -233,7 +237,7 @@ fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
         ),
         ("slowlog-max-len", server.obs.slowlog.max_len().to_string()),
         ("tcp-keepalive", "300".into()),
-        ("timeout", "0".into()),
+        ("timeout", server.timeout_secs().to_string()),
     ];
     params.extend(tls_params(server));
     let overrides = server.config_overrides.lock();
@@ -289,8 +293,19 @@ enum Update {
     SlowlogMaxLen(usize),
     /// `latency-monitor-threshold` (ms; 0 = off).
     LatencyThreshold(u64),
+    /// Applied to connections accepted from now on.
+    ProtectedMode(bool),
+    /// Applied to every connection, idle ones included.
+    Timeout(u64),
     /// Remembered for CONFIG GET only.
     Remembered(String, String),
+}
+
+/// Redis's CONFIG SET failure text.
+fn set_failed(name: &str, why: impl std::fmt::Display) -> Reply {
+    Reply::err(format!(
+        "CONFIG SET failed (possibly related to argument '{name}') - {why}"
+    ))
 }
 
 fn config(server: &ServerState, args: &[Bytes]) -> CmdResult {
@@ -355,6 +370,12 @@ fn config(server: &ServerState, args: &[Bytes]) -> CmdResult {
                         ))
                     })?)
                 }
+                "protected-mode" => Update::ProtectedMode(
+                    crate::config::parse_yes_no(&value).map_err(|e| set_failed(&name, e))?,
+                ),
+                "timeout" => Update::Timeout(
+                    crate::config::parse_timeout(&value).map_err(|e| set_failed(&name, e))?,
+                ),
                 _ => Update::Remembered(name, value),
             });
         }
@@ -364,6 +385,8 @@ fn config(server: &ServerState, args: &[Bytes]) -> CmdResult {
                 Update::SlowlogSlowerThan(us) => server.obs.slowlog.set_slower_than_us(us),
                 Update::SlowlogMaxLen(len) => server.obs.slowlog.set_max_len(len),
                 Update::LatencyThreshold(ms) => server.obs.latency.set_threshold_ms(ms),
+                Update::ProtectedMode(on) => server.set_protected_mode(on),
+                Update::Timeout(secs) => server.set_timeout_secs(secs),
                 Update::Remembered(name, value) => {
                     server.config_overrides.lock().insert(name, value);
                 }
@@ -541,6 +564,25 @@ fn section_fields<K: Kv>(kv: &K, server: &ServerState, section: &str) -> Vec<(St
             ("evicted_keys", "0".into()),
             ("keyspace_hits", load(&obs.keyspace_hits)),
             ("keyspace_misses", load(&obs.keyspace_misses)),
+            (
+                "acl_access_denied_auth",
+                stats.auth_failures.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "auth_rate_limited",
+                stats.auth_rate_limited.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "protected_mode_denied",
+                stats
+                    .protected_mode_denied
+                    .load(Ordering::Relaxed)
+                    .to_string(),
+            ),
+            (
+                "idle_timeouts",
+                stats.idle_timeouts.load(Ordering::Relaxed).to_string(),
+            ),
         ],
         "cpu" => {
             let (sys, user) = sys::cpu_seconds(false);
