@@ -112,12 +112,15 @@ impl Object {
         // Numbering above both histories keeps this coordinator's dots for
         // the key unique even if the client has seen a newer write of ours
         // than the copy we hold.
-        let counter = (self
+        // Saturating: decoded histories stay below `MAX_COUNTER`, and the
+        // node's issuer refuses to go past it, so this never saturates in
+        // practice; it must still not panic on a vector built in memory.
+        let counter = self
             .context
             .get(coordinator)
             .max(client_context.get(coordinator))
-            + 1)
-        .max(min_counter);
+            .saturating_add(1)
+            .max(min_counter);
         let dot = Dot {
             node: coordinator.clone(),
             counter,

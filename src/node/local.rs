@@ -6,7 +6,9 @@
 //! without locks, and writes of one hot key still share a group commit.
 
 use super::clock::NodeClock;
-use crate::core::{NodeId, Object, Payload, VersionVector, WriteContext, encode_context};
+use crate::core::{
+    MAX_COUNTER, NodeId, Object, Payload, VersionVector, WriteContext, encode_context,
+};
 use crate::kv::{AdminValue, Change, KvError, LiveValue, QueuedWrite, ScanPage};
 use crate::store::{ReplicaStore, StoreError, Write, queue, update};
 use bytes::Bytes;
@@ -118,6 +120,14 @@ impl DotIssuer {
             .get(&self.actor)
             .max(context.get(&self.actor))
             .saturating_add(1);
+        // Issuing past MAX_COUNTER would store an object no node can decode,
+        // and would move this node's one counter (shared by all keys) there.
+        if floor > MAX_COUNTER {
+            return Err(KvError::Context(format!(
+                "context claims version {} of this node, past the limit {MAX_COUNTER}",
+                floor - 1
+            )));
+        }
         let counter = self.issue(floor)?;
         obj.update_at_least(context, &self.actor, payload, now, counter);
         Ok(())
@@ -468,4 +478,54 @@ pub fn object_value(obj: &Object, now_ms: u64) -> AdminValue {
         AdminValue::Bulk(Bytes::from(encode_context(&obj.context))),
         AdminValue::Array(values),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Dot;
+
+    fn issuer() -> DotIssuer {
+        DotIssuer::new(NodeId::new("n1#a"), 0, Arc::new(|_| Ok(())))
+    }
+
+    /// Found by fuzzing (fuzz/corpus/context_token/max-counter): a client
+    /// context claiming a huge counter for this node moved its one dot
+    /// counter (shared by every key) to the end of the range for good.
+    #[test]
+    fn a_context_past_the_counter_limit_is_refused_and_moves_nothing() {
+        let issuer = issuer();
+        let forged: VersionVector = [(issuer.actor().clone(), MAX_COUNTER)]
+            .into_iter()
+            .collect();
+        let mut obj = Object::new();
+        let refused = issuer.stamp(&mut obj, &forged, Payload::value("v"), 1);
+        assert!(matches!(refused, Err(KvError::Context(_))), "{refused:?}");
+        assert_eq!(obj, Object::new());
+
+        let stamped = issuer.stamp(&mut obj, &VersionVector::new(), Payload::value("v"), 2);
+        assert!(stamped.is_ok());
+        let dot = Dot {
+            node: issuer.actor().clone(),
+            counter: 1,
+        };
+        assert_eq!(obj.siblings.first().map(|s| &s.dot), Some(&dot));
+    }
+
+    #[test]
+    fn the_last_counter_below_the_limit_is_issued_and_stored() {
+        let issuer = issuer();
+        let near: VersionVector = [(issuer.actor().clone(), MAX_COUNTER - 1)]
+            .into_iter()
+            .collect();
+        let mut obj = Object::new();
+        assert!(
+            issuer
+                .stamp(&mut obj, &near, Payload::value("v"), 1)
+                .is_ok()
+        );
+        assert_eq!(obj.context.get(issuer.actor()), MAX_COUNTER);
+        let raw = crate::store::codec::encode_record(&Bytes::from("k"), &obj);
+        assert_eq!(crate::store::codec::decode_object(&raw).ok(), Some(obj));
+    }
 }
