@@ -96,7 +96,7 @@ fuzz_target!(|input: &[u8]| {
         assert_eq!(again.error, None);
         assert_eq!(
             &again.requests,
-            &[req.clone()],
+            std::slice::from_ref(req),
             "re-encoded request differs"
         );
     }
