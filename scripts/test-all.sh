@@ -10,8 +10,10 @@
 #   3. cargo test --release            (all Rust unit/integration tests)
 #   4. compat-tests/run.sh             (redis-cli, redis-py and redis-benchmark
 #                                       against target/release/dynkv)
+#   5. fuzz/ci.sh                      (installs cargo-fuzz if missing, builds the
+#                                       fuzz targets, runs each briefly; any crash fails)
 # Exits non-zero if anything fails (a failed build stops immediately; otherwise
-# both test stages run and the failures are listed at the end).
+# every test stage runs and the failures are listed at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -68,7 +70,7 @@ log "toolchain: $(cargo --version); $(rustc --version); $(redis-server --version
 log "cargo build --release"
 cargo build --release
 
-# ---- 3 + 4: run both test stages even if the first fails, then report
+# ---- 3, 4, 5: run every test stage even if an earlier one fails, then report
 FAILED=()
 log "cargo test --release"
 if cargo test --release; then echo "PASS: cargo test --release"; else echo "FAIL: cargo test --release"; FAILED+=("cargo test --release"); fi
@@ -79,6 +81,9 @@ if DYNKV_BIN="$ROOT/target/release/dynkv" DYNKV_TARGET=dynkv ./compat-tests/run.
 else
   echo "FAIL: compat-tests/run.sh"; FAILED+=("compat-tests/run.sh")
 fi
+
+log "fuzz/ci.sh"
+if ./fuzz/ci.sh; then echo "PASS: fuzz/ci.sh"; else echo "FAIL: fuzz/ci.sh"; FAILED+=("fuzz/ci.sh"); fi
 
 if [[ ${#FAILED[@]} -gt 0 ]]; then
   log "FAILED: ${FAILED[*]}"

@@ -122,6 +122,10 @@ pub enum KvError {
         "CLOCKSKEW this node's clock is {0} ms off the cluster's (more than --max-offset): it refuses to coordinate writes and no other replica could"
     )]
     ClockSkew(i64),
+    /// A write's context claims history no node can have made (counters
+    /// past `MAX_COUNTER`: a forged or corrupt token); nothing was written.
+    #[error("ERR {0}")]
+    Context(String),
 }
 
 /// Cluster administration requested over RESP (DYN.MEMBERS, DYN.RING, ...).

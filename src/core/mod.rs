@@ -26,4 +26,4 @@ pub use object::{Object, Payload, Sibling};
 pub use quorum::{GetCore, Plan, PutCore, QuorumStatus, Target, plan};
 pub use ring::{DEFAULT_PARTITIONS, Ring, RingError};
 pub use secret::{ClusterSecret, DerivedKey};
-pub use version::{Dot, NodeId, VersionVector};
+pub use version::{Dot, MAX_COUNTER, NodeId, VersionVector};

@@ -55,11 +55,41 @@ pub struct Dot {
     pub counter: u64,
 }
 
+/// Largest counter a decoded version vector may hold, and a coordinator
+/// may issue. A coordinator numbers a write above the highest counter it
+/// has seen for itself, so a context claiming `u64::MAX` (a forged DYN.PUT
+/// token) would leave it no fresh dot for any later write. Bounding what
+/// decodes, and refusing to issue past it, keeps every issued dot fresh and
+/// every stored object decodable; real counters (one per write) stay far
+/// below 2^62.
+pub const MAX_COUNTER: u64 = 1 << 62;
+
+/// A decoded version vector with a counter above [`MAX_COUNTER`].
+#[derive(Debug, thiserror::Error)]
+#[error("version counter {0} exceeds {MAX_COUNTER}")]
+pub struct CounterTooLarge(pub u64);
+
 /// A causal history: node -> highest counter seen.
 ///
-/// `BTreeMap` keeps iteration (and so encoding) deterministic.
+/// `BTreeMap` keeps iteration (and so encoding) deterministic. No entry is
+/// ever 0 (an entry of 0 records nothing): then two vectors with the same
+/// history are equal as values, which object comparisons (`descends`, read
+/// repair) rely on. Decoding drops zero entries a peer or a client sent.
 #[derive(Clone, PartialEq, Eq, Default, Debug, Serialize, Deserialize)]
+#[serde(try_from = "BTreeMap<NodeId, u64>")]
 pub struct VersionVector(BTreeMap<NodeId, u64>);
+
+impl TryFrom<BTreeMap<NodeId, u64>> for VersionVector {
+    type Error = CounterTooLarge;
+
+    fn try_from(mut entries: BTreeMap<NodeId, u64>) -> Result<Self, CounterTooLarge> {
+        if let Some(&too_large) = entries.values().find(|&&c| c > MAX_COUNTER) {
+            return Err(CounterTooLarge(too_large));
+        }
+        entries.retain(|_, &mut counter| counter > 0);
+        Ok(VersionVector(entries))
+    }
+}
 
 impl VersionVector {
     /// The empty history.
@@ -79,6 +109,9 @@ impl VersionVector {
 
     /// Adds `dot` to the history (entries only ever grow).
     pub fn add(&mut self, dot: &Dot) {
+        if dot.counter == 0 {
+            return;
+        }
         let entry = self.0.entry(dot.node.clone()).or_insert(0);
         *entry = (*entry).max(dot.counter);
     }
@@ -86,6 +119,9 @@ impl VersionVector {
     /// Pointwise maximum: the union of both histories.
     pub fn join(&mut self, other: &VersionVector) {
         for (node, &counter) in &other.0 {
+            if counter == 0 {
+                continue;
+            }
             let entry = self.0.entry(node.clone()).or_insert(0);
             *entry = (*entry).max(counter);
         }
@@ -151,5 +187,37 @@ mod tests {
         a.join(&b);
         assert_eq!(a.partial_cmp_causal(&b), Some(Ordering::Greater));
         assert_eq!(a, vv(&[("a", 2), ("b", 1)]));
+    }
+
+    /// Found by fuzzing (fuzz/corpus/context_token/zero-entry): a context
+    /// token holding `{"": 0}` decoded to a vector unequal to the empty one,
+    /// so an object whose context picked it up no longer compared equal to
+    /// the same history without it (needless read repair).
+    #[test]
+    fn zero_entries_record_nothing_and_never_appear() -> Result<(), postcard::Error> {
+        let mut with_zero = BTreeMap::new();
+        with_zero.insert(NodeId::new("x"), 0u64);
+        with_zero.insert(NodeId::new("a"), 1u64);
+        let decoded: VersionVector = postcard::from_bytes(&postcard::to_allocvec(&with_zero)?)?;
+        assert_eq!(decoded, vv(&[("a", 1)]));
+        let mut joined = vv(&[("a", 1)]);
+        joined.join(&VersionVector(with_zero));
+        assert_eq!(joined, vv(&[("a", 1)]));
+        assert_eq!(vv(&[("z", 0)]), VersionVector::new());
+        Ok(())
+    }
+
+    /// Found by fuzzing (fuzz/corpus/context_token/max-counter): a context
+    /// token claiming `u64::MAX` for the coordinator overflowed the next
+    /// dot's counter (a panic in debug builds; in release builds the node's
+    /// one dot counter stuck at `u64::MAX`, so later writes reused a dot).
+    #[test]
+    fn counters_past_the_limit_do_not_decode() -> Result<(), postcard::Error> {
+        let encode = |c: u64| postcard::to_allocvec(&BTreeMap::from([(NodeId::new("n1"), c)]));
+        let at_limit: VersionVector = postcard::from_bytes(&encode(MAX_COUNTER)?)?;
+        assert_eq!(at_limit.get(&NodeId::new("n1")), MAX_COUNTER);
+        assert!(postcard::from_bytes::<VersionVector>(&encode(MAX_COUNTER + 1)?).is_err());
+        assert!(postcard::from_bytes::<VersionVector>(&encode(u64::MAX)?).is_err());
+        Ok(())
     }
 }

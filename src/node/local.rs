@@ -6,7 +6,7 @@
 //! without locks, and writes of one hot key still share a group commit.
 
 use super::clock::NodeClock;
-use crate::core::{NodeId, Object, Payload, VersionVector, WriteContext};
+use crate::core::{MAX_COUNTER, NodeId, Object, Payload, VersionVector, WriteContext};
 use crate::kv::{AdminValue, Change, KvError, LiveValue, QueuedWrite, ScanPage};
 use crate::store::{ReplicaStore, StoreError, Write, queue, update};
 use bytes::Bytes;
@@ -116,9 +116,16 @@ impl DotIssuer {
                 self.actor
             ))
         };
-        let next = lease.last.max(seen).checked_add(1).ok_or_else(exhausted)?;
+        // Counters stop at MAX_COUNTER: a larger one would make an object
+        // that no node decodes.
+        let next = lease
+            .last
+            .max(seen)
+            .checked_add(1)
+            .filter(|next| *next <= MAX_COUNTER)
+            .ok_or_else(exhausted)?;
         if next > lease.leased_to {
-            let to = next.saturating_add(DOT_LEASE_BLOCK);
+            let to = next.saturating_add(DOT_LEASE_BLOCK).min(MAX_COUNTER);
             (self.persist)(to).map_err(|e| KvError::Storage(format!("cannot lease dots: {e}")))?;
             lease.leased_to = to;
         }
@@ -494,4 +501,63 @@ pub fn object_value(obj: &Object, now_ms: u64) -> AdminValue {
         AdminValue::Context(obj.context.clone()),
         AdminValue::Array(values),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Dot;
+
+    fn issuer() -> DotIssuer {
+        DotIssuer::new(NodeId::new("n1#a"), 0, Arc::new(|_| Ok(())))
+    }
+
+    /// Found by fuzzing (fuzz/corpus/context_token/max-counter): a client
+    /// context claiming a huge counter for this node moved its one dot
+    /// counter (shared by every key) to the end of the range for good.
+    #[test]
+    fn a_context_past_the_counter_limit_is_refused_and_moves_nothing() {
+        let issuer = issuer();
+        let forged: VersionVector = [(issuer.actor().clone(), MAX_COUNTER)]
+            .into_iter()
+            .collect();
+        let mut obj = Object::new();
+        let refused = issuer.stamp(&mut obj, &forged, Payload::value("v"), 1);
+        assert!(
+            matches!(refused, Err(KvError::BadVersion(_))),
+            "{refused:?}"
+        );
+        assert_eq!(obj, Object::new());
+
+        let stamped = issuer.stamp(&mut obj, &VersionVector::new(), Payload::value("v"), 2);
+        assert!(stamped.is_ok());
+        let dot = Dot {
+            node: issuer.actor().clone(),
+            counter: 1,
+        };
+        assert_eq!(obj.siblings.first().map(|s| &s.dot), Some(&dot));
+    }
+
+    #[test]
+    fn the_last_counter_below_the_limit_is_issued_and_stored_and_then_none() {
+        let issuer = DotIssuer::new(NodeId::new("n1#a"), MAX_COUNTER - 1, Arc::new(|_| Ok(())));
+        let mut obj = Object::new();
+        let none = VersionVector::new();
+        assert!(
+            issuer
+                .stamp(&mut obj, &none, Payload::value("v"), 1)
+                .is_ok()
+        );
+        assert_eq!(obj.context.get(issuer.actor()), MAX_COUNTER);
+        let raw = crate::store::codec::encode_record(&Bytes::from("k"), &obj);
+        assert_eq!(
+            crate::store::codec::decode_object(&raw).ok(),
+            Some(obj.clone())
+        );
+        let exhausted = issuer.stamp(&mut obj, &none, Payload::value("w"), 2);
+        assert!(
+            matches!(exhausted, Err(KvError::BadVersion(_))),
+            "{exhausted:?}"
+        );
+    }
 }
