@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use bytes::{Bytes, BytesMut};
+use dynkv::core::ClusterSecret;
 use dynkv::core::{
     ClusterState, MAX_COUNTER, Member, NodeId, Object, Payload, Request, Response, VersionVector,
     WriteContext, encode_context,
@@ -106,7 +107,7 @@ fn resp_seeds(dir: &Path) -> anyhow::Result<()> {
     write(dir, t, "pipeline", &pipeline)?;
     let ctx = objects()
         .pop()
-        .map(|(_, o)| encode_context(&o.context))
+        .map(|(_, o)| encode_context(&o.context, &fuzz_key()))
         .unwrap_or_default();
     write(
         dir,
@@ -321,15 +322,27 @@ fn store_seeds(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The key the context_token target signs with (it must match the target).
+fn fuzz_key() -> dynkv::core::DerivedKey {
+    match ClusterSecret::new("fuzz") {
+        Ok(secret) => secret.context_key(),
+        Err(e) => panic!("a constant secret is valid: {e}"),
+    }
+}
+
+/// Seeds of the context_token target are token *bodies* (the encoded
+/// history before its MAC): the target signs each input itself, so the
+/// fuzzer explores the history decoder behind the signature check.
 fn context_seeds(dir: &Path) -> anyhow::Result<()> {
     let t = "context_token";
+    let body = |vv: &VersionVector| postcard::to_allocvec(vv).context("encoding a history");
     for (name, obj) in objects().into_iter().skip(1) {
-        write(dir, t, name, encode_context(&obj.context).as_bytes())?;
+        write(dir, t, name, &body(&obj.context)?)?;
     }
     let big: VersionVector = [(n("n1"), MAX_COUNTER - 1), (n("ünïcode"), 1 << 40)]
         .into_iter()
         .collect();
-    write(dir, t, "large-counters", encode_context(&big).as_bytes())?;
+    write(dir, t, "large-counters", &body(&big)?)?;
     Ok(())
 }
 

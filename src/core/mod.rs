@@ -16,7 +16,7 @@ pub mod ring;
 pub mod secret;
 pub mod version;
 
-pub use context::{ContextError, decode_context, encode_context};
+pub use context::{ContextError, decode_context, encode_context, seal_context_body};
 pub use failure::{FailureDetector, Liveness};
 pub use hlc::{Hlc, OffsetTable};
 pub use key::ring_hash;
