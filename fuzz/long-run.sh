@@ -12,9 +12,9 @@
 # script exit non-zero. At the end it prints, per target, executions and
 # libFuzzer's final coverage (cov = edges, ft = features) and crashes.
 #
-# To keep new interesting inputs, minimise them into the committed corpus:
-#   cargo fuzz cmin -s none <target> fuzz/corpus/<target>   (after copying in)
-# (see README "Fuzzing"); keep the committed corpus small.
+# To keep new interesting inputs, merge only those adding coverage into the
+# committed corpus (see README "Fuzzing"; keep it under 1 MB):
+#   cargo fuzz run -s none <target> fuzz/corpus/<target> fuzz/work/<target> -- -merge=1
 #
 # Environment: FUZZ_JOBS, FUZZ_NICE, FUZZ_WORK, FUZZ_TARGETS (space-separated
 # subset), CARGO_TARGET_DIR (default fuzz/target).
