@@ -12,12 +12,13 @@
 # script exit non-zero. At the end it prints, per target, executions and
 # libFuzzer's final coverage (cov = edges, ft = features) and crashes.
 #
-# To keep new interesting inputs, minimise them into the committed corpus:
-#   cargo fuzz cmin -s none <target> fuzz/corpus/<target>   (after copying in)
-# (see README "Fuzzing"); keep the committed corpus small.
+# To keep new interesting inputs, merge only those adding coverage into the
+# committed corpus (see README "Fuzzing"; keep it under 1 MB):
+#   cargo fuzz run -s none <target> fuzz/corpus/<target> fuzz/work/<target> -- -merge=1
 #
 # Environment: FUZZ_JOBS, FUZZ_NICE, FUZZ_WORK, FUZZ_TARGETS (space-separated
-# subset), CARGO_TARGET_DIR (default fuzz/target).
+# subset), FUZZ_BUILD_FLAGS (extra `cargo fuzz build/run` flags, e.g. --dev),
+# CARGO_TARGET_DIR (default fuzz/target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -27,6 +28,7 @@ NICE="${FUZZ_NICE:-19}"
 WORK="${FUZZ_WORK:-$ROOT/fuzz/work}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/fuzz/target}"
 TARGETS="${FUZZ_TARGETS:-resp_request rpc_frame store_codec context_token}"
+read -r -a BUILD_FLAGS <<<"${FUZZ_BUILD_FLAGS:-}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz"
@@ -35,13 +37,13 @@ fi
 command -v c++ >/dev/null || { echo "FAIL: libFuzzer needs a C++ compiler (g++)"; exit 1; }
 
 echo "building fuzz targets (target dir $TARGET_DIR)"
-nice -n "$NICE" cargo fuzz build -s none --target-dir "$TARGET_DIR"
+nice -n "$NICE" cargo fuzz build -s none "${BUILD_FLAGS[@]}" --target-dir "$TARGET_DIR"
 
 run_one() {
   local t="$1" log="$WORK/$1.log"
   mkdir -p "$WORK/$t" "$ROOT/fuzz/artifacts/$t"
   # -timeout: an input taking 10 s is a hang; -rss_limit_mb: 2 GiB is a leak.
-  if nice -n "$NICE" cargo fuzz run -s none --target-dir "$TARGET_DIR" "$t" \
+  if nice -n "$NICE" cargo fuzz run -s none "${BUILD_FLAGS[@]}" --target-dir "$TARGET_DIR" "$t" \
       "$WORK/$t" "$ROOT/fuzz/corpus/$t" -- \
       -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 >"$log" 2>&1; then

@@ -349,6 +349,50 @@ fn malformed_context_is_an_error() {
     assert_eq!(vals, vec![Some(b"v".to_vec())]);
 }
 
+/// Found by fuzzing the context token: a context claiming a huge counter
+/// for the node that coordinates the write moved the node's one dot
+/// counter (shared by every key) to the end of its range, or overflowed it.
+/// Such a context is refused, and the node numbers its next write as if the
+/// forged one had never been sent.
+#[test]
+fn forged_context_counters_are_refused() {
+    use dynkv::core::{MAX_COUNTER, VersionVector, decode_context, encode_context};
+    if is_real_redis() {
+        return;
+    }
+    // The one place to adapt should tokens ever be keyed.
+    let decode = |token: &str| decode_context(token.as_bytes()).expect("own token decodes");
+    let s = Server::start();
+    let mut c = s.conn();
+    dyn_put(&mut c, "k", "", "v");
+    let (ctx, _) = dyn_get(&mut c, "k", &[]);
+    let (actor, first) = decode(&ctx)
+        .entries()
+        .map(|(node, counter)| (node.clone(), counter))
+        .next()
+        .expect("a written key has a history");
+    for claim in [MAX_COUNTER, u64::MAX] {
+        let forged: VersionVector = [(actor.clone(), claim)].into_iter().collect();
+        let token = encode_context(&forged);
+        for key in ["k", "fresh"] {
+            let msg = err(&mut c, &["DYN.PUT", key, &token, "x"]);
+            assert!(
+                msg.starts_with("ERR"),
+                "DYN.PUT {key} claiming {claim}: {msg}"
+            );
+        }
+    }
+    let (_, vals) = dyn_get(&mut c, "k", &[]);
+    assert_eq!(vals, vec![Some(b"v".to_vec())]);
+    dyn_put(&mut c, "other", "", "w");
+    let (ctx, _) = dyn_get(&mut c, "other", &[]);
+    assert_eq!(
+        decode(&ctx).get(&actor),
+        first + 1,
+        "the node's counter moved"
+    );
+}
+
 #[test]
 fn quorum_options() {
     if is_real_redis() {
