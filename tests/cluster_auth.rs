@@ -519,9 +519,11 @@ fn an_authenticated_peer_cannot_make_a_counter_wrap() {
     let c = Cluster::start(3);
     let key = "pc:k";
     let token = token_naming_every_actor(&c, key);
+    // MAX_COUNTER is the largest counter that decodes at all (a u64::MAX
+    // one makes the whole frame undecodable, and the connection is closed).
     let max: VersionVector = actors_of(&token)
         .into_iter()
-        .map(|a| (a, u64::MAX))
+        .map(|a| (a, dynkv::core::MAX_COUNTER))
         .collect();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let secret = ClusterSecret::new(TEST_SECRET).expect("secret");
