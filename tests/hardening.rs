@@ -51,6 +51,8 @@ impl Proc {
             .arg("--data-dir")
             .arg(data.path())
             .args(["--node-name", &format!("h{}", ports[0])])
+            // One secret for every node these tests start, so they can form clusters.
+            .args(["--cluster-secret", "hardening-test"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
