@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dynkv::core::{
-    ClusterSecret, DerivedKey, MAX_COUNTER, NodeId, Object, Payload, VersionVector,
-    decode_context, encode_context, seal_context_body,
+    ClusterSecret, DerivedKey, MAX_COUNTER, NodeId, Object, Payload, VersionVector, decode_context,
+    encode_context, seal_context_body,
 };
 use dynkv::node::local::DotIssuer;
 use dynkv::store::codec::{decode_object, encode_record};
