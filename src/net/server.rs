@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -36,46 +36,15 @@ const REFUSAL_FLUSH: Duration = Duration::from_secs(1);
 /// at once, so strangers opening sockets cannot pile up tasks.
 const MAX_PENDING_HANDSHAKES: usize = 256;
 
-/// Authentication failures are logged at most once per this interval, so a
-/// peer retrying with the wrong secret cannot flood the log.
-const AUTH_LOG_INTERVAL: Duration = Duration::from_secs(10);
-
 /// What every connection of one server shares.
 struct Ctx<H> {
     config: RpcConfig,
     handler: Arc<H>,
     blocklist: Arc<Blocklist>,
     handshakes: Arc<Semaphore>,
-    auth_log: AuthFailureLog,
-}
-
-/// Rate-limited log of peers that failed the handshake.
-#[derive(Default)]
-struct AuthFailureLog {
-    /// When the last line was written, and failures since then not logged.
-    state: parking_lot::Mutex<(Option<Instant>, u64)>,
-}
-
-impl AuthFailureLog {
-    fn failed(&self, addr: SocketAddr, error: &auth::HandshakeError) {
-        let mut state = self.state.lock();
-        let now = Instant::now();
-        if state
-            .0
-            .is_some_and(|last| now.duration_since(last) < AUTH_LOG_INTERVAL)
-        {
-            state.1 += 1;
-            return;
-        }
-        let suppressed = std::mem::take(&mut state.1);
-        state.0 = Some(now);
-        drop(state);
-        tracing::warn!(
-            %addr,
-            suppressed,
-            "peer at {addr} failed authentication on the cluster port ({error}): it does not hold this cluster's secret; connection closed"
-        );
-    }
+    /// Peers failing the handshake are logged once per quiet window, so a
+    /// peer retrying with the wrong secret cannot flood the log.
+    auth_failures: crate::logging::RateLimit,
 }
 
 /// Serves RPC on `listener` until `stop` is cancelled; on return every
@@ -112,7 +81,7 @@ pub async fn serve<Req, Resp, H>(
         handler,
         blocklist,
         handshakes: Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES)),
-        auth_log: AuthFailureLog::default(),
+        auth_failures: crate::logging::RateLimit::new(),
     });
     let mut conns = JoinSet::new();
     loop {
@@ -311,7 +280,11 @@ async fn authenticate<H>(
         Ok(Ok(())) => true,
         Ok(Err((auth::ServerStage::Proof, e))) => {
             metrics::counter!("dynkv_cluster_auth_failures_total").increment(1);
-            ctx.auth_log.failed(addr, &e);
+            if let Some(more) = ctx.auth_failures.check() {
+                tracing::warn!(
+                    "peer at {addr} failed authentication on the cluster port ({e}): it does not hold this cluster's secret; connection closed{more}"
+                );
+            }
             false
         }
         Ok(Err((auth::ServerStage::Hello, e))) => {
