@@ -308,6 +308,11 @@ if [[ "$TARGET" != "redis" ]]; then
   step metrics metrics_checks
 fi
 
+# i. CLUSTER KEYSLOT equals a real redis-server's (hash tags included)
+if [[ "$TARGET" != "redis" ]]; then
+  step keyslot env PY="$PY" "$HERE/keyslot.sh" "$HOST" "$PORT"
+fi
+
 # h. TLS on the client port (its own short-lived servers)
 step tls env DYNKV_TARGET="$TARGET" DYNKV_BIN="${DYNKV_BIN:-}" PY="$PY" "$HERE/tls.sh"
 

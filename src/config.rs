@@ -84,6 +84,11 @@ pub struct Cli {
     /// Seconds a hint is kept before it is dropped.
     #[arg(long)]
     pub hint_ttl: Option<u64>,
+    /// Ring partitions (Q) of a cluster founded by this node: a power of two
+    /// from 64 to 16384, each a run of 16384/Q Redis hash slots. Fixed when
+    /// the cluster is created; a joining node takes the cluster's.
+    #[arg(long, value_name = "Q", value_parser = parse_partitions)]
+    pub partitions: Option<usize>,
     /// Longest string a client may send or grow a value to, in bytes, with
     /// Redis's suffixes (`32mb`, `1gb`, `500k`); 1 MiB to 32 MiB.
     #[arg(long, value_name = "BYTES", value_parser = parse_proto_max_bulk_len)]
@@ -279,6 +284,23 @@ impl MemoryValue {
     }
 }
 
+/// `--partitions`: a power of two from 64 to 16384.
+pub fn parse_partitions(text: &str) -> Result<usize, String> {
+    let q: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number"))?;
+    if crate::core::valid_partition_count(q) {
+        Ok(q)
+    } else {
+        Err(format!(
+            "{q} is not a power of two from {} to {}",
+            crate::core::MIN_PARTITIONS,
+            crate::core::MAX_PARTITIONS
+        ))
+    }
+}
+
 /// Redis's yes/no booleans (flag, file and CONFIG SET).
 pub fn parse_yes_no(s: &str) -> Result<bool, String> {
     match s.to_ascii_lowercase().as_str() {
@@ -331,6 +353,7 @@ struct FileConfig {
     max_offset: Option<u64>,
     hint_max_per_target: Option<u64>,
     hint_ttl: Option<u64>,
+    partitions: Option<usize>,
     proto_max_bulk_len: Option<MemoryValue>,
     tls_port: Option<u16>,
     tls_cert_file: Option<PathBuf>,
@@ -390,6 +413,8 @@ pub struct Config {
     pub hint_max_per_target: u64,
     /// `--hint-ttl` in seconds.
     pub hint_ttl_secs: u64,
+    /// `--partitions`: Q of a cluster founded here.
+    pub partitions: usize,
     /// Longest bulk string a client may send, and longest value APPEND may
     /// make, in bytes (CONFIG SET can change it at run time).
     pub proto_max_bulk_len: usize,
@@ -552,6 +577,11 @@ impl Config {
                 .unwrap_or(1_000_000)
                 .max(1),
             hint_ttl_secs: cli.hint_ttl.or(file.hint_ttl).unwrap_or(3 * 3600).max(1),
+            partitions: match cli.partitions.or(file.partitions) {
+                Some(q) => parse_partitions(&q.to_string())
+                    .map_err(|e| ConfigError::Invalid(format!("partitions: {e}")))?,
+                None => crate::core::DEFAULT_PARTITIONS,
+            },
             proto_max_bulk_len,
             tls,
             protected_mode,

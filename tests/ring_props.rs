@@ -1,7 +1,7 @@
 //! Property tests of ring placement (Dynamo strategy 3): balance, distinct
 //! preference lists, and minimal movement on join and leave.
 
-use dynkv::core::{NodeId, Ring};
+use dynkv::core::{NodeId, Ring, key_slot, ring_hash};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 
@@ -83,6 +83,33 @@ proptest! {
             assert_balanced(&ring, members.len())?;
             assert_distinct_preference_lists(&ring, members.len())?;
         }
+    }
+
+    /// Keys sharing a `{hash tag}` share a slot, so a partition and a
+    /// preference list, whatever Q and the membership.
+    #[test]
+    fn keys_sharing_a_hash_tag_share_a_preference_list(
+        tag in "[a-z0-9]{1,8}",
+        // No brace before the tag: Redis hashes the first {...} only.
+        a in proptest::collection::vec(any::<u8>().prop_filter("no brace", |c| *c != b'{'), 0..16),
+        b in proptest::collection::vec(any::<u8>().prop_filter("no brace", |c| *c != b'{'), 0..16),
+        qbits in 6u32..=14,
+        members in 1usize..8,
+    ) {
+        let ids: Vec<NodeId> = (0..members).map(node).collect();
+        let ring = Ring::new(1 << qbits, &ids, N).expect("ring");
+        let key = |rest: &[u8]| {
+            let mut k = rest.to_vec();
+            k.extend_from_slice(format!("{{{tag}}}").as_bytes());
+            k.extend_from_slice(rest);
+            k
+        };
+        let (ka, kb) = (key(&a), key(&b));
+        prop_assert_eq!(key_slot(&ka), key_slot(tag.as_bytes()));
+        prop_assert_eq!(
+            ring.preference_list_for_hash(ring_hash(&ka), N),
+            ring.preference_list_for_hash(ring_hash(&kb), N)
+        );
     }
 
     /// Keys map to the partition whose hash range contains them.

@@ -1,16 +1,41 @@
 //! Where a key sits on the ring.
+//!
+//! The ring hash's top 14 bits are the key's Redis Cluster hash slot
+//! (CRC16-XMODEM mod 16384, hashing only the `{tag}` when the key has one),
+//! so a partition — the top log2(Q) bits, Q a power of two up to 16384 — is
+//! a run of consecutive slots: `partition = slot >> (14 - log2 Q)`. That is
+//! what lets a Redis Cluster client route a key to its coordinator, and
+//! what puts keys sharing a hash tag on the same replicas. The low 50 bits
+//! come from the key's MD5 (as the Dynamo paper hashes keys), so keys of
+//! one slot still spread evenly below it: storage orders records by this
+//! value, a partition is one contiguous range on disk, and SCAN uses it as
+//! a numeric cursor.
 
 use md5::{Digest, Md5};
 
-/// The key's position on the 64-bit ring: the first 8 bytes of its MD5, as the
-/// Dynamo paper hashes keys. Storage orders records by this value, so a
-/// partition (a contiguous hash range) is a contiguous range on disk and SCAN
-/// can use it as a numeric cursor.
+/// Hash slots of the Redis Cluster key space.
+pub const SLOTS: usize = 16384;
+/// Bits of the ring hash below the slot.
+const SLOT_SHIFT: u32 = 64 - 14;
+
+/// The key's Redis Cluster hash slot (what `CLUSTER KEYSLOT` answers).
+pub fn key_slot(key: &[u8]) -> u16 {
+    redis_protocol::redis_keyslot(key)
+}
+
+/// The key's position on the 64-bit ring: its hash slot in the top 14
+/// bits, then 50 bits of its MD5.
 pub fn ring_hash(key: &[u8]) -> u64 {
     let digest = Md5::digest(key);
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
-    u64::from_be_bytes(first)
+    let spread = u64::from_be_bytes(first) >> 14;
+    (u64::from(key_slot(key)) << SLOT_SHIFT) | spread
+}
+
+/// The slot a ring hash belongs to.
+pub fn slot_of_hash(hash: u64) -> u16 {
+    (hash >> SLOT_SHIFT) as u16
 }
 
 #[cfg(test)]
@@ -21,7 +46,32 @@ mod tests {
     fn stable_and_spread() {
         assert_eq!(ring_hash(b"a"), ring_hash(b"a"));
         assert_ne!(ring_hash(b"a"), ring_hash(b"b"));
-        // md5("") = d41d8cd98f00b204...
-        assert_eq!(ring_hash(b""), 0xd41d_8cd9_8f00_b204);
+    }
+
+    #[test]
+    fn slots_match_redis_cluster() {
+        // Values from redis-server's CLUSTER KEYSLOT.
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"bar"), 5061);
+        assert_eq!(key_slot(b""), 0);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"{user1000}.followers"), key_slot(b"user1000"));
+        // An empty tag hashes the whole key.
+        assert_eq!(
+            key_slot(b"foo{}{bar}"),
+            redis_protocol::redis_keyslot(b"foo{}{bar}")
+        );
+        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
+    }
+
+    #[test]
+    fn the_slot_is_the_top_of_the_ring_hash() {
+        for key in [&b"foo"[..], b"bar", b"{tag}x", b"", b"\xff\x00"] {
+            assert_eq!(slot_of_hash(ring_hash(key)), key_slot(key));
+        }
+        // Keys sharing a tag share a slot and so a partition, whatever Q.
+        let (a, b) = (ring_hash(b"{t}a"), ring_hash(b"{t}b"));
+        assert_eq!(a >> SLOT_SHIFT, b >> SLOT_SHIFT);
+        assert_ne!(a, b);
     }
 }

@@ -19,11 +19,13 @@ pub mod version;
 pub use context::{ContextError, decode_context, encode_context, seal_context_body};
 pub use failure::{FailureDetector, Liveness};
 pub use hlc::{Hlc, OffsetTable};
-pub use key::ring_hash;
+pub use key::{SLOTS, key_slot, ring_hash, slot_of_hash};
 pub use membership::{ClusterState, Member};
 pub use message::{Request, Response, WriteContext};
 pub use object::{Object, Payload, Sibling};
 pub use quorum::{GetCore, Plan, PutCore, QuorumStatus, Target, plan};
-pub use ring::{DEFAULT_PARTITIONS, Ring, RingError};
+pub use ring::{
+    DEFAULT_PARTITIONS, MAX_PARTITIONS, MIN_PARTITIONS, Ring, RingError, valid_partition_count,
+};
 pub use secret::{ClusterSecret, DerivedKey};
 pub use version::{Dot, MAX_COUNTER, NodeId, VersionVector};

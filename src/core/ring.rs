@@ -15,16 +15,26 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Default number of partitions (fixed when a cluster is created).
 pub const DEFAULT_PARTITIONS: usize = 1024;
+/// Fewest partitions a cluster may have.
+pub const MIN_PARTITIONS: usize = 64;
+/// Most partitions: one per Redis Cluster hash slot.
+pub const MAX_PARTITIONS: usize = super::key::SLOTS;
 
 /// Why a ring cannot be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RingError {
-    /// Q must be a power of two (so a partition is a hash prefix).
-    #[error("partition count {0} is not a power of two")]
+    /// Q must be a power of two from 64 to 16384, so a partition is a run
+    /// of whole hash slots (a prefix of the ring hash).
+    #[error("partition count {0} is not a power of two from 64 to 16384")]
     PartitionCount(usize),
     /// A ring needs at least one member.
     #[error("a ring needs at least one member")]
     NoMembers,
+}
+
+/// Whether `q` can be a cluster's partition count.
+pub fn valid_partition_count(q: usize) -> bool {
+    q.is_power_of_two() && (MIN_PARTITIONS..=MAX_PARTITIONS).contains(&q)
 }
 
 /// Partition → owner, for Q partitions.
@@ -37,7 +47,7 @@ impl Ring {
     /// A ring of `partitions` partitions spread over `members`, spaced for
     /// `n` replicas.
     pub fn new(partitions: usize, members: &[NodeId], n: usize) -> Result<Self, RingError> {
-        if !partitions.is_power_of_two() {
+        if !valid_partition_count(partitions) {
             return Err(RingError::PartitionCount(partitions));
         }
         let members: BTreeSet<NodeId> = members.iter().cloned().collect();
@@ -67,6 +77,12 @@ impl Ring {
         } else {
             (hash >> (64 - bits)) as usize
         }
+    }
+
+    /// The hash slots of partition `p`: `slot >> (14 - log2 Q) == p`.
+    pub fn slots_of(&self, p: usize) -> std::ops::Range<usize> {
+        let width = super::key::SLOTS / self.owners.len().max(1);
+        p * width..(p + 1) * width
     }
 
     /// The first hash of partition `p` (its range is up to the next one's).
@@ -236,5 +252,22 @@ mod tests {
         assert_eq!(ring.partition_of(u64::MAX), 1023);
         assert_eq!(ring.partition_of(ring.partition_start(17)), 17);
         assert!(Ring::new(1000, &nodes(1), 3).is_err());
+        assert!(Ring::new(32, &nodes(1), 3).is_err());
+        assert!(Ring::new(32768, &nodes(1), 3).is_err());
+    }
+
+    #[test]
+    fn a_partition_is_a_run_of_slots() {
+        use crate::core::key::{key_slot, ring_hash};
+        for q in [64, 1024, 16384] {
+            let ring = Ring::new(q, &nodes(1), 3).expect("ring");
+            let shift = 14 - q.trailing_zeros();
+            for key in [&b"foo"[..], b"bar", b"{user}1", b"", b"zz"] {
+                let slot = usize::from(key_slot(key));
+                let p = ring.partition_of(ring_hash(key));
+                assert_eq!(p, slot >> shift);
+                assert!(ring.slots_of(p).contains(&slot));
+            }
+        }
     }
 }

@@ -9,7 +9,7 @@ pub mod local;
 pub mod secret;
 
 use crate::config::Config;
-use crate::core::{DEFAULT_PARTITIONS, Member, NodeId};
+use crate::core::{Member, NodeId};
 use crate::net::{Blocklist, RpcClient, RpcConfig};
 use crate::resp::session::ServerState;
 use crate::store::FsyncPolicy;
@@ -20,7 +20,7 @@ use clock::NodeClock;
 use cluster::boot::{BootSettings, boot, local_kv, spawn_workers};
 use cluster::service::Service;
 use cluster::{NodeParts, Quorums, Timeouts};
-use env::{DirMeta, Production, SystemClock};
+use env::{DirMeta, MetaStore, Production, SystemClock};
 use local::wall_clock_ms;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,6 +86,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         config.max_offset_ms,
     ));
     let meta = Arc::new(DirMeta::new(config.data_dir.clone()));
+    check_key_layout(&*meta, &*store)?;
     // Before anything is recorded: a node that cannot have the right secret
     // stops here with the reason, instead of joining nobody.
     let saved_state = cluster::membership::Membership::load(&*meta);
@@ -141,7 +142,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         name: me.clone(),
         member,
         join: config.join.clone(),
-        partitions: DEFAULT_PARTITIONS,
+        partitions: config.partitions,
         quorums: Quorums {
             n: config.n,
             r: config.r,
@@ -260,4 +261,28 @@ async fn cancel_on_signal(stop: CancellationToken) {
     }
     tracing::info!("shutdown requested");
     stop.cancel();
+}
+
+/// Metadata record naming how record keys are hashed onto the ring.
+pub const KEY_LAYOUT_RECORD: &str = "key.layout";
+/// Ring hash = Redis hash slot, then MD5 bits (see `core::key`).
+const KEY_LAYOUT: &str = "slot14-md5";
+
+/// Refuses a data dir written by a build that hashed keys differently:
+/// its records would sit at other ring positions and read as missing.
+fn check_key_layout(meta: &dyn MetaStore, store: &FjallStore) -> anyhow::Result<()> {
+    use crate::store::ReplicaStore as _;
+    match meta.read(KEY_LAYOUT_RECORD) {
+        Some(raw) if raw == KEY_LAYOUT.as_bytes() => Ok(()),
+        Some(raw) => anyhow::bail!(
+            "this data dir uses key layout '{}', this build reads '{KEY_LAYOUT}': start it with the dynkv version that wrote it",
+            String::from_utf8_lossy(&raw)
+        ),
+        None if store.approximate_len() > 0 => anyhow::bail!(
+            "this data dir was written by an older dynkv that placed keys by MD5 only; this build places them by Redis hash slot: dump and reload the data, or start it with the version that wrote it"
+        ),
+        None => meta
+            .write(KEY_LAYOUT_RECORD, KEY_LAYOUT.as_bytes())
+            .context("cannot record the key layout"),
+    }
 }

@@ -72,6 +72,7 @@ pub static ARGS: &[(&str, &str)] = &[
     ("memory", ""),
     ("monitor", ""),
     ("wait", "numreplicas:integer timeout:integer"),
+    ("cluster", ""),
     ("dyn.get", "key [R r:integer]"),
     ("dyn.put", "key context value [W w:integer]"),
     ("dyn.del", "key context [W w:integer]"),
@@ -124,6 +125,8 @@ pub static SUBCOMMANDS: &[(&str, &str, &str)] = &[
     ("memory|stats", "Returns details about memory usage.", ""),
     ("memory|doctor", "Outputs a memory problems report.", ""),
     ("memory|help", "Returns helpful text about the different subcommands.", ""),
+    ("cluster|keyslot", "Returns the hash slot for a key.", "key"),
+    ("cluster|help", "Returns helpful text about the different subcommands.", ""),
 ];
 
 /// COMMAND DOCS `subcommands` of `command`: (full name, summary, arguments).

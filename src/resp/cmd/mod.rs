@@ -5,6 +5,7 @@
 //! checks and client introspection cannot drift apart.
 
 pub mod acl;
+pub mod cluster;
 pub mod connection;
 pub mod diag;
 pub mod docs;
@@ -115,6 +116,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("memory", -2, ["readonly"], 0, 0, 0, "server", "A container for memory diagnostics commands: MEMORY USAGE key | STATS | DOCTOR."),
     spec!("monitor", 1, ["admin"], 0, 0, 0, "server", "Listens for all requests received by the server in real-time."),
     spec!("wait", 3, [], 0, 0, 0, "generic", "Returns the number of replicas a write reaches."),
+    spec!("cluster", -2, [], 0, 0, 0, "cluster", "A container for Redis Cluster commands: CLUSTER KEYSLOT key | HELP."),
     spec!("dyn.get", -2, ["readonly"], 1, 1, 1, "dynamo", "All concurrent versions of a key and their context: DYN.GET key [R n]."),
     spec!("dyn.put", -4, ["write", "denyoom"], 1, 1, 1, "dynamo", "Writes a value superseding the versions in the context: DYN.PUT key context value [W n]."),
     spec!("dyn.del", -3, ["write"], 1, 1, 1, "dynamo", "Deletes the versions in the context: DYN.DEL key context [W n]."),
@@ -179,6 +181,7 @@ pub async fn dispatch<K: Kv>(
         "connection" => connection::run(kv, server, session, spec.name, &args).await,
         "server" if spec.name == "acl" => acl::run(server, &args),
         "server" => server::run(kv, server, session, spec.name, &args).await,
+        "cluster" => cluster::run(&args),
         "dynamo" => dynamo::run(kv, &server.context_key, spec.name, &args).await,
         _ => Err(Reply::err("command group not wired")),
     };
