@@ -89,6 +89,11 @@ pub struct Cli {
     /// the cluster is created; a joining node takes the cluster's.
     #[arg(long, value_name = "Q", value_parser = parse_partitions)]
     pub partitions: Option<usize>,
+    /// Seconds a tombstone (a delete, or an expired value) is kept at least
+    /// before the cluster may purge it; it is purged only once every owner
+    /// holds it (default 3600).
+    #[arg(long, value_name = "SECONDS")]
+    pub tombstone_grace: Option<u64>,
     /// Longest string a client may send or grow a value to, in bytes, with
     /// Redis's suffixes (`32mb`, `1gb`, `500k`); 1 MiB to 32 MiB.
     #[arg(long, value_name = "BYTES", value_parser = parse_proto_max_bulk_len)]
@@ -197,6 +202,9 @@ impl TlsSettings {
         Ok(())
     }
 }
+
+/// `--tombstone-grace` when not given, in seconds.
+pub const DEFAULT_TOMBSTONE_GRACE_SECS: u64 = 3600;
 
 /// Smallest `proto-max-bulk-len`, as in Redis.
 pub const MIN_PROTO_MAX_BULK_LEN: usize = 1024 * 1024;
@@ -354,6 +362,7 @@ struct FileConfig {
     hint_max_per_target: Option<u64>,
     hint_ttl: Option<u64>,
     partitions: Option<usize>,
+    tombstone_grace: Option<u64>,
     proto_max_bulk_len: Option<MemoryValue>,
     tls_port: Option<u16>,
     tls_cert_file: Option<PathBuf>,
@@ -415,6 +424,8 @@ pub struct Config {
     pub hint_ttl_secs: u64,
     /// `--partitions`: Q of a cluster founded here.
     pub partitions: usize,
+    /// `--tombstone-grace` in seconds.
+    pub tombstone_grace_secs: u64,
     /// Longest bulk string a client may send, and longest value APPEND may
     /// make, in bytes (CONFIG SET can change it at run time).
     pub proto_max_bulk_len: usize,
@@ -582,6 +593,10 @@ impl Config {
                     .map_err(|e| ConfigError::Invalid(format!("partitions: {e}")))?,
                 None => crate::core::DEFAULT_PARTITIONS,
             },
+            tombstone_grace_secs: cli
+                .tombstone_grace
+                .or(file.tombstone_grace)
+                .unwrap_or(DEFAULT_TOMBSTONE_GRACE_SECS),
             proto_max_bulk_len,
             tls,
             protected_mode,
@@ -809,6 +824,29 @@ mod tests {
         // Flags win over the file.
         let flag = parse(&["--config", &path, "--tls-auth-clients", "yes"]).expect("flag");
         assert_eq!(flag.tls.auth_clients, TlsAuthClients::Yes);
+    }
+
+    #[test]
+    fn tombstone_grace_from_flag_file_or_default() {
+        let resolve = |cli: Cli| Config::resolve(cli).map(|c| c.tombstone_grace_secs);
+        assert_eq!(resolve(Cli::default()).ok(), Some(3600));
+        let flag = Cli::try_parse_from(["dynkv", "--tombstone-grace", "2"]).expect("flag");
+        assert_eq!(resolve(flag).ok(), Some(2));
+        assert!(Cli::try_parse_from(["dynkv", "--tombstone-grace", "-1"]).is_err());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dynkv.toml");
+        std::fs::write(&path, "tombstone-grace = 30\n").expect("write config");
+        let file = Cli {
+            config: Some(path.clone()),
+            ..Cli::default()
+        };
+        assert_eq!(resolve(file).ok(), Some(30));
+        let both = Cli {
+            config: Some(path),
+            tombstone_grace: Some(5),
+            ..Cli::default()
+        };
+        assert_eq!(resolve(both).ok(), Some(5));
     }
 
     #[test]

@@ -70,6 +70,30 @@ pub enum Request {
         /// Sender's hybrid logical clock.
         hlc_ms: u64,
     },
+    /// Tombstone purge, step one: merge each tombstone you own and say,
+    /// per item, whether you now hold exactly it and no hint for the key.
+    GcPush {
+        /// The tombstones to be purged.
+        items: Vec<GcItem>,
+    },
+    /// Tombstone purge, step two: delete each record you own only if it is
+    /// still exactly this object (a newer write since step one wins).
+    GcDelete {
+        /// Keys and the objects pushed in step one.
+        items: Vec<(Bytes, Object)>,
+    },
+}
+
+/// One key of a tombstone purge round ([`Request::GcPush`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GcItem {
+    /// Key.
+    pub key: Bytes,
+    /// The purger's copy: only tombstones, older than the grace.
+    pub object: Object,
+    /// The receiver is one of the key's owners (it stores the tombstone);
+    /// otherwise it only checks that it holds no hint for the key.
+    pub owner: bool,
 }
 
 /// An answer.
@@ -112,4 +136,7 @@ pub enum Response {
         /// Replicas required.
         required: usize,
     },
+    /// The answer to [`Request::GcPush`] / [`Request::GcDelete`]: per item,
+    /// in order, whether it is ready to purge / was deleted (or absent).
+    GcReady(Vec<bool>),
 }

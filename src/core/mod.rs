@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod failure;
+pub mod gc;
 pub mod hlc;
 pub mod key;
 pub mod membership;
@@ -21,7 +22,7 @@ pub use failure::{FailureDetector, Liveness};
 pub use hlc::{Hlc, OffsetTable};
 pub use key::{SLOTS, key_slot, ring_hash, slot_of_hash};
 pub use membership::{ClusterState, Member};
-pub use message::{Request, Response, WriteContext};
+pub use message::{GcItem, Request, Response, WriteContext};
 pub use object::{Object, Payload, Sibling};
 pub use quorum::{GetCore, Plan, PutCore, QuorumStatus, Target, plan};
 pub use ring::{

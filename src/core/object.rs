@@ -153,9 +153,10 @@ impl Object {
         let mut merged: Vec<Sibling> =
             Vec::with_capacity(self.siblings.len() + other.siblings.len());
         for s in &self.siblings {
-            let other_keeps = other.siblings.iter().any(|o| o.dot == s.dot);
-            if other_keeps || !other.context.covers(&s.dot) {
-                merged.push(s.clone());
+            match other.siblings.iter().find(|o| o.dot == s.dot) {
+                Some(o) => merged.push(same_dot(s, o).clone()),
+                None if !other.context.covers(&s.dot) => merged.push(s.clone()),
+                None => {}
             }
         }
         for o in &other.siblings {
@@ -208,6 +209,16 @@ impl Object {
         merged.merge(other);
         &merged == self
     }
+}
+
+/// Which of two copies of one write survives a merge. They differ only when
+/// one replica has already turned an expired value into its tombstone
+/// ([`crate::core::gc::expire`]): the tombstone must win on every replica,
+/// in either merge order, or a replica that has not converted yet would
+/// hand the value back.
+fn same_dot<'a>(a: &'a Sibling, b: &'a Sibling) -> &'a Sibling {
+    let rank = |s: &Sibling| (matches!(s.payload, Payload::Tombstone), s.timestamp_ms);
+    if rank(b) > rank(a) { b } else { a }
 }
 
 #[cfg(test)]

@@ -6,18 +6,19 @@
 //! without locks, and writes of one hot key still share a group commit.
 
 use super::clock::NodeClock;
+use crate::core::gc;
 use crate::core::{MAX_COUNTER, NodeId, Object, Payload, VersionVector, WriteContext};
 use crate::kv::{AdminValue, Change, KvError, LiveValue, QueuedWrite, ScanPage};
 use crate::store::{ReplicaStore, StoreError, Write, queue, update};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// How long a fully deleted key keeps its tombstone before it is collected,
-/// so DYN.GET can still show the deletion and (in a cluster) every replica
-/// and hint sees it first.
-pub const TOMBSTONE_GRACE_MS: u64 = 60_000;
+/// `--tombstone-grace` unless set: how long a tombstone is kept at least
+/// before it may be purged, so DYN.GET can still show the deletion and
+/// hints and slow messages carrying older versions arrive first.
+pub const DEFAULT_TOMBSTONE_GRACE_MS: u64 = crate::config::DEFAULT_TOMBSTONE_GRACE_SECS * 1000;
 
 /// Records the expiry sweeper examines per tick.
 const SWEEP_BATCH: usize = 1_000;
@@ -45,6 +46,35 @@ pub struct LocalKv<S> {
     keys_collected: Arc<AtomicU64>,
     /// Of those, keys whose winning version was a value that expired.
     keys_expired: Arc<AtomicU64>,
+    /// `--tombstone-grace` in ms.
+    grace_ms: AtomicU64,
+    /// Records holding only tombstones, as of the last finished sweep pass
+    /// (a pass-wide count costs nothing extra: the sweeper reads them all).
+    tombstones: AtomicU64,
+    /// The count of the pass under way.
+    pass_tombstones: AtomicU64,
+    /// Tombstone records deleted here (purge, or a lone node's sweep).
+    tombstones_purged: Arc<AtomicU64>,
+}
+
+/// How a sweep treats dead data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SweepMode {
+    /// This node is every replica of every key: expired values go at once
+    /// and tombstones after the grace, nobody can hand them back.
+    Alone,
+    /// Other replicas exist: expired values become tombstones, and
+    /// tombstones past the grace are handed to the cluster purge.
+    Replica,
+}
+
+/// What one sweep call found.
+#[derive(Debug, Default)]
+pub struct SweepPage {
+    /// Cursor for the next call (0: the pass is finished).
+    pub next: u64,
+    /// Records holding only tombstones older than the grace (Replica mode).
+    pub purgeable: Vec<(Bytes, Object)>,
 }
 
 /// Dots handed out between two durable lease records: a crash can skip at
@@ -167,16 +197,6 @@ fn has_expiry(obj: &Object) -> bool {
     })
 }
 
-/// Whether a dead object may be physically removed at `now_ms`: every value
-/// in it has expired, and every tombstone is older than the grace period.
-fn collectible(obj: &Object, now_ms: u64) -> bool {
-    obj.is_dead(now_ms)
-        && obj.siblings.iter().all(|s| match s.payload {
-            Payload::Tombstone => s.timestamp_ms.saturating_add(TOMBSTONE_GRACE_MS) <= now_ms,
-            Payload::Value { .. } => true,
-        })
-}
-
 fn storage(e: StoreError) -> KvError {
     KvError::Storage(e.to_string())
 }
@@ -213,6 +233,10 @@ impl<S: ReplicaStore> LocalKv<S> {
             expiring_keys: Arc::new(AtomicI64::new(expiring)),
             keys_collected: Arc::new(AtomicU64::new(0)),
             keys_expired: Arc::new(AtomicU64::new(0)),
+            grace_ms: AtomicU64::new(DEFAULT_TOMBSTONE_GRACE_MS),
+            tombstones: AtomicU64::new(0),
+            pass_tombstones: AtomicU64::new(0),
+            tombstones_purged: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -346,68 +370,163 @@ impl<S: ReplicaStore> LocalKv<S> {
         Ok(base)
     }
 
-    /// Removes expired values and old tombstones, `SWEEP_BATCH` records per
-    /// call starting at `cursor`; returns the cursor for the next call.
-    pub async fn sweep(&self, cursor: u64) -> u64 {
+    /// Sets `--tombstone-grace`.
+    pub fn set_tombstone_grace_ms(&self, ms: u64) {
+        self.grace_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// `--tombstone-grace` in ms.
+    pub fn tombstone_grace_ms(&self) -> u64 {
+        self.grace_ms.load(Ordering::Relaxed)
+    }
+
+    /// Sweeps `SWEEP_BATCH` records starting at `cursor` (see [`SweepMode`]).
+    pub async fn sweep(&self, cursor: u64, mode: SweepMode) -> SweepPage {
         let now = self.clock.now_ms();
+        let grace = self.tombstone_grace_ms();
         let page = match self.store.scan(cursor, SWEEP_BATCH).await {
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!("expiry sweep failed: {e}");
-                return cursor;
+                return SweepPage {
+                    next: cursor,
+                    purgeable: Vec::new(),
+                };
             }
         };
         let next = match page.last() {
             Some((last, _, _)) if page.len() == SWEEP_BATCH => last.wrapping_add(1),
             _ => 0,
         };
+        let mut purgeable = Vec::new();
         for (_, key, obj) in page {
-            if !collectible(&obj, now) {
-                continue;
-            }
-            let live_keys = self.live_keys.clone();
-            let expiring_keys = self.expiring_keys.clone();
-            let collected = self.keys_collected.clone();
-            let expired = self.keys_expired.clone();
-            // Re-checked on the writer: a write may have revived the key.
-            let result = update(&*self.store, key, move |current| match current {
-                Some(obj) if collectible(&obj, now) => {
-                    if counts_as_key(&obj) {
-                        // A dead object whose winner is a value: it expired.
-                        live_keys.fetch_sub(1, Ordering::Relaxed);
-                        expired.fetch_add(1, Ordering::Relaxed);
+            let result = match mode {
+                SweepMode::Alone => self.collect_alone(key, obj, now, grace).await,
+                SweepMode::Replica => self.convert_expired(key, obj, now).await.map(|kept| {
+                    if let Some((key, obj)) = kept
+                        && gc::purgeable(&obj, now, grace)
+                    {
+                        purgeable.push((key, obj));
                     }
-                    if has_expiry(&obj) {
-                        expiring_keys.fetch_sub(1, Ordering::Relaxed);
-                    }
-                    collected.fetch_add(1, Ordering::Relaxed);
-                    (Write::Remove, ())
-                }
-                _ => (Write::Keep, ()),
-            })
-            .await;
+                }),
+            };
             if let Err(e) = result {
                 tracing::warn!("expiry sweep failed: {e}");
                 break;
             }
         }
-        next
+        if next == 0 {
+            let counted = self.pass_tombstones.swap(0, Ordering::Relaxed);
+            self.tombstones.store(counted, Ordering::Relaxed);
+            metrics::gauge!("dynkv_tombstones").set(counted as f64);
+        }
+        SweepPage { next, purgeable }
     }
 
-    /// Runs [`LocalKv::sweep`] until `stop` fires: ten batches a second
-    /// while a pass is under way, then a one-second rest.
-    pub async fn run_sweeper(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
-        let mut cursor = 0;
-        loop {
-            // A finished pass rests longer: rescanning a small keyspace ten
-            // times a second would mostly re-read unexpired keys.
-            let pause = if cursor == 0 { 1_000 } else { 100 };
-            tokio::select! {
-                biased;
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(pause)) => cursor = self.sweep(cursor).await,
+    /// A lone node's sweep of one record: removed once collectible.
+    async fn collect_alone(
+        &self,
+        key: Bytes,
+        obj: Object,
+        now: u64,
+        grace: u64,
+    ) -> Result<(), StoreError> {
+        if !gc::lone_collectible(&obj, now, grace) {
+            if gc::all_tombstones(&obj) {
+                self.pass_tombstones.fetch_add(1, Ordering::Relaxed);
             }
+            return Ok(());
         }
+        let live_keys = self.live_keys.clone();
+        let expiring_keys = self.expiring_keys.clone();
+        let collected = self.keys_collected.clone();
+        let expired = self.keys_expired.clone();
+        let purged = self.tombstones_purged.clone();
+        // Re-checked on the writer: a write may have revived the key.
+        update(&*self.store, key, move |current| match current {
+            Some(obj) if gc::lone_collectible(&obj, now, grace) => {
+                if counts_as_key(&obj) {
+                    // A dead object whose winner is a value: it expired.
+                    live_keys.fetch_sub(1, Ordering::Relaxed);
+                    expired.fetch_add(1, Ordering::Relaxed);
+                }
+                if has_expiry(&obj) {
+                    expiring_keys.fetch_sub(1, Ordering::Relaxed);
+                }
+                if gc::all_tombstones(&obj) {
+                    purged.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("dynkv_tombstones_purged_total").increment(1);
+                }
+                collected.fetch_add(1, Ordering::Relaxed);
+                (Write::Remove, ())
+            }
+            _ => (Write::Keep, ()),
+        })
+        .await
+    }
+
+    /// A replica's sweep of one record: expired values become tombstones
+    /// (never removed here: only the cluster purge removes dead data).
+    /// Returns the record as it now stands.
+    async fn convert_expired(
+        &self,
+        key: Bytes,
+        obj: Object,
+        now: u64,
+    ) -> Result<Option<(Bytes, Object)>, StoreError> {
+        let obj = if gc::expire(&obj, now).is_some() {
+            let expired = self.keys_expired.clone();
+            // Converted on the writer from the record as it is then, so a
+            // write that arrived since is kept.
+            let converted = self
+                .apply_queued(key.clone(), move |current| {
+                    match gc::expire(&current, now) {
+                        Some(next) => {
+                            if counts_as_key(&current) && !counts_as_key(&next) {
+                                expired.fetch_add(1, Ordering::Relaxed);
+                            }
+                            (Some(next.clone()), Some(next))
+                        }
+                        None => (None, None),
+                    }
+                })
+                .await
+                .await?;
+            match converted {
+                Some(next) => next,
+                None => return Ok(None),
+            }
+        } else {
+            obj
+        };
+        if gc::all_tombstones(&obj) {
+            self.pass_tombstones.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Some((key, obj)))
+    }
+
+    /// Deletes `key` if its record is still exactly `expected` (the purge's
+    /// last step: a write merged since then wins). True when the record is
+    /// gone (deleted now, or absent already).
+    pub async fn remove_if_equal(&self, key: Bytes, expected: Object) -> Result<bool, KvError> {
+        let live_keys = self.live_keys.clone();
+        let expiring_keys = self.expiring_keys.clone();
+        let purged = self.tombstones_purged.clone();
+        let collected = self.keys_collected.clone();
+        update(&*self.store, key, move |current| match current {
+            None => (Write::Keep, true),
+            Some(obj) if obj == expected => {
+                live_keys.fetch_sub(counts_as_key(&obj) as i64, Ordering::Relaxed);
+                expiring_keys.fetch_sub(has_expiry(&obj) as i64, Ordering::Relaxed);
+                purged.fetch_add(1, Ordering::Relaxed);
+                collected.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("dynkv_tombstones_purged_total").increment(1);
+                (Write::Remove, true)
+            }
+            Some(_) => (Write::Keep, false),
+        })
+        .await
+        .map_err(storage)
     }
 
     /// Atomic read-modify-write of the live value (see [`crate::kv::Kv::modify`]); the
@@ -476,7 +595,18 @@ impl<S: ReplicaStore> LocalKv<S> {
         self.keys_collected.load(Ordering::Relaxed)
     }
 
-    /// Expired keys removed by the sweeper since start.
+    /// Records holding only tombstones, as of the last sweep pass.
+    pub fn tombstones(&self) -> u64 {
+        self.tombstones.load(Ordering::Relaxed)
+    }
+
+    /// Tombstone records deleted here since start.
+    pub fn tombstones_purged(&self) -> u64 {
+        self.tombstones_purged.load(Ordering::Relaxed)
+    }
+
+    /// Expired keys the sweeper removed (lone node) or turned into
+    /// tombstones (cluster) since start.
     pub fn keys_expired(&self) -> u64 {
         self.keys_expired.load(Ordering::Relaxed)
     }

@@ -107,6 +107,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         )
         .await?,
     );
+    local.set_tombstone_grace_ms(config.tombstone_grace_secs.saturating_mul(1000));
 
     // Bind both ports before joining: the seed gossips to us right away.
     let listener = match config.port {
@@ -178,6 +179,10 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     server.set_tls(config.tls.clone());
     server.set_protected_mode(config.protected_mode);
     server.set_timeout_secs(config.timeout_secs);
+    server.tombstone_grace_secs.store(
+        config.tombstone_grace_secs,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     tracing::info!(
         node = %config.node_name,
         cluster = %cluster_id,

@@ -42,6 +42,8 @@ pub const RPC_KINDS: &[&str] = &[
     "flush_all",
     "join",
     "gossip",
+    "gc_push",
+    "gc_delete",
 ];
 
 /// Failure kinds of node-to-node RPCs (`crate::net::RpcError::kind`).
@@ -84,6 +86,9 @@ pub static FAMILIES: &[Family] = &[
     Family { name: "dynkv_auth_failures_total", kind: Kind::Counter, label: None, help: "Client AUTH (or HELLO ... AUTH) attempts with a wrong password." },
     Family { name: "dynkv_tls_handshake_failures_total", kind: Kind::Counter, label: None, help: "Client connections on the TLS port whose TLS handshake failed or timed out." },
     Family { name: "dynkv_cluster_auth_failures_total", kind: Kind::Counter, label: None, help: "Cluster-port connections whose peer failed to prove it holds the cluster secret." },
+    Family { name: "dynkv_tombstones", kind: Kind::Gauge, label: None, help: "Records on this node holding only tombstones (counted by the last sweeper pass)." },
+    Family { name: "dynkv_tombstones_purged_total", kind: Kind::Counter, label: None, help: "Tombstone records this node deleted after every owner held them and the grace had passed." },
+    Family { name: "dynkv_purge_rounds_total", kind: Kind::Counter, label: None, help: "Tombstone purge rounds this node ran as the keys' purger." },
     Family { name: "dynkv_rpc_duration_seconds", kind: Kind::Histogram, label: Some(("kind", RPC_KINDS)), help: "Time for a replica RPC from the coordinator's side (success or failure), by request kind." },
 ];
 
@@ -177,6 +182,8 @@ pub fn rpc_kind_index(req: &crate::core::message::Request) -> usize {
         Request::FlushAll => 5,
         Request::Join { .. } => 6,
         Request::Gossip { .. } => 7,
+        Request::GcPush { .. } => 8,
+        Request::GcDelete { .. } => 9,
     }
 }
 

@@ -208,6 +208,8 @@ pub struct ServerState {
     timeout: tokio::sync::watch::Sender<u64>,
     /// Spaces out AUTH attempts after wrong passwords.
     pub auth_limiter: AuthLimiter,
+    /// `--tombstone-grace` (CONFIG GET; set once at startup).
+    pub tombstone_grace_secs: AtomicU64,
 }
 
 impl ServerState {
@@ -244,6 +246,7 @@ impl ServerState {
             protected_mode: AtomicBool::new(true),
             timeout: tokio::sync::watch::Sender::new(0),
             auth_limiter: AuthLimiter::default(),
+            tombstone_grace_secs: AtomicU64::new(crate::config::DEFAULT_TOMBSTONE_GRACE_SECS),
         }
     }
 

@@ -138,6 +138,12 @@ impl<E: NodeEnv> ClusterKv<E> {
             ("clock_refusals", load(&self.stats.clock_refusals)),
             ("writer_queue_depth", queue_depth.to_string()),
             ("keys_collected", self.local.keys_collected().to_string()),
+            ("tombstones", self.local.tombstones().to_string()),
+            (
+                "tombstones_purged",
+                self.local.tombstones_purged().to_string(),
+            ),
+            ("purge_rounds", load(&self.stats.purge_rounds)),
             (
                 "storage_decode_errors",
                 self.local.store().decode_errors().to_string(),

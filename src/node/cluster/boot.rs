@@ -206,7 +206,7 @@ pub fn spawn_workers<E: NodeEnv>(
     stop: &CancellationToken,
 ) -> tokio::task::JoinSet<()> {
     let mut set = tokio::task::JoinSet::new();
-    set.spawn(kv.local.clone().run_sweeper(stop.clone()));
+    set.spawn(super::gc::sweeper(kv.clone(), stop.clone()));
     set.spawn(workers::gossip(kv.clone(), stop.clone()));
     set.spawn(workers::handoff(kv.clone(), stop.clone()));
     set

@@ -17,11 +17,13 @@
 //! - [`admin`]: DYN.* admin commands, INFO, FLUSHALL.
 //! - [`service`]: answers peers' RPCs.
 //! - [`workers`]: gossip, hinted handoff, hint expiry.
+//! - [`gc`]: the expiry sweeper and the cluster-wide tombstone purge.
 //! - [`boot`]: identity, joining, and starting the workers.
 
 pub mod admin;
 pub mod boot;
 pub mod coordinator;
+pub mod gc;
 pub mod membership;
 pub mod peer_log;
 pub mod service;
@@ -73,6 +75,8 @@ pub struct ClusterStats {
     pub clock_refusals: AtomicU64,
     /// Read repairs skipped because too many were in flight.
     pub repairs_skipped: AtomicU64,
+    /// Tombstone purge rounds run here as the keys' purger.
+    pub purge_rounds: AtomicU64,
 }
 
 /// Replication defaults (`--n --r --w`).

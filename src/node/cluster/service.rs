@@ -1,5 +1,5 @@
 //! Answers peers: replica reads and merges, hints, coordinated writes,
-//! joins, gossip and FLUSHALL.
+//! joins, gossip, FLUSHALL and the tombstone purge.
 
 use super::ClusterKv;
 use crate::core::{NodeId, Request, Response};
@@ -110,6 +110,8 @@ impl<E: NodeEnv> Handler<Request, Response> for Service<E> {
                     hlc_ms: node.local.clock().now_ms(),
                 }
             }
+            Request::GcPush { items } => Response::GcReady(node.gc_prepare(items).await),
+            Request::GcDelete { items } => Response::GcReady(node.gc_delete(items).await),
         }
     }
 }

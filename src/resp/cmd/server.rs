@@ -238,6 +238,13 @@ fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
         ("slowlog-max-len", server.obs.slowlog.max_len().to_string()),
         ("tcp-keepalive", "300".into()),
         ("timeout", server.timeout_secs().to_string()),
+        (
+            "tombstone-grace",
+            server
+                .tombstone_grace_secs
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .to_string(),
+        ),
     ];
     params.extend(tls_params(server));
     let overrides = server.config_overrides.lock();
