@@ -31,6 +31,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 project=${DYNKV_CHAOS_PROJECT:-dynkvchaos}
 export DYNKV_NET=${DYNKV_NET:-172.31.241}
 export DYNKV_IMAGE=${DYNKV_IMAGE:-dynkv:latest}
+# A loaded Docker daemon can take over compose's default 60 s per request.
+export COMPOSE_HTTP_TIMEOUT=${COMPOSE_HTTP_TIMEOUT:-300}
 export DYNKV_PASSWORD=${DYNKV_PASSWORD:-chaos-password-$RANDOM$RANDOM}
 export DYNKV_CLUSTER_SECRET=${DYNKV_CLUSTER_SECRET:-chaos-secret-$RANDOM$RANDOM$RANDOM}
 writes=${CHAOS_WRITES:-3000}
@@ -104,7 +106,7 @@ wait_members() { # want, timeout_s, nodes...: every node sees exactly `want` mem
     done
     return 1
 }
-container() { compose ps -q "$1"; }
+container() { compose ps -a -q "$1"; }
 network() {
     docker network ls -q --filter "label=com.docker.compose.project=$project" \
         --filter "label=com.docker.compose.network=dynkv" | head -n1
@@ -117,7 +119,7 @@ start_load() { # prefix, nodes... -> runs in the background, summary in $out/loa
     local prefix=$1; shift
     # shellcheck disable=SC2046
     "$python" "$here/chaos_client.py" load --prefix "$prefix" --count "$writes" --rate "$rate" \
-        --read-rate "$rate" --max-seconds $(( writes / (rate > 0 ? rate : 1) * 3 + 60 )) \
+        --read-rate "$rate" --max-seconds $(( writes * 3 / (rate > 0 ? rate : 1) + 60 )) \
         --password "$DYNKV_PASSWORD" --ledger "$ledger" $(node_args "$@") \
         > "$out/load-$prefix.json" 2> "$out/load-$prefix.err" &
     load_pid=$!
@@ -185,7 +187,7 @@ trap 'exit 130' INT TERM
 log "project $project, network $DYNKV_NET.0/24, image $DYNKV_IMAGE, ${writes} writes/phase at ${rate}/s"
 compose down -v --remove-orphans >/dev/null 2>&1 || true
 compose up -d n1 n2 n3
-wait_members 3 90 n1 n2 n3 || die "3 nodes did not see each other up within 90 s"
+wait_members 3 180 n1 n2 n3 || die "3 nodes did not see each other up within 180 s"
 log "3 members up:"; cli n1 DYN.MEMBERS | paste - - - - >&2
 start_load base n1 n2 n3
 wait "$load_pid"; load_pid=
@@ -228,7 +230,7 @@ if wants scale-out || wants scale-in; then
     log "scale-out: starting n4 and n5 (--join n1:16379)"
     compose up -d n4 n5
     reason=
-    wait_members 5 90 n1 n2 n3 n4 n5 || reason="5 members not all up within 90 s"
+    wait_members 5 180 n1 n2 n3 n4 n5 || reason="5 members not all up within 180 s"
     wait "$load_pid"; load_pid=
     [ -n "$reason" ] || { log "5 members up:"; cli n1 DYN.MEMBERS | paste - - - - >&2; }
     verify grow n1 n2 n3 n4 n5
