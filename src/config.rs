@@ -24,6 +24,11 @@ pub struct Cli {
     /// Address to listen on.
     #[arg(long)]
     pub bind: Option<String>,
+    /// Address peers and clients are told to reach this node at (default:
+    /// `--bind`). Needed when `--bind` is a wildcard such as 0.0.0.0, e.g.
+    /// in a container; a host name is resolved once, at startup.
+    #[arg(long, value_name = "IP|HOST")]
+    pub announce_ip: Option<String>,
     /// Client (RESP) port (0 turns plain TCP off, leaving `--tls-port`).
     #[arg(long)]
     pub port: Option<u16>,
@@ -343,6 +348,7 @@ fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileConfig {
     bind: Option<String>,
+    announce_ip: Option<String>,
     port: Option<u16>,
     cluster_port: Option<u16>,
     metrics_port: Option<u16>,
@@ -386,6 +392,8 @@ enum YesNo {
 pub struct Config {
     /// Listen address.
     pub bind: String,
+    /// `--announce-ip`: what the node advertises instead of `bind`.
+    pub announce_ip: Option<String>,
     /// Client port.
     pub port: u16,
     /// Cluster port.
@@ -465,6 +473,12 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The host this node advertises to peers and clients: `--announce-ip`
+    /// when given (an IP, or a name still to be resolved), else `--bind`.
+    pub fn advertised_host(&self) -> &str {
+        self.announce_ip.as_deref().unwrap_or(&self.bind)
+    }
+
     /// Merges flags over the optional file and applies defaults.
     pub fn resolve(cli: Cli) -> Result<Config, ConfigError> {
         let file = match &cli.config {
@@ -553,8 +567,16 @@ impl Config {
             .node_name
             .or(file.node_name)
             .unwrap_or_else(|| format!("{bind}:{base_port}"));
+        let announce_ip = cli
+            .announce_ip
+            .or(file.announce_ip)
+            .map(|a| a.trim().to_string());
+        if announce_ip.as_deref() == Some("") {
+            return Err(ConfigError::Invalid("announce-ip is empty".into()));
+        }
         Ok(Config {
             bind,
+            announce_ip,
             port,
             cluster_port,
             metrics_port,
@@ -689,6 +711,28 @@ mod tests {
             out_of_range.map_err(|e| e.to_string()),
             Err("argument must be between 1048576 and 33554432 inclusive".to_string())
         );
+    }
+
+    #[test]
+    fn announce_ip_from_flag_or_file_defaults_to_bind() {
+        let resolve = |cli: Cli| Config::resolve(cli).map(|c| c.advertised_host().to_string());
+        let bind = Cli::try_parse_from(["dynkv", "--bind", "0.0.0.0"]).expect("parse");
+        assert_eq!(resolve(bind).ok().as_deref(), Some("0.0.0.0"));
+        let flag = Cli::try_parse_from(["dynkv", "--bind", "0.0.0.0", "--announce-ip", "n1"])
+            .expect("parse");
+        assert_eq!(resolve(flag).ok().as_deref(), Some("n1"));
+        let empty = Cli::try_parse_from(["dynkv", "--announce-ip", " "]).expect("parse");
+        assert!(resolve(empty).is_err());
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dynkv.toml");
+        std::fs::write(&path, "bind = \"0.0.0.0\"\nannounce-ip = \"10.0.0.7\"\n")
+            .expect("write config");
+        let file = Cli {
+            config: Some(path),
+            ..Cli::default()
+        };
+        assert_eq!(resolve(file).ok().as_deref(), Some("10.0.0.7"));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use cluster::service::Service;
 use cluster::{NodeParts, Quorums, Timeouts};
 use env::{DirMeta, MetaStore, Production, SystemClock};
 use local::wall_clock_ms;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -31,6 +31,30 @@ use tokio_util::sync::CancellationToken;
 /// Test hook: shifts this process's clock (ms) so tests can run a node
 /// whose wall clock is wrong. Not a user setting.
 const CLOCK_SKEW_ENV: &str = "DYNKV_TEST_CLOCK_SKEW_MS";
+
+/// The IP `--announce-ip` names (resolving a host name, e.g. a container's
+/// own name, once); `None` when the flag is not given.
+async fn announced_ip(config: &Config) -> anyhow::Result<Option<IpAddr>> {
+    let Some(host) = config.announce_ip.as_deref() else {
+        return Ok(None);
+    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(Some(ip));
+    }
+    let found = tokio::net::lookup_host((host, 0))
+        .await
+        .with_context(|| format!("cannot resolve --announce-ip {host}"))?
+        .map(|a| a.ip())
+        .next();
+    found
+        .map(Some)
+        .with_context(|| format!("--announce-ip {host} resolves to no address"))
+}
+
+/// Whether `bind` listens on every interface (and so names no one address).
+fn is_wildcard(bind: &str) -> bool {
+    bind.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
+}
 
 /// Runs a node until SIGINT/SIGTERM or `stop` fires.
 pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> {
@@ -74,6 +98,18 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     };
     let client_addr = format!("{}:{}", config.bind, client_port);
     let cluster_addr = format!("{}:{}", config.bind, config.cluster_port);
+    // Peers dial what we advertise, so a wildcard bind needs `--announce-ip`.
+    let announced = announced_ip(&config).await?;
+    let advertise = |port: u16| match announced {
+        Some(ip) => SocketAddr::new(ip, port).to_string(),
+        None => format!("{}:{}", config.bind, port),
+    };
+    if announced.is_none() && is_wildcard(&config.bind) {
+        tracing::warn!(
+            "--bind {} is a wildcard and no --announce-ip is set: peers on other hosts cannot reach this node",
+            config.bind
+        );
+    }
     let skew_ms = std::env::var(CLOCK_SKEW_ENV)
         .ok()
         .and_then(|v| v.trim().parse::<i64>().ok())
@@ -125,8 +161,8 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         .await
         .with_context(|| format!("cannot listen on cluster port {cluster_addr}"))?;
     let member = Member {
-        client_addr: client_addr.clone(),
-        cluster_addr: cluster_addr.clone(),
+        client_addr: advertise(client_port),
+        cluster_addr: advertise(config.cluster_port),
     };
     let blocklist = Arc::new(Blocklist::new());
     let rpc_config = RpcConfig::new(String::new(), me.clone(), &secret);
@@ -188,6 +224,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         cluster = %cluster_id,
         data_dir = %config.data_dir.display(),
         tls_port = config.tls.port,
+        advertised = %advertise(config.cluster_port),
         "dynkv ready to accept connections on {client_addr} (cluster port {cluster_addr})"
     );
 
@@ -289,5 +326,36 @@ fn check_key_layout(meta: &dyn MetaStore, store: &FjallStore) -> anyhow::Result<
         None => meta
             .write(KEY_LAYOUT_RECORD, KEY_LAYOUT.as_bytes())
             .context("cannot record the key layout"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn config(args: &[&str]) -> Config {
+        let cli = crate::config::Cli::try_parse_from(args).expect("flags parse");
+        Config::resolve(cli).expect("config resolves")
+    }
+
+    #[tokio::test]
+    async fn announce_ip_is_taken_as_given_or_resolved() {
+        let plain = config(&["dynkv", "--bind", "0.0.0.0"]);
+        assert_eq!(announced_ip(&plain).await.ok(), Some(None));
+        assert!(is_wildcard(&plain.bind));
+        assert!(!is_wildcard("127.0.0.1"));
+
+        let ip = config(&["dynkv", "--bind", "0.0.0.0", "--announce-ip", "10.1.2.3"]);
+        let expected: IpAddr = "10.1.2.3".parse().expect("ip");
+        assert_eq!(announced_ip(&ip).await.ok(), Some(Some(expected)));
+
+        // A name (as a container's own host name) is resolved to its IP.
+        let name = config(&["dynkv", "--announce-ip", "localhost"]);
+        let resolved = announced_ip(&name).await.ok().flatten();
+        assert!(resolved.is_some_and(|ip| ip.is_loopback()), "{resolved:?}");
+
+        let bad = config(&["dynkv", "--announce-ip", "no-such-host.invalid"]);
+        assert!(announced_ip(&bad).await.is_err());
     }
 }
