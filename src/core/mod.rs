@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod failure;
+pub mod gossip;
 pub mod hlc;
 pub mod key;
 pub mod membership;
@@ -18,6 +19,7 @@ pub mod version;
 
 pub use context::{ContextError, decode_context, encode_context, seal_context_body};
 pub use failure::{FailureDetector, Liveness};
+pub use gossip::StateDigest;
 pub use hlc::{Hlc, OffsetTable};
 pub use key::ring_hash;
 pub use membership::{ClusterState, Member};

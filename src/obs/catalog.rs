@@ -176,7 +176,7 @@ pub fn rpc_kind_index(req: &crate::core::message::Request) -> usize {
         Request::Coordinate { .. } => 4,
         Request::FlushAll => 5,
         Request::Join { .. } => 6,
-        Request::Gossip { .. } => 7,
+        Request::Gossip { .. } | Request::GossipDigest { .. } | Request::GossipPush { .. } => 7,
     }
 }
 

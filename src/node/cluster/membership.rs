@@ -2,7 +2,7 @@
 //! so a restart rejoins with the same identity and ring), the local failure
 //! detector (who answers RPCs right now) and the peers' clock offsets.
 
-use crate::core::{ClusterState, FailureDetector, Liveness, NodeId, OffsetTable};
+use crate::core::{ClusterState, FailureDetector, Liveness, NodeId, OffsetTable, StateDigest};
 use crate::node::env::MetaStore;
 use parking_lot::{Mutex, RwLock};
 use std::net::SocketAddr;
@@ -18,6 +18,9 @@ pub const STATE_RECORD: &str = "cluster.state";
 pub struct Membership {
     me: NodeId,
     state: RwLock<ClusterState>,
+    /// Digest of `state`, updated under its write lock: every gossip round
+    /// sends it, and computing it encodes and hashes the whole state.
+    digest: Mutex<StateDigest>,
     meta: Arc<dyn MetaStore>,
     /// Serialises saves so the record never goes backwards, without holding
     /// the state lock (which every request reads) during the fsync.
@@ -51,6 +54,7 @@ impl Membership {
     ) -> Self {
         Self {
             me,
+            digest: Mutex::new(StateDigest::of(&state)),
             state: RwLock::new(state),
             meta,
             save_lock: Mutex::new(()),
@@ -71,6 +75,11 @@ impl Membership {
         self.state.read().clone()
     }
 
+    /// The digest of the current state (cached).
+    pub fn digest(&self) -> StateDigest {
+        *self.digest.lock()
+    }
+
     /// Runs `f` with the current state without copying it.
     pub fn with<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
         f(&self.state.read())
@@ -87,6 +96,7 @@ impl Membership {
             members = next.members.len(),
             "cluster state changed"
         );
+        *self.digest.lock() = StateDigest::of(&next);
         *state = next;
         true
     }
@@ -102,6 +112,7 @@ impl Membership {
         let next = f(&state)?;
         let changed = *state != next;
         if changed {
+            *self.digest.lock() = StateDigest::of(&next);
             *state = next.clone();
         }
         Ok((next, changed))

@@ -16,12 +16,14 @@
 //! - [`coordinator`]: quorum reads and writes.
 //! - [`admin`]: DYN.* admin commands, INFO, FLUSHALL.
 //! - [`service`]: answers peers' RPCs.
+//! - [`gossip`]: one gossip round and its answers (digest first).
 //! - [`workers`]: gossip, hinted handoff, hint expiry.
 //! - [`boot`]: identity, joining, and starting the workers.
 
 pub mod admin;
 pub mod boot;
 pub mod coordinator;
+pub mod gossip;
 pub mod membership;
 pub mod peer_log;
 pub mod service;
