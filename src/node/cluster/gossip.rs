@@ -14,7 +14,7 @@
 use super::ClusterKv;
 use super::membership::Membership;
 use crate::core::gossip::{DigestReply, must_push, on_digest};
-use crate::core::{ClusterState, NodeId, Request, Response, StateDigest};
+use crate::core::{ClusterState, NodeId, Request, Response};
 use crate::net::RpcError;
 use crate::node::clock::NodeClock;
 use crate::node::env::NodeEnv;
@@ -109,7 +109,7 @@ pub async fn exchange<G: GossipNode>(node: &G, peer: NodeId) {
     let push = match heard {
         Some(heard) => {
             merge(node, &heard).await;
-            must_push(&node.membership().digest(), &StateDigest::of(&heard))
+            node.membership().with(|ours| must_push(ours, &heard))
         }
         None => want,
     };
@@ -180,8 +180,7 @@ pub async fn serve<G: GossipNode>(node: &G, req: Request) -> Response {
             node.clock().observe(hlc_ms);
             merge(node, &state).await;
             // Send ours back only if the merge kept something the pusher lacks.
-            let back = must_push(&membership.digest(), &StateDigest::of(&state))
-                .then(|| membership.snapshot());
+            let back = membership.with(|ours| must_push(ours, &state).then(|| ours.clone()));
             delta(node, back, false)
         }
         _ => Response::Error("not a gossip request".into()),
