@@ -361,6 +361,61 @@ async fn a_join_converges_within_two_log2_rounds() {
     assert!(encoded_len(&admitted.ring) < 2 * Q + 64 * total);
 }
 
+/// Two nodes admitted at once by two different seeds (same version, two
+/// different states): every node ends with both, in the one state that
+/// `ClusterState::merge` computes the same everywhere, within the bound.
+#[tokio::test(flavor = "current_thread")]
+async fn concurrent_joins_through_two_seeds_converge() {
+    let s = node_count();
+    let state = grown_state(s);
+    let mut sim = Sim::new(&state, 0x5eed_0002);
+    let mut admitted = Vec::new();
+    for (k, seed_at) in [(0, s / 3), (1, 2 * s / 3)] {
+        let seed_node = sim.order[seed_at].clone();
+        let (next, changed) = seed_node
+            .membership
+            .change(|current| current.with_member(name(s + k), member(s + k)))
+            .expect("admit");
+        assert!(changed);
+        admitted.push(next);
+    }
+    assert_eq!(admitted[0].version, admitted[1].version);
+    let expected = admitted[0].merge(&admitted[1]).expect("merge");
+    assert_eq!(expected, admitted[1].merge(&admitted[0]).expect("merge"));
+    for (k, next) in admitted.iter().enumerate() {
+        sim.add(name(s + k), next.clone());
+    }
+    let total = s + 2;
+    let bound = (2.0 * (total as f64).log2()).floor() as usize;
+    let (b0, _, f0) = sim.counters();
+    let mut rounds = 0;
+    while sim.distinct_states() > 1 {
+        assert!(
+            rounds < bound,
+            "{} distinct states after {rounds} rounds (bound {bound})",
+            sim.distinct_states()
+        );
+        sim.round().await;
+        rounds += 1;
+    }
+    let (b1, _, f1) = sim.counters();
+    for node in &sim.order {
+        let held = node.membership.snapshot();
+        assert_eq!(
+            held,
+            expected,
+            "{} holds another state",
+            node.membership.me()
+        );
+        assert_eq!(held.ring.members().len(), total);
+    }
+    println!(
+        "concurrent joins: {total} nodes converged in {rounds} rounds (bound {bound}), {:.0} bytes per node per round, {} full states sent",
+        (b1 - b0) as f64 / (total as f64 * rounds as f64),
+        f1 - f0
+    );
+}
+
 /// Preference lists of every partition.
 fn preference_lists(ring: &Ring) -> Vec<Vec<NodeId>> {
     (0..ring.partitions())
