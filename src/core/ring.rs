@@ -115,6 +115,20 @@ impl Ring {
         ring.rebalance(&members, n)
     }
 
+    /// The ring with these partition owners, one name per partition (the
+    /// form rings were encoded in before the owner table).
+    pub fn from_owners(owners: &[NodeId]) -> Result<Ring, RingError> {
+        if !owners.len().is_power_of_two() {
+            return Err(RingError::PartitionCount(owners.len()));
+        }
+        let members = sorted_members(owners)?;
+        let owners = owners
+            .iter()
+            .map(|o| members.binary_search(o).map_or(0, |i| i as u32))
+            .collect();
+        Ok(Ring::canonical(members, owners))
+    }
+
     /// The canonical ring for `owners` (indexes into the sorted `members`):
     /// members owning nothing are dropped from the table.
     fn canonical(members: Vec<NodeId>, mut owners: Vec<u32>) -> Ring {
