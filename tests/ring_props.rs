@@ -145,3 +145,112 @@ fn three_and_five_node_rings_spread_replicas_evenly() {
         }
     }
 }
+
+/// The ring as encoded: the sorted owner table, then an index per partition.
+#[derive(serde::Serialize)]
+struct WireRing {
+    nodes: Vec<NodeId>,
+    owners: Vec<u32>,
+}
+
+fn decode(wire: &WireRing) -> Result<Ring, postcard::Error> {
+    postcard::from_bytes(&postcard::to_allocvec(wire).expect("encode"))
+}
+
+#[test]
+fn compact_encoding_round_trips_and_refuses_malformed_rings() {
+    let members: Vec<NodeId> = (0..7).map(node).collect();
+    let ring = Ring::new(Q, &members, N).expect("ring");
+    let raw = postcard::to_allocvec(&ring).expect("encode");
+    // One or two bytes a partition, plus the names once.
+    assert!(raw.len() < 2 * Q + 7 * 16, "{} bytes", raw.len());
+    let back: Ring = postcard::from_bytes(&raw).expect("decode");
+    assert_eq!(back, ring);
+    for p in 0..Q {
+        assert_eq!(back.owner(p), ring.owner(p));
+    }
+
+    let (a, b) = (node(1), node(2));
+    let good = WireRing {
+        nodes: vec![a.clone(), b.clone()],
+        owners: vec![0, 1, 0, 1],
+    };
+    assert_eq!(decode(&good).expect("valid ring").owner(1), &b);
+    let bad = [
+        // An index past the table.
+        WireRing {
+            nodes: vec![a.clone(), b.clone()],
+            owners: vec![0, 1, 2, 1],
+        },
+        // A table out of order.
+        WireRing {
+            nodes: vec![b.clone(), a.clone()],
+            owners: vec![0, 1, 0, 1],
+        },
+        // A name twice.
+        WireRing {
+            nodes: vec![a.clone(), a.clone()],
+            owners: vec![0, 1, 0, 1],
+        },
+        // A name that owns nothing (equal rings must encode equally).
+        WireRing {
+            nodes: vec![a.clone(), b.clone()],
+            owners: vec![0, 0, 0, 0],
+        },
+        // Not a power of two, or empty.
+        WireRing {
+            nodes: vec![a.clone(), b.clone()],
+            owners: vec![0, 1, 0],
+        },
+        WireRing {
+            nodes: vec![],
+            owners: vec![],
+        },
+    ];
+    for wire in &bad {
+        assert!(decode(wire).is_err(), "accepted {:?}", wire.owners);
+    }
+}
+
+const BIG_Q: usize = 16384;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// At Q = 16384 and up to 1,500 members a join moves exactly the
+    /// newcomer's share (⌊Q/(S+1)⌋ or one more), only to the newcomer, and a
+    /// leave moves only the leaver's partitions; both keep every node at
+    /// ⌊Q/S⌋ or ⌈Q/S⌉ with N distinct nodes in every preference list.
+    #[test]
+    fn large_rings_move_only_their_share(s in 2usize..1500, leaver in any::<usize>()) {
+        let members: Vec<NodeId> = (0..s).map(node).collect();
+        let ring = Ring::new(BIG_Q, &members, N).expect("ring");
+        let mut joined_members = members.clone();
+        joined_members.push(node(9999));
+        let joined = ring.rebalance(&joined_members, N).expect("join");
+        let moved: Vec<usize> = (0..BIG_Q).filter(|&p| ring.owner(p) != joined.owner(p)).collect();
+        prop_assert!(moved.len() <= BIG_Q.div_ceil(s + 1));
+        for &p in &moved {
+            prop_assert_eq!(joined.owner(p), &node(9999));
+        }
+        let gone = node(leaver % s);
+        let left_members: Vec<NodeId> = members.iter().filter(|m| **m != gone).cloned().collect();
+        let left = ring.rebalance(&left_members, N).expect("leave");
+        for p in 0..BIG_Q {
+            if ring.owner(p) != &gone {
+                prop_assert_eq!(ring.owner(p), left.owner(p));
+            }
+        }
+        for (r, count) in [(&joined, s + 1), (&left, s - 1)] {
+            let own = r.ownership();
+            prop_assert_eq!(own.len(), count);
+            for c in own.values() {
+                prop_assert!(*c == BIG_Q / count || *c == BIG_Q / count + 1);
+            }
+            for p in 0..BIG_Q {
+                let pl = r.preference_list(p, N);
+                prop_assert_eq!(pl.iter().collect::<BTreeSet<_>>().len(), N.min(count));
+            }
+        }
+    }
+}

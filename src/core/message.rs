@@ -1,5 +1,6 @@
 //! What nodes say to each other (carried by `net` as postcard frames).
 
+use super::gossip::StateDigest;
 use super::membership::{ClusterState, Member};
 use super::object::{Object, Payload};
 use super::version::{NodeId, VersionVector};
@@ -65,6 +66,23 @@ pub enum Request {
     },
     /// Here is my cluster state; answer with yours.
     Gossip {
+        /// Sender's state.
+        state: ClusterState,
+        /// Sender's hybrid logical clock.
+        hlc_ms: u64,
+    },
+    /// Gossip by digest: here is my state's digest; answer with
+    /// [`Response::GossipDelta`] (your state only if it differs).
+    GossipDigest {
+        /// Digest of the sender's state.
+        digest: StateDigest,
+        /// Sender's hybrid logical clock.
+        hlc_ms: u64,
+    },
+    /// Gossip by digest, second step: my state, which holds something yours
+    /// lacks; answer with [`Response::GossipDelta`] (your merged state only
+    /// if it is not exactly mine).
+    GossipPush {
         /// Sender's state.
         state: ClusterState,
         /// Sender's hybrid logical clock.
@@ -139,4 +157,15 @@ pub enum Response {
     /// The answer to [`Request::GcPush`] / [`Request::GcDelete`]: per item,
     /// in order, whether it is ready to purge / was deleted (or absent).
     GcReady(Vec<bool>),
+    /// The answer to [`Request::GossipDigest`] and [`Request::GossipPush`].
+    GossipDelta {
+        /// The peer's state, when the caller should merge it.
+        state: Option<ClusterState>,
+        /// The peer wants the caller's state (it is newer).
+        want: bool,
+        /// The peer's physical clock when it answered (offset measurement).
+        physical_ms: u64,
+        /// The peer's hybrid logical clock.
+        hlc_ms: u64,
+    },
 }

@@ -7,6 +7,7 @@
 pub mod context;
 pub mod failure;
 pub mod gc;
+pub mod gossip;
 pub mod hlc;
 pub mod key;
 pub mod membership;
@@ -19,6 +20,7 @@ pub mod version;
 
 pub use context::{ContextError, decode_context, encode_context, seal_context_body};
 pub use failure::{FailureDetector, Liveness};
+pub use gossip::StateDigest;
 pub use hlc::{Hlc, OffsetTable};
 pub use key::{SLOTS, key_slot, ring_hash, slot_of_hash};
 pub use membership::{ClusterState, Member};

@@ -38,10 +38,76 @@ pub fn valid_partition_count(q: usize) -> bool {
 }
 
 /// Partition → owner, for Q partitions.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Owners are kept as indexes into a sorted table of the distinct owners:
+/// at Q = 16384 a ring is 64 KiB instead of 16384 names, decoding one does
+/// not allocate a name per partition, and on the wire (postcard varints) a
+/// partition costs one or two bytes. The form is canonical (table sorted,
+/// every entry owns a partition), so equal rings are equal values and
+/// encode to equal bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RingWire")]
 pub struct Ring {
-    owners: Vec<NodeId>,
+    nodes: Vec<NodeId>,
+    owners: Vec<u32>,
 }
+
+/// The encoded form of a [`Ring`]; checked when decoded, so a peer cannot
+/// make [`Ring::owner`] index out of bounds.
+#[derive(Deserialize)]
+struct RingWire {
+    nodes: Vec<NodeId>,
+    owners: Vec<u32>,
+}
+
+#[derive(Serialize)]
+struct RingWireRef<'a> {
+    nodes: &'a [NodeId],
+    owners: &'a [u32],
+}
+
+impl Serialize for Ring {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RingWireRef {
+            nodes: &self.nodes,
+            owners: &self.owners,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl TryFrom<RingWire> for Ring {
+    type Error = String;
+
+    fn try_from(wire: RingWire) -> Result<Self, String> {
+        if !wire.owners.len().is_power_of_two() {
+            return Err(format!(
+                "ring of {} partitions is not a power of two",
+                wire.owners.len()
+            ));
+        }
+        if wire.nodes.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("ring owner table is not sorted and distinct".into());
+        }
+        let mut used = vec![false; wire.nodes.len()];
+        for &o in &wire.owners {
+            match used.get_mut(o as usize) {
+                Some(u) => *u = true,
+                None => return Err(format!("ring owner index {o} out of range")),
+            }
+        }
+        if used.contains(&false) {
+            return Err("ring owner table lists a node that owns nothing".into());
+        }
+        Ok(Ring {
+            nodes: wire.nodes,
+            owners: wire.owners,
+        })
+    }
+}
+
+/// Marks a partition whose owner left, in [`Ring::rebalance`].
+const VACANT: u32 = u32::MAX;
 
 impl Ring {
     /// A ring of `partitions` partitions spread over `members`, spaced for
@@ -50,18 +116,56 @@ impl Ring {
         if !valid_partition_count(partitions) {
             return Err(RingError::PartitionCount(partitions));
         }
-        let members: BTreeSet<NodeId> = members.iter().cloned().collect();
-        if members.is_empty() {
-            return Err(RingError::NoMembers);
-        }
+        let members = sorted_members(members)?;
         // Round-robin: balanced, and no node owns two partitions closer than S.
-        let members: Vec<NodeId> = members.into_iter().collect();
-        let ring = Ring {
-            owners: (0..partitions)
-                .map(|p| members[p % members.len()].clone())
-                .collect(),
-        };
+        let owners = (0..partitions)
+            .map(|p| (p % members.len()) as u32)
+            .collect();
+        let ring = Ring::canonical(members.clone(), owners);
         ring.rebalance(&members, n)
+    }
+
+    /// The ring with these partition owners, one name per partition (the
+    /// form rings were encoded in before the owner table).
+    pub fn from_owners(owners: &[NodeId]) -> Result<Ring, RingError> {
+        if !owners.len().is_power_of_two() {
+            return Err(RingError::PartitionCount(owners.len()));
+        }
+        let members = sorted_members(owners)?;
+        let owners = owners
+            .iter()
+            .map(|o| members.binary_search(o).map_or(0, |i| i as u32))
+            .collect();
+        Ok(Ring::canonical(members, owners))
+    }
+
+    /// The canonical ring for `owners` (indexes into the sorted `members`):
+    /// members owning nothing are dropped from the table.
+    fn canonical(members: Vec<NodeId>, mut owners: Vec<u32>) -> Ring {
+        // Rebalance fills every vacant partition (the quotas add up to Q,
+        // so a member below quota always exists); should one be left, it
+        // goes to the first member rather than indexing out of bounds.
+        for o in &mut owners {
+            if *o as usize >= members.len() {
+                *o = 0;
+            }
+        }
+        let mut used = vec![false; members.len()];
+        for &o in &owners {
+            used[o as usize] = true;
+        }
+        let mut remap = vec![0u32; members.len()];
+        let mut nodes = Vec::new();
+        for (i, m) in members.into_iter().enumerate() {
+            if used[i] {
+                remap[i] = nodes.len() as u32;
+                nodes.push(m);
+            }
+        }
+        for o in &mut owners {
+            *o = remap[*o as usize];
+        }
+        Ring { nodes, owners }
     }
 
     /// Number of partitions (Q).
@@ -97,21 +201,21 @@ impl Ring {
 
     /// Owner of partition `p`.
     pub fn owner(&self, p: usize) -> &NodeId {
-        &self.owners[p % self.owners.len()]
+        &self.nodes[self.owners[p % self.owners.len()] as usize]
     }
 
     /// Distinct members, sorted.
     pub fn members(&self) -> BTreeSet<NodeId> {
-        self.owners.iter().cloned().collect()
+        self.nodes.iter().cloned().collect()
     }
 
     /// Partitions owned by each member.
     pub fn ownership(&self) -> BTreeMap<NodeId, usize> {
-        let mut counts = BTreeMap::new();
-        for o in &self.owners {
-            *counts.entry(o.clone()).or_insert(0) += 1;
+        let mut counts = vec![0usize; self.nodes.len()];
+        for &o in &self.owners {
+            counts[o as usize] += 1;
         }
-        counts
+        self.nodes.iter().cloned().zip(counts).collect()
     }
 
     /// Every distinct node in ring order starting at partition `p`: the
@@ -125,24 +229,25 @@ impl Ring {
     /// partitions, instead of visiting all Q).
     pub fn walk_up_to(&self, p: usize, limit: usize) -> Vec<NodeId> {
         let q = self.owners.len();
-        let mut seen = Vec::new();
+        let limit = limit.min(self.nodes.len());
+        let mut seen = vec![false; self.nodes.len()];
+        let mut walk = Vec::new();
         for i in 0..q {
-            if seen.len() >= limit {
+            if walk.len() >= limit {
                 break;
             }
-            let owner = &self.owners[(p + i) % q];
-            if !seen.contains(owner) {
-                seen.push(owner.clone());
+            let owner = self.owners[(p + i) % q] as usize;
+            if !seen[owner] {
+                seen[owner] = true;
+                walk.push(self.nodes[owner].clone());
             }
         }
-        seen
+        walk
     }
 
     /// The preference list of partition `p`: its first `n` distinct nodes.
     pub fn preference_list(&self, p: usize, n: usize) -> Vec<NodeId> {
-        let mut walk = self.walk(p);
-        walk.truncate(n);
-        walk
+        self.walk_up_to(p, n)
     }
 
     /// The preference list for a key's ring hash.
@@ -152,77 +257,107 @@ impl Ring {
 
     /// The ring after the member set becomes `members`, moving as few
     /// partitions as possible. `n` is the replica count the spacing aims at.
+    ///
+    /// Cost: O(Q + moved · (receivers + N)), where receivers are the members
+    /// below quota (one on a join, about Q/S on a leave), so a join at
+    /// Q = 16384, S = 1000 touches each partition a few times.
     pub fn rebalance(&self, members: &[NodeId], n: usize) -> Result<Ring, RingError> {
-        let members: BTreeSet<NodeId> = members.iter().cloned().collect();
-        if members.is_empty() {
-            return Err(RingError::NoMembers);
-        }
+        let members = sorted_members(members)?;
         let q = self.owners.len();
         let s = members.len();
-        let mut owners = self.owners.clone();
-        let mut counts: BTreeMap<NodeId, usize> = members.iter().map(|m| (m.clone(), 0)).collect();
-        for o in &owners {
-            if let Some(c) = counts.get_mut(o) {
-                *c += 1;
+        // Old table index → new member index (VACANT: that owner left).
+        let remap: Vec<u32> = self
+            .nodes
+            .iter()
+            .map(|m| members.binary_search(m).map_or(VACANT, |i| i as u32))
+            .collect();
+        let mut owners: Vec<u32> = self.owners.iter().map(|&o| remap[o as usize]).collect();
+        let mut counts = vec![0usize; s];
+        for &o in &owners {
+            if o != VACANT {
+                counts[o as usize] += 1;
             }
         }
         // Quotas: everyone gets ⌊Q/S⌋; the Q mod S extra partitions go to the
         // members that already hold the most (then by name), so they move least.
-        let mut order: Vec<NodeId> = members.iter().cloned().collect();
-        order.sort_by(|a, b| counts[b].cmp(&counts[a]).then_with(|| a.cmp(b)));
-        let quota: BTreeMap<NodeId, usize> = order
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.clone(), q / s + usize::from(i < q % s)))
-            .collect();
+        let mut by_count: Vec<usize> = (0..s).collect();
+        by_count.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
+        let mut quota = vec![0usize; s];
+        for (rank, &m) in by_count.iter().enumerate() {
+            quota[m] = q / s + usize::from(rank < q % s);
+        }
+        // Only members below quota can receive: keep them apart, so a pick
+        // looks at a handful of candidates instead of all S members.
+        let mut receivers: Vec<usize> = (0..s).filter(|&m| counts[m] < quota[m]).collect();
 
         let window = n.max(1) - 1;
-        let conflicted = |owners: &[NodeId], p: usize, node: &NodeId| {
-            (1..=window).any(|d| &owners[(p + d) % q] == node || &owners[(p + q - d) % q] == node)
+        let conflicted = |owners: &[u32], p: usize, node: usize| {
+            let node = node as u32;
+            (1..=window).any(|d| owners[(p + d) % q] == node || owners[(p + q - d) % q] == node)
         };
         // Visit partitions in a strided order so the partitions a newcomer
         // takes are spread around the ring instead of forming one block.
-        let order: Vec<usize> = (0..s).flat_map(|off| (off..q).step_by(s)).collect();
-        let below_quota = |counts: &BTreeMap<NodeId, usize>, m: &NodeId| counts[m] < quota[m];
+        let order: Vec<usize> = (0..s.min(q)).flat_map(|off| (off..q).step_by(s)).collect();
         // Best receiver for partition p: below quota, not owning a partition
-        // within the window if `strict`, then the furthest below quota.
-        let pick = |owners: &[NodeId], counts: &BTreeMap<NodeId, usize>, p: usize, strict: bool| {
-            members
-                .iter()
-                .filter(|m| below_quota(counts, m) && (!strict || !conflicted(owners, p, m)))
-                .min_by_key(|m| (counts[*m] as isize - quota[*m] as isize, (*m).clone()))
-                .cloned()
-        };
+        // within the window if `strict`, then the furthest below quota, then
+        // the first by name.
+        let pick =
+            |owners: &[u32], counts: &[usize], receivers: &[usize], p: usize, strict: bool| {
+                receivers
+                    .iter()
+                    .copied()
+                    .filter(|&m| counts[m] < quota[m] && (!strict || !conflicted(owners, p, m)))
+                    .min_by_key(|&m| (counts[m] as isize - quota[m] as isize, m))
+            };
         // 1. Partitions of departed members must move.
         for strict in [true, false] {
             for &p in &order {
-                if members.contains(&owners[p]) {
+                if owners[p] != VACANT {
                     continue;
                 }
-                if let Some(r) = pick(&owners, &counts, p, strict) {
-                    *counts.entry(r.clone()).or_insert(0) += 1;
-                    owners[p] = r;
+                if let Some(r) = pick(&owners, &counts, &receivers, p, strict) {
+                    counts[r] += 1;
+                    owners[p] = r as u32;
                 }
             }
+            receivers.retain(|&m| counts[m] < quota[m]);
         }
         // 2. Members above quota give partitions to members below it.
         for strict in [true, false] {
             for &p in &order {
-                let owner = owners[p].clone();
-                if counts.get(&owner).is_none_or(|&c| c <= quota[&owner]) {
+                if receivers.is_empty() {
+                    break;
+                }
+                let owner = owners[p] as usize;
+                if counts[owner] <= quota[owner] {
                     continue;
                 }
-                if let Some(r) = pick(&owners, &counts, p, strict) {
-                    if let Some(c) = counts.get_mut(&owner) {
-                        *c -= 1;
+                if let Some(r) = pick(&owners, &counts, &receivers, p, strict) {
+                    counts[owner] -= 1;
+                    counts[r] += 1;
+                    owners[p] = r as u32;
+                    if counts[r] >= quota[r] {
+                        receivers.retain(|&m| m != r);
                     }
-                    *counts.entry(r.clone()).or_insert(0) += 1;
-                    owners[p] = r;
                 }
             }
         }
-        Ok(Ring { owners })
+        Ok(Ring::canonical(members, owners))
     }
+}
+
+/// `members` sorted and deduplicated; at least one.
+fn sorted_members(members: &[NodeId]) -> Result<Vec<NodeId>, RingError> {
+    let members: Vec<NodeId> = members
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if members.is_empty() {
+        return Err(RingError::NoMembers);
+    }
+    Ok(members)
 }
 
 #[cfg(test)]

@@ -181,7 +181,7 @@ pub fn rpc_kind_index(req: &crate::core::message::Request) -> usize {
         Request::Coordinate { .. } => 4,
         Request::FlushAll => 5,
         Request::Join { .. } => 6,
-        Request::Gossip { .. } => 7,
+        Request::Gossip { .. } | Request::GossipDigest { .. } | Request::GossipPush { .. } => 7,
         Request::GcPush { .. } => 8,
         Request::GcDelete { .. } => 9,
     }

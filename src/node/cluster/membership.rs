@@ -2,9 +2,12 @@
 //! so a restart rejoins with the same identity and ring), the local failure
 //! detector (who answers RPCs right now) and the peers' clock offsets.
 
-use crate::core::{ClusterState, FailureDetector, Liveness, NodeId, OffsetTable};
+use crate::core::{
+    ClusterState, FailureDetector, Liveness, Member, NodeId, OffsetTable, Ring, StateDigest,
+};
 use crate::node::env::MetaStore;
 use parking_lot::{Mutex, RwLock};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,10 +17,42 @@ use super::peer_log::PeerLog;
 /// Metadata record holding the last known cluster state.
 pub const STATE_RECORD: &str = "cluster.state";
 
+/// The state record as written before rings were encoded as an owner table
+/// plus an index per partition: a node restarted on a newer build reads it.
+#[derive(serde::Deserialize)]
+struct LegacyState {
+    cluster_id: String,
+    version: u64,
+    members: BTreeMap<NodeId, Member>,
+    ring: Vec<NodeId>,
+    n: usize,
+}
+
+impl LegacyState {
+    fn upgrade(self) -> Option<ClusterState> {
+        match Ring::from_owners(&self.ring) {
+            Ok(ring) => Some(ClusterState {
+                cluster_id: self.cluster_id,
+                version: self.version,
+                members: self.members,
+                ring,
+                n: self.n,
+            }),
+            Err(e) => {
+                tracing::error!("ignoring unreadable {STATE_RECORD}: {e}");
+                None
+            }
+        }
+    }
+}
+
 /// Shared state + persistence + reachability.
 pub struct Membership {
     me: NodeId,
     state: RwLock<ClusterState>,
+    /// Digest of `state`, updated under its write lock: every gossip round
+    /// sends it, and computing it encodes and hashes the whole state.
+    digest: Mutex<StateDigest>,
     meta: Arc<dyn MetaStore>,
     /// Serialises saves so the record never goes backwards, without holding
     /// the state lock (which every request reads) during the fsync.
@@ -35,10 +70,13 @@ impl Membership {
         let raw = meta.read(STATE_RECORD)?;
         match postcard::from_bytes(&raw) {
             Ok(state) => Some(state),
-            Err(e) => {
-                tracing::error!("ignoring unreadable {STATE_RECORD}: {e}");
-                None
-            }
+            Err(e) => match postcard::from_bytes::<LegacyState>(&raw) {
+                Ok(legacy) => legacy.upgrade(),
+                Err(_) => {
+                    tracing::error!("ignoring unreadable {STATE_RECORD}: {e}");
+                    None
+                }
+            },
         }
     }
 
@@ -51,6 +89,7 @@ impl Membership {
     ) -> Self {
         Self {
             me,
+            digest: Mutex::new(StateDigest::of(&state)),
             state: RwLock::new(state),
             meta,
             save_lock: Mutex::new(()),
@@ -71,6 +110,11 @@ impl Membership {
         self.state.read().clone()
     }
 
+    /// The digest of the current state (cached).
+    pub fn digest(&self) -> StateDigest {
+        *self.digest.lock()
+    }
+
     /// Runs `f` with the current state without copying it.
     pub fn with<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
         f(&self.state.read())
@@ -87,6 +131,7 @@ impl Membership {
             members = next.members.len(),
             "cluster state changed"
         );
+        *self.digest.lock() = StateDigest::of(&next);
         *state = next;
         true
     }
@@ -102,6 +147,7 @@ impl Membership {
         let next = f(&state)?;
         let changed = *state != next;
         if changed {
+            *self.digest.lock() = StateDigest::of(&next);
             *state = next.clone();
         }
         Ok((next, changed))
@@ -232,5 +278,51 @@ impl Membership {
                 .cloned()
                 .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::env::MemMeta;
+
+    /// A record written before the owner-table ring encoding still loads,
+    /// as the same cluster state.
+    #[test]
+    fn a_state_record_in_the_old_ring_encoding_loads() {
+        #[derive(serde::Serialize)]
+        struct OldState<'a> {
+            cluster_id: &'a str,
+            version: u64,
+            members: &'a BTreeMap<NodeId, Member>,
+            ring: Vec<NodeId>,
+            n: usize,
+        }
+        let member = |port: u16| Member {
+            client_addr: format!("127.0.0.1:{port}"),
+            cluster_addr: format!("127.0.0.1:{}", port + 10000),
+        };
+        let state = ClusterState::founding("c".into(), NodeId::new("a"), member(1), 64, 3)
+            .and_then(|s| s.with_member(NodeId::new("b"), member(2)))
+            .and_then(|s| s.with_member(NodeId::new("c"), member(3)))
+            .expect("state");
+        let old = OldState {
+            cluster_id: &state.cluster_id,
+            version: state.version,
+            members: &state.members,
+            ring: (0..64).map(|p| state.ring.owner(p).clone()).collect(),
+            n: state.n,
+        };
+        let meta = MemMeta::default();
+        meta.write(STATE_RECORD, &postcard::to_allocvec(&old).expect("encode"))
+            .expect("write");
+        assert_eq!(Membership::load(&meta), Some(state.clone()));
+        // And the current encoding reads back as itself.
+        meta.write(
+            STATE_RECORD,
+            &postcard::to_allocvec(&state).expect("encode"),
+        )
+        .expect("write");
+        assert_eq!(Membership::load(&meta), Some(state));
     }
 }

@@ -16,6 +16,7 @@
 //! - [`coordinator`]: quorum reads and writes.
 //! - [`admin`]: DYN.* admin commands, INFO, FLUSHALL.
 //! - [`service`]: answers peers' RPCs.
+//! - [`gossip`]: one gossip round and its answers (digest first).
 //! - [`workers`]: gossip, hinted handoff, hint expiry.
 //! - [`gc`]: the expiry sweeper and the cluster-wide tombstone purge.
 //! - [`boot`]: identity, joining, and starting the workers.
@@ -24,6 +25,7 @@ pub mod admin;
 pub mod boot;
 pub mod coordinator;
 pub mod gc;
+pub mod gossip;
 pub mod membership;
 pub mod peer_log;
 pub mod service;

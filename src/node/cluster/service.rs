@@ -99,17 +99,9 @@ impl<E: NodeEnv> Handler<Request, Response> for Service<E> {
                     Err(e) => Response::Error(e.to_string()),
                 }
             }
-            Request::Gossip { state, hlc_ms } => {
-                node.local.clock().observe(hlc_ms);
-                if node.membership.merge(&state) {
-                    node.save_membership().await;
-                }
-                Response::Gossip {
-                    state: node.membership.snapshot(),
-                    physical_ms: node.local.clock().physical_ms(),
-                    hlc_ms: node.local.clock().now_ms(),
-                }
-            }
+            req @ (Request::Gossip { .. }
+            | Request::GossipDigest { .. }
+            | Request::GossipPush { .. }) => super::gossip::serve(&**node, req).await,
             Request::GcPush { items } => Response::GcReady(node.gc_prepare(items).await),
             Request::GcDelete { items } => Response::GcReady(node.gc_delete(items).await),
         }

@@ -21,9 +21,8 @@ const HANDOFF_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// How often hints past their TTL are dropped.
 const HINT_EXPIRY_EVERY: Duration = Duration::from_secs(60);
 
-/// Exchanges cluster state with one random reachable peer and probes every
-/// unreachable one, so a returning node is noticed within a second; measures
-/// each answering peer's clock offset.
+/// Runs a gossip round ([`super::gossip::round`]) every second: cluster
+/// state, failure detection, clock offsets.
 pub async fn gossip<E: NodeEnv>(node: Arc<ClusterKv<E>>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -33,41 +32,7 @@ pub async fn gossip<E: NodeEnv>(node: Arc<ClusterKv<E>>, stop: CancellationToken
             _ = tick.tick() => {}
         }
         node.publish_gauges();
-        node.membership.settle_peer_log();
-        let peers = node.membership.peers();
-        let (up, down): (Vec<NodeId>, Vec<NodeId>) =
-            peers.into_iter().partition(|p| node.membership.is_up(p));
-        let mut targets = down;
-        if !up.is_empty() {
-            targets.push(up[node.random_index(up.len())].clone());
-        }
-        for peer in targets {
-            gossip_with(&node, peer).await;
-        }
-    }
-}
-
-async fn gossip_with<E: NodeEnv>(node: &ClusterKv<E>, peer: NodeId) {
-    let clock = node.local.clock();
-    let state = node.membership.snapshot();
-    let sent = clock.physical_ms();
-    let req = Request::Gossip {
-        state,
-        hlc_ms: clock.now_ms(),
-    };
-    if let Ok(Response::Gossip {
-        state,
-        physical_ms,
-        hlc_ms,
-    }) = node.call(&peer, req).await
-    {
-        let received = clock.physical_ms();
-        node.membership
-            .record_offset(peer, sent, physical_ms, received);
-        clock.observe(hlc_ms);
-        if node.membership.merge(&state) {
-            node.save_membership().await;
-        }
+        super::gossip::round(&*node).await;
     }
 }
 
