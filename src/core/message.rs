@@ -70,6 +70,14 @@ pub enum Request {
         /// Sender's hybrid logical clock.
         hlc_ms: u64,
     },
+    /// Merge these records of `partition`: part of its transfer to you
+    /// during a membership change.
+    Handoff {
+        /// The partition they belong to.
+        partition: usize,
+        /// Keys and full objects.
+        items: Vec<(Bytes, Object)>,
+    },
 }
 
 /// An answer.

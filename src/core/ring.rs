@@ -124,9 +124,7 @@ impl Ring {
 
     /// The preference list of partition `p`: its first `n` distinct nodes.
     pub fn preference_list(&self, p: usize, n: usize) -> Vec<NodeId> {
-        let mut walk = self.walk(p);
-        walk.truncate(n);
-        walk
+        self.walk_up_to(p, n)
     }
 
     /// The preference list for a key's ring hash.

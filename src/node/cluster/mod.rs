@@ -17,11 +17,14 @@
 //! - [`admin`]: DYN.* admin commands, INFO, FLUSHALL.
 //! - [`service`]: answers peers' RPCs.
 //! - [`workers`]: gossip, hinted handoff, hint expiry.
+//! - [`handoff`]: partition transfers of membership changes, dropping
+//!   partitions that moved away, leaving.
 //! - [`boot`]: identity, joining, and starting the workers.
 
 pub mod admin;
 pub mod boot;
 pub mod coordinator;
+pub mod handoff;
 pub mod membership;
 pub mod peer_log;
 pub mod service;
@@ -73,6 +76,14 @@ pub struct ClusterStats {
     pub clock_refusals: AtomicU64,
     /// Read repairs skipped because too many were in flight.
     pub repairs_skipped: AtomicU64,
+    /// Value bytes streamed to new owners (membership changes).
+    pub handoff_bytes_sent: AtomicU64,
+    /// Value bytes received from old owners.
+    pub handoff_bytes_received: AtomicU64,
+    /// Records streamed to new owners.
+    pub handoff_keys_sent: AtomicU64,
+    /// Records deleted because their partition moved away.
+    pub handoff_keys_dropped: AtomicU64,
 }
 
 /// Replication defaults (`--n --r --w`).
@@ -167,7 +178,9 @@ pub fn object_bytes(obj: &Object) -> usize {
 fn request_bytes(req: &Request) -> usize {
     match req {
         Request::Put { key, object, .. } => key.len() + object_bytes(object),
-        Request::PutMany { items } => items.iter().map(|(k, o)| k.len() + object_bytes(o)).sum(),
+        Request::PutMany { items } | Request::Handoff { items, .. } => {
+            items.iter().map(|(k, o)| k.len() + object_bytes(o)).sum()
+        }
         Request::Coordinate { key, payload, .. } => {
             key.len()
                 + match payload {

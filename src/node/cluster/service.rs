@@ -1,5 +1,5 @@
 //! Answers peers: replica reads and merges, hints, coordinated writes,
-//! joins, gossip and FLUSHALL.
+//! joins, gossip, FLUSHALL and partition transfers.
 
 use super::ClusterKv;
 use crate::core::{NodeId, Request, Response};
@@ -99,6 +99,7 @@ impl<E: NodeEnv> Handler<Request, Response> for Service<E> {
                     Err(e) => Response::Error(e.to_string()),
                 }
             }
+            Request::Handoff { partition, items } => node.receive_partition(partition, items).await,
             Request::Gossip { state, hlc_ms } => {
                 node.local.clock().observe(hlc_ms);
                 if node.membership.merge(&state) {
