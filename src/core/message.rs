@@ -100,6 +100,14 @@ pub enum Request {
         /// Keys and the objects pushed in step one.
         items: Vec<(Bytes, Object)>,
     },
+    /// Merge these records of `partition`: part of its transfer to you
+    /// during a membership change.
+    Handoff {
+        /// The partition they belong to.
+        partition: usize,
+        /// Keys and full objects.
+        items: Vec<(Bytes, Object)>,
+    },
 }
 
 /// One key of a tombstone purge round ([`Request::GcPush`]).

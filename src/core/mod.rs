@@ -16,6 +16,7 @@ pub mod object;
 pub mod quorum;
 pub mod ring;
 pub mod secret;
+pub mod transition;
 pub mod version;
 
 pub use context::{ContextError, decode_context, encode_context, seal_context_body};
@@ -23,12 +24,13 @@ pub use failure::{FailureDetector, Liveness};
 pub use gossip::StateDigest;
 pub use hlc::{Hlc, OffsetTable};
 pub use key::{SLOTS, key_slot, ring_hash, slot_of_hash};
-pub use membership::{ClusterState, Member};
+pub use membership::{ChangeError, ClusterState, Member};
 pub use message::{GcItem, Request, Response, WriteContext};
 pub use object::{Object, Payload, Sibling};
-pub use quorum::{GetCore, Plan, PutCore, QuorumStatus, Target, plan};
+pub use quorum::{GetCore, Plan, PutCore, QuorumStatus, Target, plan, plan_write};
 pub use ring::{
     DEFAULT_PARTITIONS, MAX_PARTITIONS, MIN_PARTITIONS, Ring, RingError, valid_partition_count,
 };
 pub use secret::{ClusterSecret, DerivedKey};
+pub use transition::{Move, Transition};
 pub use version::{Dot, MAX_COUNTER, NodeId, VersionVector};

@@ -26,6 +26,15 @@ pub struct Plan {
     /// Preference-list members that are unreachable and for which no
     /// fallback exists: the coordinator keeps their hint itself.
     pub local_hints: Vec<NodeId>,
+    /// During a membership change: the key's next preference list (empty
+    /// otherwise). A write must reach W of them as well.
+    pub next_owners: Vec<NodeId>,
+    /// Reachable next owners that `targets` does not already reach: they
+    /// are sent a replica write too.
+    pub also: Vec<NodeId>,
+    /// Size of the key's current preference list (fewer than N while the
+    /// ring has fewer members, e.g. while a second node joins).
+    pub owners: usize,
 }
 
 /// Plans a request for a key whose ring walk is `walk` (distinct nodes in
@@ -36,7 +45,10 @@ pub fn plan(walk: &[NodeId], n: usize, is_up: impl Fn(&NodeId) -> bool) -> Plan 
     let n = n.min(walk.len());
     let (preferred, rest) = walk.split_at(n);
     let mut fallbacks = rest.iter().filter(|node| is_up(node));
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        owners: n,
+        ..Plan::default()
+    };
     let mut hinted = Vec::new();
     for node in preferred {
         if is_up(node) {
@@ -58,6 +70,40 @@ pub fn plan(walk: &[NodeId], n: usize, is_up: impl Fn(&NodeId) -> bool) -> Plan 
         }
     }
     plan
+}
+
+/// Plans a write during a membership change (Cassandra's pending ranges,
+/// Garage's writes to both layouts): [`plan`] over the current walk, plus
+/// the reachable nodes of the key's next preference list `next` that the
+/// plan does not reach. Unreachable next owners that are not current owners
+/// get a hint kept by the coordinator (`local_hints`).
+pub fn plan_write(
+    walk: &[NodeId],
+    n: usize,
+    next: &[NodeId],
+    is_up: impl Fn(&NodeId) -> bool,
+) -> Plan {
+    let mut p = plan(walk, n, &is_up);
+    let current: Vec<&NodeId> = walk.iter().take(n).collect();
+    for node in next {
+        if p.targets
+            .iter()
+            .any(|t| &t.node == node && t.hint_for.is_none())
+        {
+            continue;
+        }
+        if current.contains(&node) {
+            // A current owner down: already covered by the plan's hints.
+            continue;
+        }
+        if is_up(node) {
+            p.also.push(node.clone());
+        } else {
+            p.local_hints.push(node.clone());
+        }
+    }
+    p.next_owners = next.to_vec();
+    p
 }
 
 /// Where a quorum request stands.
@@ -108,10 +154,15 @@ impl Tally {
     }
 }
 
-/// A write waiting for W acknowledgements.
+/// A write waiting for W acknowledgements (during a membership change: W
+/// among the current targets and W among the next owners).
 #[derive(Clone, Debug)]
 pub struct PutCore {
     tally: Tally,
+    /// The nodes whose acks count toward `tally` (None: every node).
+    first: Option<BTreeSet<NodeId>>,
+    /// The next owners contacted and the acks required among them.
+    second: Option<(BTreeSet<NodeId>, Tally)>,
     acked: BTreeSet<NodeId>,
     failed: BTreeSet<NodeId>,
 }
@@ -124,8 +175,66 @@ impl PutCore {
                 required,
                 contacted,
             },
+            first: None,
+            second: None,
             acked: BTreeSet::new(),
             failed: BTreeSet::new(),
+        }
+    }
+
+    /// A write sent as `plan` says, needing `w` acks: among the plan's
+    /// targets, and also among the next owners while a change runs (W
+    /// clamped to their number).
+    pub fn for_plan(plan: &Plan, w: usize) -> Self {
+        if plan.next_owners.is_empty() {
+            return Self::new(plan.targets.len(), w);
+        }
+        let first: BTreeSet<NodeId> = plan.targets.iter().map(|t| t.node.clone()).collect();
+        let contacted: BTreeSet<NodeId> = plan
+            .next_owners
+            .iter()
+            .filter(|o| first.contains(*o) || plan.also.contains(*o))
+            .cloned()
+            .collect();
+        let second = Tally {
+            required: w.min(plan.next_owners.len()),
+            contacted: contacted.len(),
+        };
+        Self {
+            tally: Tally {
+                required: w.min(plan.owners).max(1),
+                contacted: first.len(),
+            },
+            first: Some(first),
+            second: Some((contacted, second)),
+            acked: BTreeSet::new(),
+            failed: BTreeSet::new(),
+        }
+    }
+
+    fn counted(&self, set: Option<&BTreeSet<NodeId>>) -> (usize, usize) {
+        match set {
+            None => (self.acked.len(), self.failed.len()),
+            Some(set) => (
+                self.acked.intersection(set).count(),
+                self.failed.intersection(set).count(),
+            ),
+        }
+    }
+
+    fn combine(&self, f: impl Fn(&Tally, usize, usize) -> QuorumStatus) -> QuorumStatus {
+        let (a, x) = self.counted(self.first.as_ref());
+        let first = f(&self.tally, a, x);
+        let Some((set, tally)) = &self.second else {
+            return first;
+        };
+        let (a, x) = self.counted(Some(set));
+        let second = f(tally, a, x);
+        match (first, second) {
+            (QuorumStatus::Reached, QuorumStatus::Reached) => QuorumStatus::Reached,
+            (failed @ QuorumStatus::Failed { .. }, _)
+            | (_, failed @ QuorumStatus::Failed { .. }) => failed,
+            _ => QuorumStatus::Pending,
         }
     }
 
@@ -147,12 +256,12 @@ impl PutCore {
 
     /// Current status.
     pub fn status(&self) -> QuorumStatus {
-        self.tally.status(self.acked.len(), self.failed.len())
+        self.combine(Tally::status)
     }
 
     /// The failure to report when time runs out.
     pub fn timed_out(&self) -> QuorumStatus {
-        self.tally.timed_out(self.acked.len(), self.failed.len())
+        self.combine(Tally::timed_out)
     }
 }
 
@@ -303,6 +412,36 @@ mod tests {
         let p = plan(&walk, 3, |x| x == &n("a"));
         assert_eq!(p.targets.len(), 1);
         assert_eq!(p.local_hints, vec![n("b"), n("c")]);
+    }
+
+    #[test]
+    fn a_write_during_a_change_needs_w_in_both_sets() {
+        let walk = vec![n("a"), n("b"), n("c"), n("d")];
+        let next = vec![n("a"), n("d"), n("c")];
+        let p = plan_write(&walk, 3, &next, |_| true);
+        assert_eq!(p.targets.len(), 3);
+        assert_eq!(p.also, vec![n("d")]);
+        let mut put = PutCore::for_plan(&p, 2);
+        assert_eq!(put.on_ack(n("a")), QuorumStatus::Pending);
+        assert_eq!(put.on_ack(n("b")), QuorumStatus::Pending);
+        // Two current owners, but only one next owner so far.
+        assert_eq!(put.on_ack(n("d")), QuorumStatus::Reached);
+        let mut put = PutCore::for_plan(&p, 2);
+        put.on_ack(n("a"));
+        put.on_failure(n("c"));
+        assert!(matches!(
+            put.on_failure(n("d")),
+            QuorumStatus::Failed { .. }
+        ));
+        // A next owner that is down gets a hint kept by the coordinator.
+        let p = plan_write(&walk, 3, &next, |x| x != &n("d"));
+        assert!(p.also.is_empty());
+        assert_eq!(p.local_hints, vec![n("d")]);
+        // No change running: the plain plan.
+        assert_eq!(
+            plan_write(&walk, 3, &[], |_| true),
+            plan(&walk, 3, |_| true)
+        );
     }
 
     #[test]

@@ -329,6 +329,27 @@ impl<S: ReplicaStore> LocalKv<S> {
         .await
     }
 
+    /// Physically removes this node's copy of `key` (its partition moved to
+    /// other nodes); keeps the key counts right.
+    pub async fn remove_local(&self, key: Bytes) -> Result<(), KvError> {
+        let live_keys = self.live_keys.clone();
+        let expiring_keys = self.expiring_keys.clone();
+        update(&*self.store, key, move |current| match current {
+            Some(obj) => {
+                if counts_as_key(&obj) {
+                    live_keys.fetch_sub(1, Ordering::Relaxed);
+                }
+                if has_expiry(&obj) {
+                    expiring_keys.fetch_sub(1, Ordering::Relaxed);
+                }
+                (Write::Remove, ())
+            }
+            None => (Write::Keep, ()),
+        })
+        .await
+        .map_err(storage)
+    }
+
     /// Creates a new version here as coordinator and returns the whole
     /// object to replicate.
     pub async fn coordinate_local(

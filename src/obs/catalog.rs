@@ -44,6 +44,7 @@ pub const RPC_KINDS: &[&str] = &[
     "gossip",
     "gc_push",
     "gc_delete",
+    "handoff",
 ];
 
 /// Failure kinds of node-to-node RPCs (`crate::net::RpcError::kind`).
@@ -79,6 +80,11 @@ pub static FAMILIES: &[Family] = &[
     Family { name: "dynkv_hints_pending", kind: Kind::Gauge, label: None, help: "Hints waiting for their owner." },
     Family { name: "dynkv_hint_store_dropped", kind: Kind::Gauge, label: None, help: "Hints the hint store has dropped since it was created (kept across restarts; INFO hints_dropped)." },
     Family { name: "dynkv_writer_queue_depth", kind: Kind::Gauge, label: None, help: "Writes queued for the storage writer thread." },
+    Family { name: "dynkv_handoff_bytes_sent_total", kind: Kind::Counter, label: None, help: "Value bytes of partition records this node streamed to new owners during membership changes." },
+    Family { name: "dynkv_handoff_bytes_received_total", kind: Kind::Counter, label: None, help: "Value bytes of partition records this node received from old owners during membership changes." },
+    Family { name: "dynkv_handoff_keys_sent_total", kind: Kind::Counter, label: None, help: "Records this node streamed to new owners during membership changes." },
+    Family { name: "dynkv_handoff_keys_dropped_total", kind: Kind::Counter, label: None, help: "Records this node deleted because their partition moved to other nodes." },
+    Family { name: "dynkv_partitions_moving", kind: Kind::Gauge, label: None, help: "Partition replicas the running membership change has still to copy (0 when none runs)." },
     Family { name: "dynkv_suspected_peers", kind: Kind::Gauge, label: None, help: "Members this node currently believes unreachable." },
     Family { name: "dynkv_clock_offset_ms", kind: Kind::Gauge, label: None, help: "This node's clock offset from the cluster's, in milliseconds." },
     Family { name: "dynkv_rpc_requests_total", kind: Kind::Counter, label: Some(("side", &["client", "server"])), help: "Node-to-node RPCs sent (side=client) and served (side=server)." },
@@ -184,6 +190,7 @@ pub fn rpc_kind_index(req: &crate::core::message::Request) -> usize {
         Request::Gossip { .. } | Request::GossipDigest { .. } | Request::GossipPush { .. } => 7,
         Request::GcPush { .. } => 8,
         Request::GcDelete { .. } => 9,
+        Request::Handoff { .. } => 10,
     }
 }
 

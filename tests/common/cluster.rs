@@ -408,7 +408,8 @@ impl Cluster {
 
     /// Checks once that every node in `live` lists every node of the
     /// cluster with its client address, `expect_up` as "up" and the rest
-    /// as "down", and that all of them report the same members and ring.
+    /// as "down", that none has a membership change still moving data, and
+    /// that all of them report the same members and ring.
     pub fn check_view(&self, live: &[usize], expect_up: &[usize]) -> Result<(), String> {
         let mut first: Option<(usize, Vec<Member>, RingMap)> = None;
         for &i in live {
@@ -440,6 +441,14 @@ impl Cluster {
                         m.status
                     ));
                 }
+            }
+            // A membership change moves data before the ring switches:
+            // converged means no partition is still moving.
+            let info = self.info(i)?;
+            if let Some(moving) = info.get("partitions_moving")
+                && moving != "0"
+            {
+                return Err(format!("{} has {moving} partitions moving", name(i)));
             }
             let ring = self.ring(i)?;
             match &first {

@@ -359,6 +359,23 @@ impl Server {
         self.child.as_ref().expect("server is not running").id()
     }
 
+    /// Waits up to `within` for the process to exit on its own; its exit
+    /// status, or None if it is still running (or was never started).
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Is the process still alive?
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {

@@ -1,5 +1,5 @@
 //! Cluster administration over RESP (DYN.MEMBERS, DYN.RING, DYN.HINTS,
-//! DYN.DEBUG, DYN.JOIN), the `dynamo` section of INFO, and FLUSHALL on a
+//! DYN.DEBUG, DYN.JOIN; DYN.LEAVE lives with the handoff), the `dynamo` section of INFO, and FLUSHALL on a
 //! cluster.
 
 use super::ClusterKv;
@@ -30,7 +30,11 @@ impl<E: NodeEnv> ClusterKv<E> {
                         .members
                         .iter()
                         .map(|(id, m)| {
-                            let status = if self.membership.is_up(id) { "up" } else { "down" };
+                            let status = if self.membership.is_up(id) {
+                                "up"
+                            } else {
+                                "down"
+                            };
                             AdminValue::Array(vec![
                                 bulk(id.to_string()),
                                 bulk(m.client_addr.clone()),
@@ -82,9 +86,7 @@ impl<E: NodeEnv> ClusterKv<E> {
                 Ok(AdminValue::Status("OK".into()))
             }
             AdminCommand::Join(target) => self.join_via(&target).await,
-            AdminCommand::Leave(_) => Err(KvError::Admin(
-                "DYN.LEAVE is not supported yet: stop the node and its replicas are rebuilt by hints and read repair; removal from the ring is future work".into(),
-            )),
+            AdminCommand::Leave(node) => self.leave(node).await,
         }
     }
 
@@ -100,10 +102,11 @@ impl<E: NodeEnv> ClusterKv<E> {
     /// The `dynamo` section of INFO.
     pub(crate) fn info(&self) -> InfoFields {
         self.publish_gauges();
-        let (members, owned) = self.membership.with(|s| {
+        let (members, owned, moving) = self.membership.with(|s| {
             (
                 s.member_ids(),
                 s.ring.ownership().get(self.me()).copied().unwrap_or(0),
+                s.pending_moves().len(),
             )
         });
         let up = members.iter().filter(|m| self.membership.is_up(m)).count();
@@ -122,6 +125,17 @@ impl<E: NodeEnv> ClusterKv<E> {
             ("r", self.quorums.r.min(self.effective_n()).to_string()),
             ("w", self.quorums.w.min(self.effective_n()).to_string()),
             ("partitions_owned", owned.to_string()),
+            ("partitions_moving", moving.to_string()),
+            ("handoff_bytes_sent", load(&self.stats.handoff_bytes_sent)),
+            (
+                "handoff_bytes_received",
+                load(&self.stats.handoff_bytes_received),
+            ),
+            ("handoff_keys_sent", load(&self.stats.handoff_keys_sent)),
+            (
+                "handoff_keys_dropped",
+                load(&self.stats.handoff_keys_dropped),
+            ),
             ("rebuilding", u8::from(self.is_rebuilding()).to_string()),
             ("hints_pending", self.hints_pending().to_string()),
             ("hints_stored", load(&self.stats.hints_stored)),

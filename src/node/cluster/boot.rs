@@ -199,8 +199,8 @@ async fn join<T: Transport<crate::core::Request, crate::core::Response>>(
     }
 }
 
-/// Starts the node's background workers: gossip, hinted handoff and the
-/// expiry / tombstone sweeper.
+/// Starts the node's background workers: gossip, hinted handoff, the
+/// expiry / tombstone sweeper and partition handoff.
 pub fn spawn_workers<E: NodeEnv>(
     kv: &Arc<ClusterKv<E>>,
     stop: &CancellationToken,
@@ -209,5 +209,6 @@ pub fn spawn_workers<E: NodeEnv>(
     set.spawn(super::gc::sweeper(kv.clone(), stop.clone()));
     set.spawn(workers::gossip(kv.clone(), stop.clone()));
     set.spawn(workers::handoff(kv.clone(), stop.clone()));
+    set.spawn(super::handoff::run(kv.clone(), stop.clone()));
     set
 }

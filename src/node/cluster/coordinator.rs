@@ -5,8 +5,8 @@
 
 use super::ClusterKv;
 use crate::core::{
-    GetCore, NodeId, Object, Payload, PutCore, QuorumStatus, Request, Response, WriteContext, plan,
-    ring_hash,
+    GetCore, NodeId, Object, Payload, PutCore, QuorumStatus, Request, Response, Target,
+    WriteContext, plan_write, ring_hash,
 };
 use crate::kv::KvError;
 use crate::node::env::NodeEnv;
@@ -33,6 +33,16 @@ impl<E: NodeEnv> ClusterKv<E> {
         self.membership.with(|s| {
             let p = s.ring.partition_of(ring_hash(key));
             s.ring.walk_up_to(p, s.members.len())
+        })
+    }
+
+    /// The key's next preference list while a membership change runs
+    /// (empty otherwise): writes reach W of these as well.
+    pub(crate) fn next_owners(&self, key: &[u8]) -> Vec<NodeId> {
+        let n = self.effective_n();
+        self.membership.with(|s| {
+            let p = s.ring.partition_of(ring_hash(key));
+            s.next_preference_list(p, n).unwrap_or_default()
         })
     }
 
@@ -77,6 +87,9 @@ impl<E: NodeEnv> ClusterKv<E> {
     pub async fn quorum_get(&self, key: Bytes, r: usize) -> Result<Object, KvError> {
         let n = self.effective_n();
         let walk = self.walk(&key);
+        // While a second node joins, the committed ring has fewer than N
+        // members: R counts among those.
+        let r = r.min(n.min(walk.len())).max(1);
         let (mut core, first) = GetCore::new(&walk, n, r, |m| self.membership.is_up(m));
         if first.len() == 1 && &first[0] == self.me() && r <= 1 && !self.is_rebuilding() {
             return self.replica_read(&key);
@@ -222,7 +235,9 @@ impl<E: NodeEnv> ClusterKv<E> {
         w: usize,
     ) -> Result<(), KvError> {
         let n = self.effective_n();
-        let in_preference_list = walk.iter().take(n).any(|m| m == self.me());
+        let next = self.next_owners(&key);
+        let in_preference_list =
+            walk.iter().take(n).any(|m| m == self.me()) || next.contains(self.me());
         let object = if in_preference_list {
             self.local
                 .coordinate_local(key.clone(), context, payload)
@@ -233,10 +248,15 @@ impl<E: NodeEnv> ClusterKv<E> {
             let base = self.replica_read(&key)?;
             self.local.coordinate_detached(base, context, payload)?
         };
-        let plan = plan(&walk, n, |m| self.membership.is_up(m));
-        let mut core = PutCore::new(plan.targets.len(), w);
+        let plan = plan_write(&walk, n, &next, |m| self.membership.is_up(m));
+        let mut core = PutCore::for_plan(&plan, w);
         let mut remote = Vec::new();
-        for target in plan.targets {
+        let also = plan.also.iter().map(|node| Target {
+            node: node.clone(),
+            hint_for: None,
+        });
+        let targets: Vec<Target> = plan.targets.iter().cloned().chain(also).collect();
+        for target in targets {
             if &target.node != self.me() {
                 remote.push(target);
             } else if target.hint_for.is_none() {

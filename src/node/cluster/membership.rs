@@ -34,9 +34,17 @@ impl LegacyState {
             Ok(ring) => Some(ClusterState {
                 cluster_id: self.cluster_id,
                 version: self.version,
+                admitted: self
+                    .members
+                    .keys()
+                    .map(|m| (m.clone(), self.version))
+                    .collect(),
                 members: self.members,
                 ring,
                 n: self.n,
+                generation: 0,
+                transition: None,
+                removed: BTreeMap::new(),
             }),
             Err(e) => {
                 tracing::error!("ignoring unreadable {STATE_RECORD}: {e}");

@@ -19,6 +19,8 @@
 //! - [`gossip`]: one gossip round and its answers (digest first).
 //! - [`workers`]: gossip, hinted handoff, hint expiry.
 //! - [`gc`]: the expiry sweeper and the cluster-wide tombstone purge.
+//! - [`handoff`]: partition transfers of membership changes, dropping
+//!   partitions that moved away, leaving.
 //! - [`boot`]: identity, joining, and starting the workers.
 
 pub mod admin;
@@ -26,6 +28,7 @@ pub mod boot;
 pub mod coordinator;
 pub mod gc;
 pub mod gossip;
+pub mod handoff;
 pub mod membership;
 pub mod peer_log;
 pub mod service;
@@ -79,6 +82,14 @@ pub struct ClusterStats {
     pub repairs_skipped: AtomicU64,
     /// Tombstone purge rounds run here as the keys' purger.
     pub purge_rounds: AtomicU64,
+    /// Value bytes streamed to new owners (membership changes).
+    pub handoff_bytes_sent: AtomicU64,
+    /// Value bytes received from old owners.
+    pub handoff_bytes_received: AtomicU64,
+    /// Records streamed to new owners.
+    pub handoff_keys_sent: AtomicU64,
+    /// Records deleted because their partition moved away.
+    pub handoff_keys_dropped: AtomicU64,
 }
 
 /// Replication defaults (`--n --r --w`).
@@ -173,7 +184,9 @@ pub fn object_bytes(obj: &Object) -> usize {
 fn request_bytes(req: &Request) -> usize {
     match req {
         Request::Put { key, object, .. } => key.len() + object_bytes(object),
-        Request::PutMany { items } => items.iter().map(|(k, o)| k.len() + object_bytes(o)).sum(),
+        Request::PutMany { items } | Request::Handoff { items, .. } => {
+            items.iter().map(|(k, o)| k.len() + object_bytes(o)).sum()
+        }
         Request::Coordinate { key, payload, .. } => {
             key.len()
                 + match payload {

@@ -1,5 +1,5 @@
 //! Answers peers: replica reads and merges, hints, coordinated writes,
-//! joins, gossip, FLUSHALL and the tombstone purge.
+//! joins, gossip, FLUSHALL, the tombstone purge and partition transfers.
 
 use super::ClusterKv;
 use crate::core::{NodeId, Request, Response};
@@ -104,6 +104,7 @@ impl<E: NodeEnv> Handler<Request, Response> for Service<E> {
             | Request::GossipPush { .. }) => super::gossip::serve(&**node, req).await,
             Request::GcPush { items } => Response::GcReady(node.gc_prepare(items).await),
             Request::GcDelete { items } => Response::GcReady(node.gc_delete(items).await),
+            Request::Handoff { partition, items } => node.receive_partition(partition, items).await,
         }
     }
 }

@@ -62,10 +62,22 @@ pub async fn handoff<E: NodeEnv>(node: Arc<ClusterKv<E>>, stop: CancellationToke
             if stop.is_cancelled() {
                 return;
             }
-            let member = node.membership.with(|s| s.members.contains_key(&target));
+            let (member, removed) = node.membership.with(|s| {
+                (
+                    s.members.contains_key(&target),
+                    s.removed.contains_key(&target),
+                )
+            });
             // This node counts as up for itself: its own hints are merged.
             if member && node.membership.is_up(&target) {
                 deliver_all(&node, &target).await;
+            } else if !member && removed {
+                // Its owner left the cluster: the key's owners take them.
+                while node.hints.counts().get(&target).is_some_and(|c| *c > 0) {
+                    if stop.is_cancelled() || !node.retarget_hints(&target).await {
+                        break;
+                    }
+                }
             }
         }
     }
