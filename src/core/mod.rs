@@ -9,6 +9,7 @@ pub mod failure;
 pub mod hlc;
 pub mod key;
 pub mod membership;
+pub mod merkle;
 pub mod message;
 pub mod object;
 pub mod quorum;

@@ -1,5 +1,5 @@
 //! Answers peers: replica reads and merges, hints, coordinated writes,
-//! joins, gossip and FLUSHALL.
+//! joins, gossip, FLUSHALL and anti-entropy comparisons.
 
 use super::ClusterKv;
 use crate::core::{NodeId, Request, Response};
@@ -110,6 +110,21 @@ impl<E: NodeEnv> Handler<Request, Response> for Service<E> {
                     hlc_ms: node.local.clock().now_ms(),
                 }
             }
+            Request::AeRoots { roots } => node.ae_roots(roots),
+            Request::AeLevel {
+                partition,
+                level,
+                nodes,
+            } => node.ae_level(partition, level, nodes),
+            Request::AeLeaves {
+                partition,
+                leaves,
+                entries,
+            } => node.ae_leaves(partition, leaves, entries),
+            Request::AeSummary {
+                partitions,
+                combined,
+            } => node.ae_summary(&partitions, combined),
         }
     }
 }
