@@ -70,6 +70,13 @@ impl ChangeFeed {
         pending.rescan = true;
     }
 
+    /// Forgets everything and stops recording, as a process crash would
+    /// (the queue lives in memory).
+    pub fn reset(&self) {
+        self.enabled.store(false, Ordering::SeqCst);
+        *self.pending.lock() = Changes::default();
+    }
+
     /// Takes everything recorded so far.
     pub fn take(&self) -> Changes {
         std::mem::take(&mut *self.pending.lock())

@@ -55,6 +55,8 @@ impl MemoryStore {
     /// would.
     pub fn crash(&self) {
         self.records.lock().crash();
+        // The update queue dies with the process; the next one rescans.
+        self.changes.reset();
     }
 
     /// Overwrites a record with raw bytes (tests of unreadable records).
