@@ -131,7 +131,12 @@ impl PartitionTree {
         let index = leaf_of(key);
         let leaf = self.leaves.entry(index).or_default();
         let old = match digest {
-            Some(d) => leaf.entries.insert(key.clone(), d),
+            // A copy: the caller's key may be a slice of a large request
+            // buffer, which the tree must not keep alive.
+            Some(d) => match leaf.entries.get_mut(key) {
+                Some(slot) => Some(std::mem::replace(slot, d)),
+                None => leaf.entries.insert(Bytes::copy_from_slice(key), d),
+            },
             None => leaf.entries.remove(key),
         };
         if old == digest {

@@ -49,9 +49,20 @@ const BUSY_QUEUE: u64 = (crate::store::fjall_store::WRITER_QUEUE / 4) as u64;
 /// Pause between rounds while rebuilding.
 const REBUILD_PAUSE: Duration = Duration::from_millis(200);
 
-/// Encoded size of a message, for the byte counters.
+/// Encoded size of a message, for the byte counters (counted while
+/// encoding into nothing, so a large object is not copied).
 fn wire_len<T: serde::Serialize>(msg: &T) -> u64 {
-    postcard::to_allocvec(msg).map_or(0, |v| v.len() as u64)
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    postcard::to_io(msg, Count(0)).map_or(0, |c| c.0)
 }
 
 /// What went wrong with one peer (the partition stays unsynced).
@@ -368,14 +379,16 @@ async fn push_objects<E: NodeEnv>(
     let mut batch: Vec<(Bytes, Object)> = Vec::new();
     let mut bytes = 0usize;
     for key in keys {
-        if let Ok(Some(obj)) = node.local.store().get(&key) {
-            bytes += key.len() + super::object_bytes(&obj);
-            batch.push((key, obj));
-        }
-        if bytes >= MAX_BATCH_BYTES {
+        let Ok(Some(obj)) = node.local.store().get(&key) else {
+            continue;
+        };
+        let size = key.len() + super::object_bytes(&obj);
+        if !batch.is_empty() && bytes + size > MAX_BATCH_BYTES {
             bytes = 0;
             push_batch(node, peer, std::mem::take(&mut batch)).await?;
         }
+        bytes += size;
+        batch.push((key, obj));
     }
     if batch.is_empty() {
         return Ok(());
@@ -402,12 +415,24 @@ async fn push_batch<E: NodeEnv>(
 }
 
 impl<E: NodeEnv> ClusterKv<E> {
-    /// One anti-entropy RPC, counted in the byte counters.
+    /// One anti-entropy RPC, counted in the byte counters. Background
+    /// repair is no evidence about a peer's health for client requests: a
+    /// slow answer (a partition of large values) must not make the failure
+    /// detector suspect it, so this bypasses [`ClusterKv::call`] and allows
+    /// the time the largest frame takes.
     async fn ae_call(&self, peer: &NodeId, req: Request) -> Result<Response, crate::net::RpcError> {
+        use crate::net::Transport as _;
+        let Some(addr) = self.membership.cluster_addr(peer) else {
+            return Err(crate::net::RpcError::Connect(format!(
+                "{peer} is not a member"
+            )));
+        };
         let sent = wire_len(&req);
         self.stats.ae_bytes_sent.fetch_add(sent, Ordering::Relaxed);
         metrics::counter!("dynkv_ae_bytes_sent_total").increment(sent);
-        let resp = self.call(peer, req).await?;
+        let timeout =
+            self.timeouts.forward * 4 + super::transfer_allowance(crate::net::MAX_FRAME_LEN);
+        let resp = self.rpc.call(peer, addr, req, timeout).await?;
         let received = wire_len(&resp);
         self.stats
             .ae_bytes_received
@@ -499,11 +524,13 @@ impl<E: NodeEnv> ClusterKv<E> {
         let mut objects = Vec::new();
         let mut bytes = 0usize;
         for key in diff.send {
-            if bytes >= MAX_BATCH_BYTES {
-                break;
-            }
             if let Ok(Some(obj)) = self.local.store().get(&key) {
-                bytes += key.len() + super::object_bytes(&obj);
+                let size = key.len() + super::object_bytes(&obj);
+                if !objects.is_empty() && bytes + size > MAX_BATCH_BYTES {
+                    // The rest waits for the next round.
+                    break;
+                }
+                bytes += size;
                 objects.push((key, obj));
             }
         }
