@@ -110,6 +110,14 @@ pub struct Cli {
     /// Close a client after this many idle seconds (0 = never, the default).
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
     pub timeout: Option<u64>,
+    /// Repair stale replicas in the background after reads: on | off
+    /// (default on; off leaves repair to anti-entropy alone).
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub read_repair: Option<bool>,
+    /// Seconds between anti-entropy rounds (Merkle-tree comparisons with
+    /// replica peers); 0 = only a rebuilding node runs them. Default 10.
+    #[arg(long, value_name = "SECONDS")]
+    pub anti_entropy_interval: Option<u64>,
     /// TLS client port, alongside `--port` (0, the default, disables TLS;
     /// `--port 0` then leaves only TLS).
     #[arg(long)]
@@ -323,6 +331,15 @@ pub fn parse_yes_no(s: &str) -> Result<bool, String> {
     }
 }
 
+/// `on`/`off` booleans (`--read-repair`); yes/no are accepted too.
+pub fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "on" | "yes" => Ok(true),
+        "off" | "no" => Ok(false),
+        _ => Err("argument must be 'on' or 'off'".into()),
+    }
+}
+
 /// Largest `timeout`, as in Redis.
 pub const MAX_TIMEOUT_SECS: u64 = i32::MAX as u64;
 
@@ -377,6 +394,8 @@ struct FileConfig {
     tls_auth_clients: Option<String>,
     protected_mode: Option<YesNo>,
     timeout: Option<u64>,
+    read_repair: Option<YesNo>,
+    anti_entropy_interval: Option<u64>,
 }
 
 /// A boolean in the TOML file: `true`/`false` or Redis's `"yes"`/`"no"`.
@@ -443,6 +462,10 @@ pub struct Config {
     pub protected_mode: bool,
     /// Idle seconds before a client is closed; 0 = never.
     pub timeout_secs: u64,
+    /// `--read-repair`: background repair after reads.
+    pub read_repair: bool,
+    /// `--anti-entropy-interval` in seconds (0 = only while rebuilding).
+    pub anti_entropy_interval_secs: u64,
     /// Table files storage may keep open (set from the descriptor budget,
     /// see [`crate::fdlimit`]).
     pub storage_cached_files: usize,
@@ -563,6 +586,18 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("timeout: {e}")))?,
             (None, None) => 0,
         };
+        let read_repair = match (cli.read_repair, &file.read_repair) {
+            (Some(on), _) => on,
+            (None, Some(YesNo::Bool(on))) => *on,
+            (None, Some(YesNo::Text(text))) => {
+                parse_on_off(text).map_err(|e| ConfigError::Invalid(format!("read-repair: {e}")))?
+            }
+            (None, None) => true,
+        };
+        let anti_entropy_interval_secs = cli
+            .anti_entropy_interval
+            .or(file.anti_entropy_interval)
+            .unwrap_or(crate::node::cluster::DEFAULT_AE_INTERVAL_SECS);
         let node_name = cli
             .node_name
             .or(file.node_name)
@@ -623,6 +658,8 @@ impl Config {
             tls,
             protected_mode,
             timeout_secs,
+            read_repair,
+            anti_entropy_interval_secs,
             storage_cached_files: crate::fdlimit::MAX_STORAGE_CACHED_FILES as usize,
         })
     }
@@ -922,6 +959,49 @@ mod tests {
             assert_eq!(c.protected_mode, protected, "{text}");
         }
         std::fs::write(&path, "protected-mode = \"maybe\"\n").expect("write config");
+        assert!(
+            Config::resolve(Cli {
+                config: Some(path.clone()),
+                ..Cli::default()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn read_repair_and_anti_entropy_interval_from_flag_file_or_default() {
+        let defaults = Config::resolve(Cli::default()).expect("defaults");
+        assert!(defaults.read_repair);
+        assert_eq!(defaults.anti_entropy_interval_secs, 10);
+        let cli = Cli::try_parse_from([
+            "dynkv",
+            "--read-repair",
+            "off",
+            "--anti-entropy-interval",
+            "1",
+        ])
+        .expect("flags");
+        let c = Config::resolve(cli).expect("resolve");
+        assert!(!c.read_repair);
+        assert_eq!(c.anti_entropy_interval_secs, 1);
+        assert!(Cli::try_parse_from(["dynkv", "--read-repair", "maybe"]).is_err());
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dynkv.toml");
+        for (text, on) in [
+            ("read-repair = \"off\"\n", false),
+            ("read-repair = false\n", false),
+            ("read-repair = \"on\"\nanti-entropy-interval = 3\n", true),
+        ] {
+            std::fs::write(&path, text).expect("write config");
+            let c = Config::resolve(Cli {
+                config: Some(path.clone()),
+                ..Cli::default()
+            })
+            .expect("resolve");
+            assert_eq!(c.read_repair, on, "{text}");
+        }
+        std::fs::write(&path, "read-repair = \"maybe\"\n").expect("write config");
         assert!(
             Config::resolve(Cli {
                 config: Some(path),

@@ -146,6 +146,9 @@ pub enum AdminCommand {
     /// DYN.DEBUG PARTITION ...: fault injection on the node-to-node links
     /// (arguments as given after PARTITION).
     Partition(Vec<Bytes>),
+    /// DYN.DEBUG MERKLE partition|ALL: this node's Merkle root of a
+    /// partition (or one hash over all its partitions' roots), in hex.
+    Merkle(String),
 }
 
 /// A structured admin reply; the front end renders it as RESP.

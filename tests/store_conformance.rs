@@ -6,6 +6,7 @@
 mod hints;
 
 use bytes::Bytes;
+use dynkv::core::merkle::record_digest;
 use dynkv::core::{NodeId, Object, Payload, VersionVector, ring_hash};
 use dynkv::store::codec::{LONG_KEY, encode_object, encode_record, record_key};
 use dynkv::store::fjall_store::{FjallStore, WRITER_QUEUE};
@@ -174,6 +175,67 @@ async fn long_keys<S: ReplicaStore>(store: &S) {
     }
     assert!(store.scan(0, 1_000).await.expect("scan").is_empty());
     assert_eq!(store.decode_errors(), 0);
+}
+
+/// The Merkle update queue: silent until enabled, then every committed put
+/// and remove in commit order with the digest of the record as stored, and
+/// a rescan request after a clear.
+async fn change_feed<S: ReplicaStore>(store: S) {
+    put(&store, "before", "0").await;
+    assert!(
+        store.changes().take().items.is_empty(),
+        "records nothing until enabled"
+    );
+    store.changes().enable();
+
+    put(&store, "a", "1").await;
+    put(&store, "a", "2").await;
+    put(&store, "b", "3").await;
+    update(&store, Bytes::from("b"), |_| (Write::Remove, ()))
+        .await
+        .expect("remove");
+    update(&store, Bytes::from("a"), |_| (Write::Keep, ()))
+        .await
+        .expect("keep");
+    let changes = store.changes().take();
+    assert!(!changes.rescan);
+    let a = Bytes::from("a");
+    let b = Bytes::from("b");
+    let digest = |key: &Bytes, value: &str| record_digest(&encode_record(key, &object(value)));
+    assert_eq!(
+        changes.items,
+        vec![
+            (a.clone(), Some(digest(&a, "1"))),
+            (a.clone(), Some(digest(&a, "2"))),
+            (b.clone(), Some(digest(&b, "3"))),
+            (b.clone(), None),
+        ]
+    );
+    // The digest is the one a reader computes from the stored object.
+    let stored = store.get(b"a").expect("get").expect("present");
+    assert_eq!(record_digest(&encode_record(&a, &stored)), digest(&a, "2"));
+    assert!(store.changes().take().items.is_empty(), "take drains");
+
+    put(&store, "c", "4").await;
+    store.clear().await.expect("clear");
+    let changes = store.changes().take();
+    assert!(changes.rescan, "a clear asks for a rescan");
+    assert!(changes.items.is_empty());
+    put(&store, "d", "5").await;
+    let changes = store.changes().take();
+    assert!(!changes.rescan);
+    assert_eq!(changes.items.len(), 1);
+}
+
+#[tokio::test]
+async fn memory_store_change_feed() {
+    change_feed(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn fjall_store_change_feed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    change_feed(FjallStore::open(dir.path(), FsyncPolicy::Always).expect("open")).await;
 }
 
 #[tokio::test]

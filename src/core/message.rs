@@ -2,6 +2,7 @@
 
 use super::gossip::StateDigest;
 use super::membership::{ClusterState, Member};
+use super::merkle::{Hash, NodeHash};
 use super::object::{Object, Payload};
 use super::version::{NodeId, VersionVector};
 use bytes::Bytes;
@@ -108,6 +109,43 @@ pub enum Request {
         /// Keys and full objects.
         items: Vec<(Bytes, Object)>,
     },
+    /// Anti-entropy: my Merkle roots of these partitions; which of yours
+    /// differ? (answered with [`Response::AeDiffer`]: partition, your count)
+    AeRoots {
+        /// Partition and root.
+        roots: Vec<(u32, NodeHash)>,
+    },
+    /// Anti-entropy: my hashes of these nodes of one partition's tree at
+    /// `level` (1 = middle, 2 = leaf); which of yours differ?
+    AeLevel {
+        /// Partition.
+        partition: u32,
+        /// Tree level of the nodes.
+        level: u8,
+        /// Node index at that level and its hash.
+        nodes: Vec<(u16, NodeHash)>,
+    },
+    /// Anti-entropy: my (key, record digest) entries of these leaves (None:
+    /// of the whole partition); send me your objects that differ and name
+    /// the keys you lack.
+    AeLeaves {
+        /// Partition.
+        partition: u32,
+        /// Leaves compared (None: all).
+        leaves: Option<Vec<u16>>,
+        /// My entries in them.
+        entries: Vec<(Bytes, Hash)>,
+    },
+    /// Anti-entropy: one hash over my roots of these partitions (a bitmap,
+    /// bit p of byte p / 8); is yours the same? (answered with
+    /// [`Response::AeSame`]), so replicas in sync compare everything they
+    /// share in one small request.
+    AeSummary {
+        /// Bitmap of the partitions covered.
+        partitions: Bytes,
+        /// `merkle::combine_roots` over them, ascending.
+        combined: Hash,
+    },
 }
 
 /// One key of a tombstone purge round ([`Request::GcPush`]).
@@ -176,4 +214,20 @@ pub enum Response {
         /// The peer's hybrid logical clock.
         hlc_ms: u64,
     },
+    /// Anti-entropy: the partitions or tree nodes whose hash differs here,
+    /// each with this side's entry count below it.
+    AeDiffer {
+        /// Index (partition or node) and entry count.
+        items: Vec<(u32, u64)>,
+    },
+    /// Anti-entropy: this side's objects for keys the asker lacks or holds
+    /// differently, and the keys only the asker holds.
+    AeLeaves {
+        /// Keys and full objects.
+        objects: Vec<(Bytes, Object)>,
+        /// Keys this side wants.
+        want: Vec<Bytes>,
+    },
+    /// Anti-entropy: whether this side's summary equals the asker's.
+    AeSame(bool),
 }

@@ -11,6 +11,7 @@ pub mod gossip;
 pub mod hlc;
 pub mod key;
 pub mod membership;
+pub mod merkle;
 pub mod message;
 pub mod object;
 pub mod quorum;

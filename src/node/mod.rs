@@ -188,6 +188,8 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         timeouts: Timeouts::from_quorum(Duration::from_secs(1)),
     };
     let kv = boot(parts, settings, config.max_offset_ms, rand::random(), &stop).await?;
+    kv.set_read_repair(config.read_repair);
+    kv.set_ae_interval(Duration::from_secs(config.anti_entropy_interval_secs));
     // The RPC server checks the same cluster id the client stamps.
     rpc_config
         .cluster
@@ -214,6 +216,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     server.set_proto_max_bulk_len(config.proto_max_bulk_len);
     server.set_tls(config.tls.clone());
     server.set_protected_mode(config.protected_mode);
+    server.set_read_repair(config.read_repair);
     server.set_timeout_secs(config.timeout_secs);
     server.tombstone_grace_secs.store(
         config.tombstone_grace_secs,

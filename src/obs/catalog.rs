@@ -45,6 +45,7 @@ pub const RPC_KINDS: &[&str] = &[
     "gc_push",
     "gc_delete",
     "handoff",
+    "anti_entropy",
 ];
 
 /// Failure kinds of node-to-node RPCs (`crate::net::RpcError::kind`).
@@ -74,6 +75,11 @@ pub static FAMILIES: &[Family] = &[
     Family { name: "dynkv_forwarded_requests_total", kind: Kind::Counter, label: None, help: "Requests this node forwarded to a coordinator in the key's preference list." },
     Family { name: "dynkv_quorum_failures_total", kind: Kind::Counter, label: None, help: "Requests that failed because too few replicas answered (R or W not met)." },
     Family { name: "dynkv_read_repairs_total", kind: Kind::Counter, label: None, help: "Stale replicas updated by read repair." },
+    Family { name: "dynkv_ae_keys_repaired_total", kind: Kind::Counter, label: None, help: "Keys anti-entropy repaired (merged here with a change, or pushed to a peer that lacked them)." },
+    Family { name: "dynkv_ae_keys_compared_total", kind: Kind::Counter, label: None, help: "Keys whose (key, digest) entries this node compared for a peer's anti-entropy exchange." },
+    Family { name: "dynkv_ae_bytes_sent_total", kind: Kind::Counter, label: None, help: "Encoded bytes of anti-entropy requests (and pushed objects) this node sent." },
+    Family { name: "dynkv_ae_bytes_received_total", kind: Kind::Counter, label: None, help: "Encoded bytes of anti-entropy answers this node received." },
+    Family { name: "dynkv_ae_rounds_total", kind: Kind::Counter, label: None, help: "Anti-entropy rounds completed (every replicated partition compared with a peer)." },
     Family { name: "dynkv_hints_stored_total", kind: Kind::Counter, label: None, help: "Writes kept as hints for an unreachable owner." },
     Family { name: "dynkv_hints_delivered_total", kind: Kind::Counter, label: None, help: "Hints handed back to their owner." },
     Family { name: "dynkv_hints_dropped_total", kind: Kind::Counter, label: None, help: "Hints dropped (per-target limit reached or expired)." },
@@ -191,6 +197,10 @@ pub fn rpc_kind_index(req: &crate::core::message::Request) -> usize {
         Request::GcPush { .. } => 8,
         Request::GcDelete { .. } => 9,
         Request::Handoff { .. } => 10,
+        Request::AeRoots { .. }
+        | Request::AeLevel { .. }
+        | Request::AeLeaves { .. }
+        | Request::AeSummary { .. } => 11,
     }
 }
 

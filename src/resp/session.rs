@@ -203,6 +203,8 @@ pub struct ServerState {
     tls: std::sync::OnceLock<TlsSettings>,
     /// `protected-mode`, read at each accept.
     protected_mode: AtomicBool,
+    /// `--read-repair`, as CONFIG GET shows it (set once at startup).
+    read_repair: AtomicBool,
     /// `timeout` in seconds (0 = never); connections watch it, so CONFIG
     /// SET reaches clients that are already idle.
     timeout: tokio::sync::watch::Sender<u64>,
@@ -244,6 +246,7 @@ impl ServerState {
             context_key: random_context_key(),
             tls: std::sync::OnceLock::new(),
             protected_mode: AtomicBool::new(true),
+            read_repair: AtomicBool::new(true),
             timeout: tokio::sync::watch::Sender::new(0),
             auth_limiter: AuthLimiter::default(),
             tombstone_grace_secs: AtomicU64::new(crate::config::DEFAULT_TOMBSTONE_GRACE_SECS),
@@ -260,6 +263,16 @@ impl ServerState {
     /// `protected-mode`.
     pub fn protected_mode(&self) -> bool {
         self.protected_mode.load(Ordering::Relaxed)
+    }
+
+    /// Records `--read-repair` for CONFIG GET.
+    pub fn set_read_repair(&self, on: bool) {
+        self.read_repair.store(on, Ordering::Relaxed);
+    }
+
+    /// `read-repair` for CONFIG GET.
+    pub fn read_repair(&self) -> bool {
+        self.read_repair.load(Ordering::Relaxed)
     }
 
     /// Changes `protected-mode` for connections accepted from now on.

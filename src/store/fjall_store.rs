@@ -13,6 +13,7 @@
 //! memtable / block cache and are served on the caller's thread; scans and
 //! fsyncs run on tokio's blocking pool.
 
+use super::change_feed::ChangeFeed;
 use super::codec::{
     Lookup, MAX_VALUE_LEN, decode_record, encode_record, record_key, resolve_record_key,
 };
@@ -57,6 +58,7 @@ struct Inner {
     data: Keyspace,
     decode_errors: AtomicU64,
     closed: AtomicBool,
+    changes: ChangeFeed,
 }
 
 impl FjallStore {
@@ -92,6 +94,7 @@ impl FjallStore {
             data,
             decode_errors: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            changes: ChangeFeed::default(),
         });
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let writer_inner = inner.clone();
@@ -196,12 +199,16 @@ fn engine(e: fjall::Error) -> StoreError {
 /// that wrote them (a long key's record key is shared by digest collisions).
 type Overlay = HashMap<Vec<u8>, (Bytes, Option<Object>)>;
 
+/// The group's writes for the Merkle update queue, in staging order.
+type Staged = Vec<(Bytes, Option<crate::core::merkle::Hash>)>;
+
 /// The single writer: applies queued updates in order against the latest
 /// state (committed records overlaid with this group's own writes), commits
 /// the group as one batch, then completes every update in it.
 fn writer_loop(inner: &Inner, mut rx: mpsc::Receiver<WriteOp>, fsync: FsyncPolicy) {
     let mut overlay = Overlay::new();
     let mut completions: Vec<Completion> = Vec::new();
+    let mut staged = Staged::new();
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         let mut batch = inner.db.batch();
@@ -210,15 +217,19 @@ fn writer_loop(inner: &Inner, mut rx: mpsc::Receiver<WriteOp>, fsync: FsyncPolic
             taken += 1;
             match op {
                 WriteOp::Update(key, f) => {
-                    if let Some(done) = stage(inner, &mut overlay, &mut batch, key, f) {
+                    if let Some(done) = stage(inner, &mut overlay, &mut batch, &mut staged, key, f)
+                    {
                         completions.push(done);
                     }
                 }
                 WriteOp::Clear(reply) => {
                     // Commit what came before, so the clear is ordered after it.
                     let pending = std::mem::replace(&mut batch, inner.db.batch());
-                    let result = commit(inner, pending, fsync)
-                        .and_then(|()| inner.data.clear().map_err(engine));
+                    let result = commit(inner, pending, fsync);
+                    publish(inner, &mut staged, &result);
+                    let result = result.and_then(|()| inner.data.clear().map_err(engine));
+                    // Even a failed clear may have removed some records.
+                    inner.changes.cleared();
                     overlay.clear();
                     for done in completions.drain(..) {
                         done(result.clone());
@@ -231,6 +242,7 @@ fn writer_loop(inner: &Inner, mut rx: mpsc::Receiver<WriteOp>, fsync: FsyncPolic
             }
         }
         let result = commit(inner, batch, fsync);
+        publish(inner, &mut staged, &result);
         overlay.clear();
         for done in completions.drain(..) {
             done(result.clone());
@@ -239,12 +251,23 @@ fn writer_loop(inner: &Inner, mut rx: mpsc::Receiver<WriteOp>, fsync: FsyncPolic
     inner.closed.store(true, Ordering::SeqCst);
 }
 
+/// Hands a committed group's writes to the Merkle update queue (a failed
+/// commit wrote nothing).
+fn publish(inner: &Inner, staged: &mut Staged, result: &Result<(), StoreError>) {
+    if result.is_ok() {
+        inner.changes.push(staged.drain(..));
+    } else {
+        staged.clear();
+    }
+}
+
 /// Runs one update and adds its write to `batch`. Returns its completion,
 /// to run after the commit, or `None` when it already failed alone.
 fn stage(
     inner: &Inner,
     overlay: &mut Overlay,
     batch: &mut fjall::OwnedWriteBatch,
+    staged: &mut Staged,
     key: Bytes,
     f: UpdateFn,
 ) -> Option<Completion> {
@@ -280,10 +303,16 @@ fn stage(
                 done(Err(too_large(raw.len())));
                 return None;
             }
+            if inner.changes.is_enabled() {
+                staged.push((key.clone(), Some(crate::core::merkle::record_digest(&raw))));
+            }
             batch.insert(&inner.data, rk.clone(), raw);
             overlay.insert(rk, (key, Some(obj)));
         }
         Write::Remove => {
+            if inner.changes.is_enabled() {
+                staged.push((key.clone(), None));
+            }
             batch.remove(&inner.data, rk.clone());
             overlay.insert(rk, (key, None));
         }
@@ -380,5 +409,9 @@ impl ReplicaStore for FjallStore {
 
     fn decode_errors(&self) -> u64 {
         self.inner.decode_errors.load(Ordering::Relaxed)
+    }
+
+    fn changes(&self) -> &ChangeFeed {
+        &self.inner.changes
     }
 }

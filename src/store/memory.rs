@@ -6,6 +6,7 @@
 //! store from a single-threaded, paused-clock runtime, so it must not use
 //! threads, blocking pools, wall clocks or hash-map iteration order.
 
+use super::change_feed::ChangeFeed;
 use super::codec::{
     Lookup, MAX_VALUE_LEN, decode_record, encode_record, record_key, resolve_record_key,
 };
@@ -23,6 +24,7 @@ type Records = UndoMap<Vec<u8>, Vec<u8>>;
 pub struct MemoryStore {
     records: Mutex<Records>,
     decode_errors: AtomicU64,
+    changes: ChangeFeed,
 }
 
 impl Default for MemoryStore {
@@ -45,6 +47,7 @@ impl MemoryStore {
         Self {
             records: Mutex::new(UndoMap::new(fsync == FsyncPolicy::Always)),
             decode_errors: AtomicU64::new(0),
+            changes: ChangeFeed::default(),
         }
     }
 
@@ -52,6 +55,8 @@ impl MemoryStore {
     /// would.
     pub fn crash(&self) {
         self.records.lock().crash();
+        // The update queue dies with the process; the next one rescans.
+        self.changes.reset();
     }
 
     /// Overwrites a record with raw bytes (tests of unreadable records).
@@ -99,9 +104,16 @@ impl MemoryStore {
                     ));
                     return (done, Err(e));
                 }
+                if self.changes.is_enabled() {
+                    let digest = crate::core::merkle::record_digest(&raw);
+                    self.changes.push([(key.clone(), Some(digest))]);
+                }
                 records.insert(rk, raw);
             }
-            Write::Remove => records.remove(&rk),
+            Write::Remove => {
+                records.remove(&rk);
+                self.changes.push([(key.clone(), None)]);
+            }
         }
         (done, Ok(()))
     }
@@ -157,6 +169,7 @@ impl ReplicaStore for MemoryStore {
 
     async fn clear(&self) -> Result<(), StoreError> {
         self.records.lock().clear();
+        self.changes.cleared();
         Ok(())
     }
 
@@ -167,5 +180,9 @@ impl ReplicaStore for MemoryStore {
 
     fn decode_errors(&self) -> u64 {
         self.decode_errors.load(Ordering::Relaxed)
+    }
+
+    fn changes(&self) -> &ChangeFeed {
+        &self.changes
     }
 }

@@ -97,6 +97,10 @@ pub trait ReplicaStore: Send + Sync + 'static {
 
     /// Records that failed to decode since start.
     fn decode_errors(&self) -> u64;
+
+    /// The Merkle update queue: every committed put or remove of a record,
+    /// in commit order (see [`change_feed`]).
+    fn changes(&self) -> &change_feed::ChangeFeed;
 }
 
 /// Runs blocking engine work on tokio's blocking pool, so the reactor's
@@ -165,6 +169,7 @@ where
     queue(store, key, f).await.await
 }
 
+pub mod change_feed;
 pub mod codec;
 pub mod fjall_hints;
 pub mod fjall_store;

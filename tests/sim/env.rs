@@ -179,6 +179,10 @@ impl ReplicaStore for FencedStore {
     fn decode_errors(&self) -> u64 {
         self.inner.decode_errors()
     }
+
+    fn changes(&self) -> &dynkv::store::change_feed::ChangeFeed {
+        self.inner.changes()
+    }
 }
 
 /// The hint store, fenced the same way.

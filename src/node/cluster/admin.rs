@@ -85,9 +85,38 @@ impl<E: NodeEnv> ClusterKv<E> {
                 self.blocklist.set(blocked);
                 Ok(AdminValue::Status("OK".into()))
             }
+            AdminCommand::Merkle(which) => self.merkle_debug(&which).map(bulk),
             AdminCommand::Join(target) => self.join_via(&target).await,
             AdminCommand::Leave(node) => self.leave(node).await,
         }
+    }
+
+    /// DYN.DEBUG MERKLE: a partition's root, or with ALL one hash over
+    /// every partition's root (replicas holding the same partitions with
+    /// the same data print the same line).
+    fn merkle_debug(&self, which: &str) -> Result<String, KvError> {
+        use crate::core::merkle::{combine_roots, to_hex};
+        let partitions = self.membership.with(|s| s.ring.partitions());
+        let not_ready = || KvError::Admin("the Merkle trees are still being built".into());
+        if which.eq_ignore_ascii_case("ALL") {
+            let mut roots = Vec::with_capacity(partitions);
+            for p in 0..partitions {
+                roots.push((p as u32, self.merkle_root(p).ok_or_else(not_ready)?));
+            }
+            return Ok(to_hex(&combine_roots(roots)));
+        }
+        let p = which
+            .parse::<usize>()
+            .ok()
+            .filter(|p| *p < partitions)
+            .ok_or_else(|| {
+                KvError::Admin(format!(
+                    "partition must be ALL or between 0 and {}",
+                    partitions.saturating_sub(1)
+                ))
+            })?;
+        let root = self.merkle_root(p).ok_or_else(not_ready)?;
+        Ok(to_hex(&root.hash))
     }
 
     /// Sets the Prometheus gauges (called every gossip round and on INFO).
@@ -143,7 +172,20 @@ impl<E: NodeEnv> ClusterKv<E> {
             ("hints_dropped", self.hints.dropped().to_string()),
             ("read_repairs", load(&self.stats.read_repairs)),
             ("read_repairs_skipped", load(&self.stats.repairs_skipped)),
-            ("ae_keys_repaired", "0".into()),
+            ("ae_keys_repaired", load(&self.stats.ae_keys_repaired)),
+            ("ae_keys_compared", load(&self.stats.ae_keys_compared)),
+            ("ae_bytes_sent", load(&self.stats.ae_bytes_sent)),
+            ("ae_bytes_received", load(&self.stats.ae_bytes_received)),
+            ("ae_rounds", load(&self.stats.ae_rounds)),
+            (
+                "read_repair",
+                if self.read_repair.load(Ordering::Relaxed) {
+                    "on"
+                } else {
+                    "off"
+                }
+                .into(),
+            ),
             ("gets_with_siblings", load(&self.stats.gets_with_siblings)),
             ("quorum_failures", load(&self.stats.quorum_failures)),
             ("forwarded_requests", load(&self.stats.forwarded)),

@@ -4,12 +4,15 @@
 
 use super::admin::{JoinError, ask_to_join};
 use super::membership::Membership;
-use super::{ClusterKv, NodeParts, Quorums, REBUILDING_RECORD, Timeouts, workers};
+use super::{
+    ClusterKv, NodeParts, Quorums, REBUILDING_RECORD, Timeouts, anti_entropy, merkle_index, workers,
+};
 use crate::core::{ClusterState, Member, NodeId};
 use crate::net::Transport;
 use crate::node::clock::NodeClock;
 use crate::node::env::{MetaStore, NodeEnv};
 use crate::node::local::{DotIssuer, LeaseWriter, LocalKv};
+use crate::store::ReplicaStore;
 use anyhow::Context as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,13 +203,19 @@ async fn join<T: Transport<crate::core::Request, crate::core::Response>>(
 }
 
 /// Starts the node's background workers: gossip, hinted handoff, the
-/// expiry / tombstone sweeper and partition handoff.
+/// expiry / tombstone sweeper, partition handoff, the Merkle folder and
+/// anti-entropy.
 pub fn spawn_workers<E: NodeEnv>(
     kv: &Arc<ClusterKv<E>>,
     stop: &CancellationToken,
 ) -> tokio::task::JoinSet<()> {
+    // Before anything can write: the folder's start-up scan plus this
+    // queue then account for every record (see `merkle_index`).
+    kv.local.store().changes().enable();
     let mut set = tokio::task::JoinSet::new();
     set.spawn(super::gc::sweeper(kv.clone(), stop.clone()));
+    set.spawn(merkle_index::fold(kv.clone(), stop.clone()));
+    set.spawn(anti_entropy::run(kv.clone(), stop.clone()));
     set.spawn(workers::gossip(kv.clone(), stop.clone()));
     set.spawn(workers::handoff(kv.clone(), stop.clone()));
     set.spawn(super::handoff::run(kv.clone(), stop.clone()));

@@ -377,6 +377,10 @@ async fn finish_read<E: NodeEnv>(
             }
         }
     }
+    if !this.read_repair.load(Ordering::Relaxed) {
+        // --read-repair off: stale replicas wait for anti-entropy.
+        return;
+    }
     let merged = core.merged().clone();
     for stale in core.repairs() {
         let repaired = if &stale == this.me() {

@@ -21,15 +21,19 @@
 //! - [`gc`]: the expiry sweeper and the cluster-wide tombstone purge.
 //! - [`handoff`]: partition transfers of membership changes, dropping
 //!   partitions that moved away, leaving.
+//! - [`merkle_index`]: the Merkle trees and the folder keeping them current.
+//! - [`anti_entropy`]: replicas compare trees and exchange differing keys.
 //! - [`boot`]: identity, joining, and starting the workers.
 
 pub mod admin;
+pub mod anti_entropy;
 pub mod boot;
 pub mod coordinator;
 pub mod gc;
 pub mod gossip;
 pub mod handoff;
 pub mod membership;
+pub mod merkle_index;
 pub mod peer_log;
 pub mod service;
 pub mod workers;
@@ -90,7 +94,20 @@ pub struct ClusterStats {
     pub handoff_keys_sent: AtomicU64,
     /// Records deleted because their partition moved away.
     pub handoff_keys_dropped: AtomicU64,
+    /// Keys anti-entropy repaired (here or pushed to a peer).
+    pub ae_keys_repaired: AtomicU64,
+    /// Keys compared for peers' anti-entropy exchanges.
+    pub ae_keys_compared: AtomicU64,
+    /// Bytes of anti-entropy requests sent.
+    pub ae_bytes_sent: AtomicU64,
+    /// Bytes of anti-entropy answers received.
+    pub ae_bytes_received: AtomicU64,
+    /// Anti-entropy rounds completed.
+    pub ae_rounds: AtomicU64,
 }
+
+/// Default `--anti-entropy-interval` (seconds between rounds).
+pub const DEFAULT_AE_INTERVAL_SECS: u64 = 10;
 
 /// Replication defaults (`--n --r --w`).
 #[derive(Clone, Copy, Debug)]
@@ -155,6 +172,14 @@ pub struct ClusterKv<E: NodeEnv = Production> {
     /// This node lost its data (empty disk under a known name): it answers
     /// no reads until rebuilt.
     pub(crate) rebuilding: AtomicBool,
+    /// Durable metadata (the rebuilding record).
+    pub(crate) meta: Arc<E::Meta>,
+    /// The Merkle trees anti-entropy compares.
+    pub(crate) merkle: merkle_index::MerkleIndex,
+    /// `--read-repair`: repair stale replicas after reads.
+    pub(crate) read_repair: AtomicBool,
+    /// `--anti-entropy-interval` in ms (0 = rounds only while rebuilding).
+    ae_interval_ms: AtomicU64,
     rng: Mutex<StdRng>,
     repairs_in_flight: Arc<tokio::sync::Semaphore>,
     locks: Vec<tokio::sync::Mutex<()>>,
@@ -209,7 +234,11 @@ impl<E: NodeEnv> ClusterKv<E> {
         quorums: Quorums,
         timeouts: Timeouts,
     ) -> Arc<Self> {
-        let rebuilding = parts.meta.read(REBUILDING_RECORD).is_some();
+        // "0" is written when a rebuild finishes (records cannot be removed).
+        let rebuilding = parts
+            .meta
+            .read(REBUILDING_RECORD)
+            .is_some_and(|r| r.as_slice() != b"0");
         Arc::new_cyclic(|this| Self {
             local: parts.local,
             hints: parts.hints,
@@ -220,6 +249,10 @@ impl<E: NodeEnv> ClusterKv<E> {
             timeouts,
             stats: ClusterStats::default(),
             rebuilding: AtomicBool::new(rebuilding),
+            meta: parts.meta,
+            merkle: merkle_index::MerkleIndex::default(),
+            read_repair: AtomicBool::new(true),
+            ae_interval_ms: AtomicU64::new(DEFAULT_AE_INTERVAL_SECS * 1000),
             rng: Mutex::new(StdRng::seed_from_u64(parts.seed)),
             repairs_in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_BACKGROUND_REPAIRS)),
             locks: (0..LOCK_STRIPES)
@@ -257,6 +290,29 @@ impl<E: NodeEnv> ClusterKv<E> {
     /// True while this node is rebuilding after losing its data.
     pub fn is_rebuilding(&self) -> bool {
         self.rebuilding.load(Ordering::Relaxed)
+    }
+
+    /// Sets `--read-repair` (on by default).
+    pub fn set_read_repair(&self, on: bool) {
+        self.read_repair.store(on, Ordering::Relaxed);
+    }
+
+    /// Sets the pause between anti-entropy rounds (zero: only a rebuilding
+    /// node runs rounds).
+    pub fn set_ae_interval(&self, every: Duration) {
+        self.ae_interval_ms
+            .store(every.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The pause between anti-entropy rounds.
+    pub fn ae_interval(&self) -> Duration {
+        Duration::from_millis(self.ae_interval_ms.load(Ordering::Relaxed))
+    }
+
+    /// Partition `p`'s Merkle root and entry count here (None until the
+    /// trees are built).
+    pub fn merkle_root(&self, p: usize) -> Option<crate::core::merkle::NodeHash> {
+        self.merkle.is_ready().then(|| self.merkle.root(p))
     }
 
     /// N clamped to the member count.

@@ -1,5 +1,6 @@
 //! Answers peers: replica reads and merges, hints, coordinated writes,
-//! joins, gossip, FLUSHALL, the tombstone purge and partition transfers.
+//! joins, gossip, FLUSHALL, the tombstone purge, partition transfers and
+//! anti-entropy comparisons.
 
 use super::ClusterKv;
 use crate::core::{NodeId, Request, Response};
@@ -105,6 +106,21 @@ impl<E: NodeEnv> Handler<Request, Response> for Service<E> {
             Request::GcPush { items } => Response::GcReady(node.gc_prepare(items).await),
             Request::GcDelete { items } => Response::GcReady(node.gc_delete(items).await),
             Request::Handoff { partition, items } => node.receive_partition(partition, items).await,
+            Request::AeRoots { roots } => node.ae_roots(roots),
+            Request::AeLevel {
+                partition,
+                level,
+                nodes,
+            } => node.ae_level(partition, level, nodes),
+            Request::AeLeaves {
+                partition,
+                leaves,
+                entries,
+            } => node.ae_leaves(partition, leaves, entries),
+            Request::AeSummary {
+                partitions,
+                combined,
+            } => node.ae_summary(&partitions, combined),
         }
     }
 }

@@ -81,7 +81,7 @@ pub static ARGS: &[(&str, &str)] = &[
     ("dyn.join", "host:port"),
     ("dyn.leave", "[node]"),
     ("dyn.hints", ""),
-    ("dyn.debug", "LOCAL key|PARTITION arg..."),
+    ("dyn.debug", "LOCAL key|PARTITION arg...|MERKLE partition|ALL"),
 ];
 
 /// `(container|subcommand, summary, arguments)`: COMMAND DOCS lists these

@@ -71,9 +71,12 @@ pub async fn run<K: Kv>(kv: &K, context_key: &DerivedKey, name: &str, args: &[By
                 .await
             } else if is(sub, "PARTITION") {
                 admin(kv, AdminCommand::Partition(args[2..].to_vec())).await
+            } else if is(sub, "MERKLE") && args.len() == 3 {
+                let which = String::from_utf8_lossy(&args[2]).into_owned();
+                admin(kv, AdminCommand::Merkle(which)).await
             } else {
                 Err(Reply::err(
-                    "DYN.DEBUG subcommands: LOCAL <key> | PARTITION <args...>",
+                    "DYN.DEBUG subcommands: LOCAL <key> | PARTITION <args...> | MERKLE <partition>|ALL",
                 ))
             }
         }

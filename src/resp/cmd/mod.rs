@@ -125,7 +125,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("dyn.join", 2, [], 0, 0, 0, "dynamo", "Asks the member at host:clusterport to admit this node."),
     spec!("dyn.leave", -1, [], 0, 0, 0, "dynamo", "Hands off data, then leaves the cluster."),
     spec!("dyn.hints", 1, [], 0, 0, 0, "dynamo", "Pending hints per target node."),
-    spec!("dyn.debug", -2, [], 0, 0, 0, "dynamo", "Debugging: DYN.DEBUG LOCAL key | PARTITION ..."),
+    spec!("dyn.debug", -2, [], 0, 0, 0, "dynamo", "Debugging: DYN.DEBUG LOCAL key | PARTITION ... | MERKLE partition|ALL"),
 ];
 
 /// Looks a command up by (case-insensitive) name.

@@ -227,6 +227,10 @@ fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
             server.proto_max_bulk_len().to_string(),
         ),
         (
+            "read-repair",
+            if server.read_repair() { "on" } else { "off" }.into(),
+        ),
+        (
             "requirepass",
             server.requirepass.clone().unwrap_or_default(),
         ),
