@@ -122,7 +122,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         config.max_offset_ms,
     ));
     let meta = Arc::new(DirMeta::new(config.data_dir.clone()));
-    check_key_layout(&*meta, &*store)?;
+    check_key_layout(&*meta, &store)?;
     // Before anything is recorded: a node that cannot have the right secret
     // stops here with the reason, instead of joining nobody.
     let saved_state = cluster::membership::Membership::load(&*meta);

@@ -324,7 +324,15 @@ mod tests {
         let meta = MemMeta::default();
         meta.write(STATE_RECORD, &postcard::to_allocvec(&old).expect("encode"))
             .expect("write");
-        assert_eq!(Membership::load(&meta), Some(state.clone()));
+        // The old format knew no transitions: the upgrade keeps its ring as
+        // the committed one.
+        let loaded = Membership::load(&meta).expect("loads");
+        assert_eq!(loaded.cluster_id, state.cluster_id);
+        assert_eq!(loaded.version, state.version);
+        assert_eq!(loaded.members, state.members);
+        assert_eq!(loaded.ring, state.ring);
+        assert_eq!(loaded.n, state.n);
+        assert!(loaded.transition.is_none());
         // And the current encoding reads back as itself.
         meta.write(
             STATE_RECORD,
