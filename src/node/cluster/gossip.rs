@@ -131,6 +131,23 @@ pub async fn exchange<G: GossipNode>(node: &G, peer: NodeId) {
     }
 }
 
+/// Whether `peer` holds the same state as this node (one digest round
+/// trip; false when it cannot be reached).
+pub async fn in_sync<G: GossipNode>(node: &G, peer: &NodeId) -> bool {
+    let req = Request::GossipDigest {
+        digest: node.membership().digest(),
+        hlc_ms: node.clock().now_ms(),
+    };
+    matches!(
+        node.call(peer, req).await,
+        Ok(Response::GossipDelta {
+            state: None,
+            want: false,
+            ..
+        })
+    )
+}
+
 /// The full-state exchange, as gossip worked before digests: both states
 /// cross the wire every time.
 pub async fn exchange_full<G: GossipNode>(node: &G, peer: NodeId) {

@@ -48,6 +48,9 @@ const CONCURRENT_STREAMS: usize = 4;
 const RECORD_EVERY: Duration = Duration::from_millis(500);
 /// How often the worker looks for work.
 const TICK: Duration = Duration::from_millis(250);
+/// How long a node that has left keeps telling the remaining members
+/// before it stops anyway (some may be down or cut off for longer).
+const FAREWELL_LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs membership-change work until `stop` fires (or this node has left
 /// the cluster, when it fires `stop` itself).
@@ -69,6 +72,7 @@ pub async fn run<E: NodeEnv>(node: Arc<ClusterKv<E>>, stop: CancellationToken) {
         metrics::gauge!("dynkv_partitions_moving").set(state.pending_moves().len() as f64);
         if !state.members.contains_key(node.me()) {
             if state.removed.contains_key(node.me()) {
+                farewell(&node, &stop).await;
                 tracing::info!("this node has left the cluster: stopping");
                 stop.cancel();
                 return;
@@ -163,6 +167,45 @@ pub(crate) async fn announce<E: NodeEnv>(node: &Arc<ClusterKv<E>>) {
     });
     for peer in peers {
         super::gossip::exchange(&**node, peer).await;
+    }
+}
+
+/// Before a node that has left stops: makes every remaining member hold
+/// this node's state. The commit that removed it may exist only here (it
+/// recorded the last transfer itself); stopping before anyone heard of it
+/// would leave the others waiting on a transition forever.
+async fn farewell<E: NodeEnv>(node: &Arc<ClusterKv<E>>, stop: &CancellationToken) {
+    let deadline = Instant::now() + FAREWELL_LIMIT;
+    let mut told: std::collections::BTreeSet<NodeId> = Default::default();
+    loop {
+        let peers: Vec<NodeId> = node.membership.with(|s| {
+            s.members
+                .keys()
+                .filter(|m| *m != node.me() && !told.contains(*m))
+                .cloned()
+                .collect()
+        });
+        if peers.is_empty() {
+            return;
+        }
+        for peer in peers {
+            super::gossip::exchange(&**node, peer.clone()).await;
+            if super::gossip::in_sync(&**node, &peer).await {
+                told.insert(peer);
+            }
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                told = told.len(),
+                "left the cluster: stopping before every member confirmed it"
+            );
+            return;
+        }
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(TICK) => {}
+        }
     }
 }
 
