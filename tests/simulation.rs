@@ -18,8 +18,10 @@
 //! data-losing fault). Then faults stop, the membership change commits,
 //! hints drain and full reads repair.
 //!
-//! (`SIM_MEMBERSHIP=1` adds the membership changes; some seeds still fail
-//! there, so CI runs without.) Checked per seed (the disks of nodes that left do not count):
+//! The membership changes are opt-in (`SIM_MEMBERSHIP=1`) until the seeds
+//! that still lose writes there pass.
+//!
+//! Checked per seed (the disks of nodes that left do not count):
 //! 1. no acknowledged write is lost: its value is still there, or a write
 //!    whose context covered its dot superseded it; no dot names two writes;
 //! 2. every preference-list replica holds the same object as the merge of
@@ -34,6 +36,7 @@
 //! cargo test --release --test simulation                   # 200 seeds
 //! SIM_SEEDS=5000 cargo test --release --test simulation    # more seeds
 //! SIM_SEED=42 cargo test --release --test simulation -- --nocapture  # one seed
+//! SIM_SEED=42 SIM_DUMP=key3 cargo test ...  # plus the client log and each node's copy of key3
 //! ```
 
 mod sim;
@@ -62,30 +65,8 @@ fn run_seed(seed: u64) -> Outcome {
         let world = World::new(params);
         world.run().await;
         let errors = check(&world);
-        if std::env::var("SIM_DUMP").is_ok() {
-            for line in world.log.lock().iter() {
-                eprintln!("[log] {line}");
-            }
-            if let Ok(k) = std::env::var("SIM_DUMP") {
-                let key = bytes::Bytes::from(k);
-                for i in 0..world.params.nodes {
-                    eprintln!(
-                        "[dump] n{i} holds {}",
-                        sim::check::show(&world.stored(i, &key))
-                    );
-                    if let Some(kv) = world.node(i) {
-                        kv.membership().with(|s| {
-                            let p = s.ring.partition_of(dynkv::core::ring_hash(&key));
-                            eprintln!(
-                                "[dump] n{i} gen {} p{p} list {:?} next {:?}",
-                                s.generation,
-                                s.ring.preference_list(p, 3),
-                                s.next_preference_list(p, 3)
-                            );
-                        });
-                    }
-                }
-            }
+        if let Ok(key) = std::env::var("SIM_DUMP") {
+            sim::check::dump(&world, key.as_bytes());
         }
         let digest = fingerprint(&world);
         let stats = world.stats.lock().clone();

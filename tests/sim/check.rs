@@ -261,3 +261,26 @@ pub fn show(obj: &Object) -> String {
         .collect();
     format!("[{}] {{{}}}", ctx.join(" "), sibs.join(", "))
 }
+
+/// For debugging one seed: the client and fault log, then each node's copy
+/// of `key` and its view of the key's preference lists.
+pub fn dump(world: &World, key: &[u8]) {
+    for line in world.log.lock().iter() {
+        eprintln!("[log] {line}");
+    }
+    let n = world.params.n;
+    for i in 0..world.params.nodes {
+        eprintln!("[dump] n{i} holds {}", show(&world.stored(i, key)));
+        if let Some(kv) = world.node(i) {
+            kv.membership().with(|s| {
+                let p = s.ring.partition_of(ring_hash(key));
+                eprintln!(
+                    "[dump] n{i} generation {} partition {p}: owners {:?}, next {:?}",
+                    s.generation,
+                    s.ring.preference_list(p, n),
+                    s.next_preference_list(p, n)
+                );
+            });
+        }
+    }
+}
