@@ -373,12 +373,12 @@ mod tests {
         assert!(!moves.is_empty());
         let mut t = joined.clone();
         for m in &moves[..moves.len() - 1] {
-            let from = t.ring.preference_list(m.partition, 3)[0].clone();
+            let from = m.sources[0].clone();
             t = t.with_transfer(m.partition, m.to.clone(), from);
             assert!(t.transition.is_some(), "committed before the last move");
         }
         let last = moves.last().expect("a move");
-        let from = t.ring.preference_list(last.partition, 3)[0].clone();
+        let from = last.sources[0].clone();
         let done = t.with_transfer(last.partition, last.to.clone(), from);
         assert!(done.transition.is_none());
         assert_eq!(done.ring.members().len(), 4);
@@ -393,7 +393,7 @@ mod tests {
         let joined = three().with_member(id("d"), member(4)).expect("join");
         let moves = joined.pending_moves();
         let half = moves.len() / 2;
-        let from = |s: &ClusterState, m: &Move| s.ring.preference_list(m.partition, 3)[0].clone();
+        let from = |_: &ClusterState, m: &Move| m.sources[0].clone();
         let mut a = joined.clone();
         for m in &moves[..half] {
             a = a.with_transfer(m.partition, m.to.clone(), from(&joined, m));
@@ -426,7 +426,7 @@ mod tests {
     fn a_join_during_a_transition_folds_into_the_next_ring() {
         let with_d = three().with_member(id("d"), member(4)).expect("join");
         let m = with_d.pending_moves()[0].clone();
-        let from = with_d.ring.preference_list(m.partition, 3)[0].clone();
+        let from = m.sources[0].clone();
         let partly = with_d.with_transfer(m.partition, m.to.clone(), from);
         let with_e = partly.with_member(id("e"), member(5)).expect("join");
         assert_eq!(with_e.next_ring().members().len(), 5);
