@@ -18,9 +18,6 @@
 //! data-losing fault). Then faults stop, the membership change commits,
 //! hints drain and full reads repair.
 //!
-//! The membership changes are opt-in (`SIM_MEMBERSHIP=1`) until the seeds
-//! that still lose writes there pass.
-//!
 //! Checked per seed (the disks of nodes that left do not count):
 //! 1. no acknowledged write is lost: its value is still there, or a write
 //!    whose context covered its dot superseded it; no dot names two writes;
@@ -37,6 +34,7 @@
 //! SIM_SEEDS=5000 cargo test --release --test simulation    # more seeds
 //! SIM_SEED=42 cargo test --release --test simulation -- --nocapture  # one seed
 //! SIM_SEED=42 SIM_DUMP=key3 cargo test ...  # plus the client log and each node's copy of key3
+//! SIM_SEED=42 SIM_LOG=dynkv=info cargo test ...  # plus the nodes' own logs
 //! ```
 
 mod sim;
@@ -89,6 +87,13 @@ fn env_u64(name: &str) -> Option<u64> {
 #[test]
 fn simulated_cluster_keeps_acked_writes_and_converges() {
     let single = env_u64("SIM_SEED");
+    if let Ok(filter) = std::env::var("SIM_LOG") {
+        // The nodes' own logs (e.g. SIM_LOG=dynkv=debug), times in simulated ms.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let seeds: Vec<u64> = match single {
         Some(one) => vec![one],
         None => (0..env_u64("SIM_SEEDS").unwrap_or(200)).collect(),

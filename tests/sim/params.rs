@@ -81,15 +81,6 @@ impl Params {
                     let at = rng.random_range(200..active_ms - 1_500);
                     (node, at, at + rng.random_range(600..1_200))
                 });
-        // Membership changes still lose writes in some seeds (a leave that
-        // shrinks a partition below N, see `tests/simulation.rs`): opt in.
-        let membership = std::env::var("SIM_MEMBERSHIP").is_ok_and(|v| v == "1");
-        let (late_join, leave, remove) = if membership {
-            (late_join, leave, remove)
-        } else {
-            changed.clear();
-            (None, None, None)
-        };
         let lossy = if w == 2
             && remove.is_none()
             && !changed.contains(&lossy_node)

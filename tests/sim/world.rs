@@ -218,7 +218,13 @@ impl World {
             timeouts: Timeouts::from_quorum(Duration::from_millis(300)),
         };
         let stop = CancellationToken::new();
-        // Registered before boot so a joining node can be answered.
+        // The process exists from here: a kill during boot (a join still
+        // retrying) stops it, as kill -9 would.
+        self.procs.lock()[i] = Some(Process {
+            stop: stop.clone(),
+            alive: alive.clone(),
+            _workers: JoinSet::new(),
+        });
         let kv = match boot(
             parts,
             settings,
@@ -228,6 +234,7 @@ impl World {
         )
         .await
         {
+            Ok(_) | Err(_) if stop.is_cancelled() => return,
             Ok(kv) => kv,
             Err(e) => panic!("node {i} did not boot: {e}"),
         };
@@ -272,11 +279,9 @@ impl World {
                 }
             });
         }
-        self.procs.lock()[i] = Some(Process {
-            stop,
-            alive,
-            _workers: workers,
-        });
+        if let Some(p) = self.procs.lock()[i].as_mut() {
+            p._workers = workers;
+        }
     }
 
     pub fn phase(&self, i: usize) -> Phase {
@@ -354,6 +359,11 @@ impl World {
 
     /// kill -9 of node `i`: with `lose_tail`, its disk loses what was not
     /// fsynced.
+    /// Whether node `i`'s process runs (it may still be booting).
+    fn running(&self, i: usize) -> bool {
+        self.procs.lock()[i].is_some()
+    }
+
     pub fn kill(&self, i: usize, lose_tail: bool) {
         self.net.kill(i);
         if let Some(p) = self.procs.lock()[i].take() {
@@ -599,7 +609,7 @@ impl World {
         });
         match event {
             Event::Kill(i, lose) => {
-                if self.node(i).is_some() && phase == Phase::Member {
+                if self.running(i) && phase == Phase::Member {
                     self.kill(i, lose);
                 }
             }
@@ -616,14 +626,14 @@ impl World {
                 }
             }
             Event::KillForGood(i) => {
-                if self.node(i).is_some() {
+                if self.running(i) {
                     self.kill(i, false);
                 }
                 self.phase.lock()[i] = Phase::Gone;
             }
             Event::Remove(i) => self.leave_until_accepted(None, i).await,
             Event::Start(i, via_join) => {
-                if self.node(i).is_none() && phase == Phase::Member {
+                if !self.running(i) && phase == Phase::Member {
                     // As on a real command line, every node but the founder
                     // has --join; it matters only while no state is saved
                     // (a node killed before its join completed).
@@ -654,7 +664,7 @@ impl World {
             st.dup_per_mille = 0;
         }
         for i in 0..self.params.nodes {
-            if self.node(i).is_none() && self.phase(i) == Phase::Member {
+            if !self.running(i) && self.phase(i) == Phase::Member {
                 // A replaced disk that never got to join joins now.
                 let fresh = self.disks.lock()[i].meta.read(STATE_RECORD).is_none();
                 let join = fresh.then(|| cluster_addr(self.join_seed(i)).to_string());
