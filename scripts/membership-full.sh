@@ -12,4 +12,4 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 export DYNKV_MEMBERSHIP_FULL=1
 cargo build --release
-cargo test --release --test membership_change "${1:-}" -- --ignored --nocapture --test-threads=1
+cargo test --release --test membership_change "${1:-}" -- --nocapture --test-threads=1
