@@ -206,10 +206,11 @@ impl Transition {
                 if m.sources.is_empty() {
                     return possible.iter().find(|o| is_up(o)) == Some(me);
                 }
-                let unsent_source_down = m.sources.iter().any(|s| {
+                // A designated source that is down and has not sent: every
+                // other possible sender steps in (the fallback of `is_complete`).
+                m.sources.iter().any(|s| {
                     !self.done.contains(&(m.partition, m.to.clone(), s.clone())) && !is_up(s)
-                });
-                unsent_source_down
+                })
             })
             .collect()
     }
