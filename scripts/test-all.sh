@@ -7,7 +7,8 @@
 #      missing) and a python venv at compat-tests/.venv with redis + pytest +
 #      prometheus_client
 #   2. cargo build --release
-#   3. cargo test --release            (all Rust unit/integration tests)
+#   3. cargo test --release --no-fail-fast   (all Rust unit/integration tests;
+#                                       every test binary runs even after a failure)
 #   4. compat-tests/run.sh             (redis-cli, redis-py and redis-benchmark
 #                                       against target/release/dynkv)
 #   5. fuzz/ci.sh                      (installs cargo-fuzz if missing, builds the
@@ -73,7 +74,7 @@ cargo build --release
 # ---- 3, 4, 5: run every test stage even if an earlier one fails, then report
 FAILED=()
 log "cargo test --release"
-if cargo test --release; then echo "PASS: cargo test --release"; else echo "FAIL: cargo test --release"; FAILED+=("cargo test --release"); fi
+if cargo test --release --no-fail-fast; then echo "PASS: cargo test --release"; else echo "FAIL: cargo test --release"; FAILED+=("cargo test --release"); fi
 
 log "compat-tests/run.sh"
 if DYNKV_BIN="$ROOT/target/release/dynkv" DYNKV_TARGET=dynkv ./compat-tests/run.sh; then
