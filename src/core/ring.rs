@@ -204,6 +204,12 @@ impl Ring {
         &self.nodes[self.owners[p % self.owners.len()] as usize]
     }
 
+    /// How many members own partitions. O(1): transition planning asks
+    /// this once per partition, where `members()` would copy every name.
+    pub fn member_count(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// Distinct members, sorted.
     pub fn members(&self) -> BTreeSet<NodeId> {
         self.nodes.iter().cloned().collect()

@@ -53,7 +53,7 @@ pub struct Transition {
 /// The preference lists of partition `p` before and after, for `n` replicas.
 fn lists(current: &Ring, next: &Ring, n: usize, p: usize) -> (Vec<NodeId>, Vec<NodeId>) {
     // A walk for more nodes than the ring has would visit every partition.
-    let (n_now, n_next) = (n.min(current.members().len()), n.min(next.members().len()));
+    let (n_now, n_next) = (n.min(current.member_count()), n.min(next.member_count()));
     (
         current.preference_list(p, n_now),
         next.preference_list(p, n_next),
@@ -113,7 +113,7 @@ impl Transition {
     /// the cluster knows (not removed dead) and not the receiver itself.
     fn possible_senders(&self, current: &Ring, m: &Move, n: usize) -> Vec<NodeId> {
         current
-            .preference_list(m.partition, n.min(current.members().len()))
+            .preference_list(m.partition, n.min(current.member_count()))
             .into_iter()
             .filter(|o| *o != m.to && !self.is_dead_leaver(o))
             .collect()
@@ -125,7 +125,7 @@ impl Transition {
     fn lost_an_owner(&self, current: &Ring, m: &Move, n: usize) -> bool {
         self.leaving.values().any(|dead| *dead)
             && current
-                .preference_list(m.partition, n.min(current.members().len()))
+                .preference_list(m.partition, n.min(current.member_count()))
                 .iter()
                 .any(|o| self.is_dead_leaver(o))
     }
