@@ -88,7 +88,7 @@ fn env_u64(name: &str) -> Option<u64> {
 fn simulated_cluster_keeps_acked_writes_and_converges() {
     let single = env_u64("SIM_SEED");
     if let Ok(filter) = std::env::var("SIM_LOG") {
-        // The nodes' own logs (e.g. SIM_LOG=dynkv=debug), times in simulated ms.
+        // The nodes' own logs (e.g. SIM_LOG=dynkv=debug) for replaying one seed.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_writer(std::io::stderr)

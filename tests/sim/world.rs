@@ -234,7 +234,7 @@ impl World {
         )
         .await
         {
-            Ok(_) | Err(_) if stop.is_cancelled() => return,
+            _ if stop.is_cancelled() => return,
             Ok(kv) => kv,
             Err(e) => panic!("node {i} did not boot: {e}"),
         };
@@ -357,13 +357,13 @@ impl World {
         panic!("no node accepted DYN.LEAVE for n{target} in 50 s");
     }
 
-    /// kill -9 of node `i`: with `lose_tail`, its disk loses what was not
-    /// fsynced.
     /// Whether node `i`'s process runs (it may still be booting).
     fn running(&self, i: usize) -> bool {
         self.procs.lock()[i].is_some()
     }
 
+    /// kill -9 of node `i`: with `lose_tail`, its disk loses what was not
+    /// fsynced.
     pub fn kill(&self, i: usize, lose_tail: bool) {
         self.net.kill(i);
         if let Some(p) = self.procs.lock()[i].take() {
