@@ -6,7 +6,7 @@
 #      commands, `redis-cli --pipe` mass insert of 100k keys (values checked)
 #   b. compat-tests/test_redis_py.py      — pytest suite with the latest redis-py
 #      (str/bytes, pipelines, RESP3, expiry, errors, binary safety, DYN.*)
-#   c. redis-benchmark -t ping,set,get,incr,mset -n 100000 -q — no error lines,
+#   c. redis-benchmark -t ping,set,get,incr,sadd,hset,spop,zadd,zpopmin,mset -n 100000 -q — no error lines,
 #      all 6 result lines present, counter:__rand_int__ >= 100000 afterwards
 #   d. --requirepass on a second instance: NOAUTH/WRONGPASS/AUTH, redis-cli -a,
 #      HELLO 3 AUTH, redis-py password=
@@ -203,7 +203,7 @@ step redis-py env DYNKV_HOST="$HOST" DYNKV_PORT="$PORT" \
 # c. redis-benchmark
 bench() {
   local out lines
-  out="$(timeout 900 redis-benchmark -h "$HOST" -p "$PORT" -t ping,set,get,incr,mset -n "$BENCH_N" -q 2>&1 | tr '\r' '\n')" || {
+  out="$(timeout 900 redis-benchmark -h "$HOST" -p "$PORT" -t ping,set,get,incr,sadd,hset,spop,zadd,zpopmin,mset -n "$BENCH_N" -q 2>&1 | tr '\r' '\n')" || {
     echo "FAIL: redis-benchmark exited non-zero"; echo "$out" | tail -n 20; return 1; }
   lines="$(grep -E '^[A-Z_]+( \([0-9]+ keys\))?: [0-9.]+ requests per second' <<<"$out" || true)"
   echo "$lines"
@@ -213,7 +213,7 @@ bench() {
     ok=1
   fi
   local t
-  for t in PING_INLINE PING_MBULK SET GET INCR MSET; do
+  for t in PING_INLINE PING_MBULK SET GET INCR SADD HSET SPOP ZADD ZPOPMIN MSET; do
     if grep -qE "^$t( \([0-9]+ keys\))?: [0-9.]+ requests per second" <<<"$lines"; then
       echo "PASS: redis-benchmark $t result line"
     else

@@ -4,6 +4,7 @@
 //! this trait (`node::cluster::ClusterKv`, a one-node cluster by default)
 //! can change without any command changing.
 
+use crate::core::crdt::{Resolved, TypeKind, TypedValue, resolve};
 use crate::core::{NodeId, Object, Payload, VersionVector};
 use bytes::Bytes;
 use std::future::Future;
@@ -22,28 +23,72 @@ pub struct WriteOptions {
     pub w: Option<usize>,
 }
 
-/// The value plain Redis commands see: the winning sibling, if live.
+/// The value plain Redis commands see: the winning sibling, if live, or
+/// for a data type the join of its concurrent siblings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LiveValue {
-    /// Value bytes.
+    /// A string's bytes; a counter's value as Redis shows it; empty for a
+    /// collection.
     pub data: Bytes,
     /// Absolute expiry in ms since the epoch.
     pub expires_at_ms: Option<u64>,
+    /// The data type, when the key holds one.
+    pub typed: Option<TypedValue>,
 }
 
 impl LiveValue {
-    /// The winner of `obj` if it is a live value at `now_ms`.
+    /// The live value of `obj` at `now_ms`.
     pub fn of(obj: &Object, now_ms: u64) -> Option<LiveValue> {
-        obj.visible(now_ms).and_then(|s| match &s.payload {
-            Payload::Value {
+        match resolve(obj, now_ms)? {
+            Resolved::Str {
                 data,
                 expires_at_ms,
             } => Some(LiveValue {
-                data: data.clone(),
-                expires_at_ms: *expires_at_ms,
+                data,
+                expires_at_ms,
+                typed: None,
             }),
-            Payload::Tombstone => None,
-        })
+            Resolved::Typed {
+                value,
+                expires_at_ms,
+            } => Some(LiveValue {
+                data: match &value {
+                    TypedValue::Counter(c) => Bytes::from(c.render()),
+                    _ => Bytes::new(),
+                },
+                expires_at_ms,
+                typed: Some(value),
+            }),
+        }
+    }
+
+    /// The Redis type: `None` for a plain string.
+    pub fn kind(&self) -> Option<TypeKind> {
+        self.typed.as_ref().map(TypedValue::kind)
+    }
+
+    /// Whether string commands may read it (a string or a counter).
+    pub fn is_string(&self) -> bool {
+        matches!(self.kind(), None | Some(TypeKind::Counter))
+    }
+
+    /// The TYPE reply.
+    pub fn type_name(&self) -> &'static str {
+        self.kind().map_or("string", TypeKind::redis_name)
+    }
+
+    /// The same value with another expiry.
+    pub fn with_expiry(self, expires_at_ms: Option<u64>) -> Change {
+        match self.typed {
+            Some(value) => Change::WriteTyped {
+                value,
+                expires_at_ms,
+            },
+            None => Change::Write {
+                data: self.data,
+                expires_at_ms,
+            },
+        }
     }
 }
 
@@ -61,6 +106,14 @@ pub enum Change {
     },
     /// Write a tombstone that supersedes every version the coordinator read.
     Delete,
+    /// Write a data type's new state (its queued changes are named by the
+    /// coordinator).
+    WriteTyped {
+        /// New state.
+        value: TypedValue,
+        /// Absolute expiry in ms since the epoch.
+        expires_at_ms: Option<u64>,
+    },
 }
 
 impl Change {
@@ -76,6 +129,13 @@ impl Change {
                 expires_at_ms,
             }),
             Change::Delete => Some(Payload::Tombstone),
+            Change::WriteTyped {
+                value,
+                expires_at_ms,
+            } => Some(Payload::Typed {
+                value,
+                expires_at_ms,
+            }),
         }
     }
 }

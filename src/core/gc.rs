@@ -16,11 +16,8 @@ use super::object::{Object, Payload, Sibling};
 /// same dot, timestamp the expiry time (never before the write itself), so
 /// it depends on the value alone and not on when or where it is converted.
 pub fn expired_tombstone(s: &Sibling, now_ms: u64) -> Option<Sibling> {
-    match s.payload {
-        Payload::Value {
-            expires_at_ms: Some(at),
-            ..
-        } if at <= now_ms => Some(Sibling {
+    match s.payload.expires_at_ms() {
+        Some(at) if at <= now_ms => Some(Sibling {
             dot: s.dot.clone(),
             timestamp_ms: at.max(s.timestamp_ms),
             payload: Payload::Tombstone,
@@ -78,7 +75,7 @@ pub fn lone_collectible(obj: &Object, now_ms: u64, grace_ms: u64) -> bool {
     obj.is_dead(now_ms)
         && obj.siblings.iter().all(|s| match s.payload {
             Payload::Tombstone => s.timestamp_ms.saturating_add(grace_ms) <= now_ms,
-            Payload::Value { .. } => true,
+            Payload::Value { .. } | Payload::Typed { .. } => true,
         })
 }
 

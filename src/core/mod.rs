@@ -5,6 +5,7 @@
 //! `tests/pure_core.rs` enforces the import rule.
 
 pub mod context;
+pub mod crdt;
 pub mod failure;
 pub mod gc;
 pub mod gossip;

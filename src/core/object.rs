@@ -10,6 +10,7 @@
 //! silently overwriting each other: each write gets its own dot, and a context
 //! only removes the dots it actually covers.
 
+use super::crdt::{Authority, TypedValue};
 use super::version::{Dot, NodeId, VersionVector};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,14 @@ pub enum Payload {
     },
     /// A versioned deletion.
     Tombstone,
+    /// A replicated data type (counter, hash, set, sorted set). Last in
+    /// the enum so records written before it existed still decode.
+    Typed {
+        /// The state.
+        value: TypedValue,
+        /// Absolute expiry, milliseconds since the Unix epoch.
+        expires_at_ms: Option<u64>,
+    },
 }
 
 impl Payload {
@@ -37,7 +46,37 @@ impl Payload {
         }
     }
 
-    /// The live bytes at `now_ms`, or `None` for a tombstone or an expired value.
+    /// Absolute expiry of a value or data type (`None` for a tombstone).
+    pub fn expires_at_ms(&self) -> Option<u64> {
+        match self {
+            Payload::Value { expires_at_ms, .. } | Payload::Typed { expires_at_ms, .. } => {
+                *expires_at_ms
+            }
+            Payload::Tombstone => None,
+        }
+    }
+
+    /// Whether this is a value or data type not expired at `now_ms`.
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        match self {
+            Payload::Value { expires_at_ms, .. } | Payload::Typed { expires_at_ms, .. } => {
+                expires_at_ms.is_none_or(|at| at > now_ms)
+            }
+            Payload::Tombstone => false,
+        }
+    }
+
+    /// Rough size of what it holds, in bytes.
+    pub fn approx_len(&self) -> usize {
+        match self {
+            Payload::Value { data, .. } => data.len(),
+            Payload::Typed { value, .. } => value.approx_len(),
+            Payload::Tombstone => 0,
+        }
+    }
+
+    /// The live string bytes at `now_ms`, or `None` for a tombstone, a data
+    /// type or an expired value.
     pub fn live_data(&self, now_ms: u64) -> Option<&Bytes> {
         match self {
             Payload::Value {
@@ -109,6 +148,28 @@ impl Object {
         now_ms: u64,
         min_counter: u64,
     ) -> Dot {
+        self.update_as(
+            client_context,
+            coordinator,
+            payload,
+            now_ms,
+            min_counter,
+            Authority::Owner,
+        )
+    }
+
+    /// [`Object::update_at_least`] by a coordinator with `authority` over
+    /// this copy: a data type's queued changes are named after the new
+    /// dot here (see [`TypedValue::stamp`]).
+    pub fn update_as(
+        &mut self,
+        client_context: &VersionVector,
+        coordinator: &NodeId,
+        mut payload: Payload,
+        now_ms: u64,
+        min_counter: u64,
+        authority: Authority,
+    ) -> Dot {
         // Numbering above both histories keeps this coordinator's dots for
         // the key unique even if the client has seen a newer write of ours
         // than the copy we hold.
@@ -134,6 +195,17 @@ impl Object {
             .map(|s| s.timestamp_ms)
             .max();
         let now_ms = superseded_max.map_or(now_ms, |t| now_ms.max(t.saturating_add(1)));
+        if let Payload::Typed { value, .. } = &mut payload {
+            let stored: Vec<&TypedValue> = self
+                .siblings
+                .iter()
+                .filter_map(|s| match &s.payload {
+                    Payload::Typed { value: v, .. } if v.kind() == value.kind() => Some(v),
+                    _ => None,
+                })
+                .collect();
+            value.stamp(&dot, client_context, now_ms, authority, &stored);
+        }
         self.siblings.retain(|s| !client_context.covers(&s.dot));
         self.context.join(client_context);
         self.context.add(&dot);
@@ -180,17 +252,14 @@ impl Object {
 
     /// The winner's live value at `now_ms` (None if deleted, expired or absent).
     pub fn visible(&self, now_ms: u64) -> Option<&Sibling> {
-        self.winner()
-            .filter(|s| s.payload.live_data(now_ms).is_some())
+        self.winner().filter(|s| s.payload.is_live(now_ms))
     }
 
     /// True when no sibling holds a live value at `now_ms` (only tombstones or
     /// expired values remain), so the object may be collected once every
     /// replica has it.
     pub fn is_dead(&self, now_ms: u64) -> bool {
-        self.siblings
-            .iter()
-            .all(|s| s.payload.live_data(now_ms).is_none())
+        self.siblings.iter().all(|s| !s.payload.is_live(now_ms))
     }
 
     /// The latest sibling timestamp (0 when empty): what a node folds into

@@ -6,6 +6,7 @@
 //! without locks, and writes of one hot key still share a group commit.
 
 use super::clock::NodeClock;
+use crate::core::crdt::Authority;
 use crate::core::gc;
 use crate::core::{MAX_COUNTER, NodeId, Object, Payload, VersionVector, WriteContext};
 use crate::kv::{AdminValue, Change, KvError, LiveValue, QueuedWrite, ScanPage};
@@ -163,7 +164,7 @@ impl DotIssuer {
         Ok(next)
     }
 
-    /// Applies a write to `obj` with a fresh dot.
+    /// Applies a write to `obj`, this node's stored copy, with a fresh dot.
     pub fn stamp(
         &self,
         obj: &mut Object,
@@ -171,30 +172,41 @@ impl DotIssuer {
         payload: Payload,
         now: u64,
     ) -> Result<(), KvError> {
+        self.stamp_as(obj, context, payload, now, Authority::Owner)
+    }
+
+    /// [`DotIssuer::stamp`] on a copy that is this node's own
+    /// ([`Authority::Owner`]) or only a base it read (`Detached`).
+    pub fn stamp_as(
+        &self,
+        obj: &mut Object,
+        context: &VersionVector,
+        payload: Payload,
+        now: u64,
+        authority: Authority,
+    ) -> Result<(), KvError> {
         let seen = obj.context.get(&self.actor).max(context.get(&self.actor));
         let counter = self.issue(seen)?;
-        obj.update_at_least(context, &self.actor, payload, now, counter);
+        obj.update_as(context, &self.actor, payload, now, counter, authority);
         Ok(())
     }
 }
 
 /// Whether `obj` counts as a key for DBSIZE.
 fn counts_as_key(obj: &Object) -> bool {
-    obj.winner()
-        .is_some_and(|s| matches!(s.payload, Payload::Value { .. }))
+    // A deleted collection is kept as an empty one (it remembers what it
+    // removed); it is not a key.
+    obj.winner().is_some_and(|s| match &s.payload {
+        Payload::Value { .. } => true,
+        Payload::Typed { value, .. } => !value.is_empty_collection(),
+        Payload::Tombstone => false,
+    })
 }
 
 /// Whether `obj` counts as a key with an expiry (INFO keyspace).
 fn has_expiry(obj: &Object) -> bool {
-    obj.winner().is_some_and(|s| {
-        matches!(
-            s.payload,
-            Payload::Value {
-                expires_at_ms: Some(_),
-                ..
-            }
-        )
-    })
+    obj.winner()
+        .is_some_and(|s| s.payload.expires_at_ms().is_some())
 }
 
 fn storage(e: StoreError) -> KvError {
@@ -386,8 +398,15 @@ impl<S: ReplicaStore> LocalKv<S> {
             WriteContext::Client(ctx) => ctx,
             WriteContext::CoordinatorLatest => base.context.clone(),
         };
-        self.dots
-            .stamp(&mut base, &ctx, payload, self.clock.now_ms())?;
+        // The base is what this node read, not its own copy: increments
+        // made here are kept one per write (see `crdt::Authority`).
+        self.dots.stamp_as(
+            &mut base,
+            &ctx,
+            payload,
+            self.clock.now_ms(),
+            Authority::Detached,
+        )?;
         Ok(base)
     }
 
@@ -587,7 +606,7 @@ impl<S: ReplicaStore> LocalKv<S> {
         let now = self.clock.now_ms();
         let keys = page
             .into_iter()
-            .filter(|(_, _, obj)| obj.visible(now).is_some())
+            .filter(|(_, _, obj)| LiveValue::of(obj, now).is_some())
             .map(|(_, key, _)| key)
             .collect();
         Ok(ScanPage { next_cursor, keys })

@@ -34,6 +34,9 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// Text meant for a person (INFO): bulk in RESP2, verbatim `=txt` in RESP3.
     Verbatim(String),
+    /// Member/score pairs (ZRANGE WITHSCORES): a flat array in RESP2, an
+    /// array of two-element arrays in RESP3, as Redis 7 answers.
+    Pairs(Vec<(Reply, Reply)>),
 }
 
 impl Reply {
@@ -87,7 +90,7 @@ impl Reply {
             Reply::Array(items) | Reply::Set(items) => {
                 Frame2::Array(items.into_iter().map(Reply::into_resp2).collect())
             }
-            Reply::Map(pairs) => Frame2::Array(
+            Reply::Map(pairs) | Reply::Pairs(pairs) => Frame2::Array(
                 pairs
                     .into_iter()
                     .flat_map(|(k, v)| [k.into_resp2(), v.into_resp2()])
@@ -135,6 +138,16 @@ impl Reply {
                     attributes: None,
                 }
             }
+            Reply::Pairs(pairs) => Frame3::Array {
+                data: pairs
+                    .into_iter()
+                    .map(|(k, v)| Frame3::Array {
+                        data: vec![k.into_resp3(), v.into_resp3()],
+                        attributes: None,
+                    })
+                    .collect(),
+                attributes: None,
+            },
             Reply::Double(d) => Frame3::Double {
                 data: d,
                 attributes: None,
@@ -169,22 +182,7 @@ pub fn one_line(text: String) -> String {
     text[..end].replace(['\r', '\n'], " ")
 }
 
-/// Formats a float the way Redis prints INCRBYFLOAT results: shortest
-/// round-trip form, no exponent, no trailing `.0`.
-pub fn format_double(d: f64) -> String {
-    if d.is_infinite() {
-        return if d > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    // Redis adds in long double and prints 17 digits, so 0.1 + 0.2 shows as
-    // 0.3. Rounding the f64 sum to 15 significant digits (all an f64 holds
-    // exactly) before printing gives the same text for everyday values.
-    let rounded = format!("{d:.14e}").parse::<f64>().unwrap_or(d);
-    let s = format!("{rounded}");
-    match s.strip_suffix(".0") {
-        Some(int) => int.to_string(),
-        None => s,
-    }
-}
+pub use crate::core::crdt::counter::format_double;
 
 #[cfg(test)]
 mod tests {

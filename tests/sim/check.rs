@@ -183,7 +183,8 @@ pub fn check(world: &World) -> Vec<String> {
             };
             let present = fin.siblings.iter().any(|s| match &s.payload {
                 Payload::Value { data, .. } => data == value,
-                Payload::Tombstone => false,
+                // The simulation writes strings only.
+                Payload::Tombstone | Payload::Typed { .. } => false,
             });
             if present {
                 continue;
@@ -207,7 +208,7 @@ pub fn check(world: &World) -> Vec<String> {
                             Payload::Value { data, .. } => {
                                 put_ctx.get(data).unwrap_or(&seen.created_in)
                             }
-                            Payload::Tombstone => &seen.created_in,
+                            Payload::Tombstone | Payload::Typed { .. } => &seen.created_in,
                         };
                         ctx.covers(dot)
                     })
@@ -255,6 +256,7 @@ pub fn show(obj: &Object) -> String {
             let v = match &s.payload {
                 Payload::Value { data, .. } => String::from_utf8_lossy(data).into_owned(),
                 Payload::Tombstone => "<del>".into(),
+                Payload::Typed { value, .. } => format!("<{}>", value.kind().redis_name()),
             };
             format!("{}:{}@{}={v}", s.dot.node, s.dot.counter, s.timestamp_ms)
         })

@@ -342,10 +342,7 @@ impl<E: NodeEnv> ClusterKv<E> {
 }
 
 fn payload_len(payload: &Payload) -> usize {
-    match payload {
-        Payload::Value { data, .. } => data.len(),
-        Payload::Tombstone => 0,
-    }
+    payload.approx_len()
 }
 
 fn answered_of(status: &QuorumStatus) -> usize {

@@ -197,13 +197,7 @@ pub fn transfer_allowance(bytes: usize) -> Duration {
 
 /// Value bytes an object carries.
 pub fn object_bytes(obj: &Object) -> usize {
-    obj.siblings
-        .iter()
-        .map(|s| match &s.payload {
-            Payload::Value { data, .. } => data.len(),
-            Payload::Tombstone => 0,
-        })
-        .sum()
+    obj.siblings.iter().map(|s| s.payload.approx_len()).sum()
 }
 
 fn request_bytes(req: &Request) -> usize {
@@ -212,13 +206,7 @@ fn request_bytes(req: &Request) -> usize {
         Request::PutMany { items } | Request::Handoff { items, .. } => {
             items.iter().map(|(k, o)| k.len() + object_bytes(o)).sum()
         }
-        Request::Coordinate { key, payload, .. } => {
-            key.len()
-                + match payload {
-                    Payload::Value { data, .. } => data.len(),
-                    Payload::Tombstone => 0,
-                }
-        }
+        Request::Coordinate { key, payload, .. } => key.len() + payload.approx_len(),
         _ => 0,
     }
 }

@@ -24,6 +24,12 @@ pub async fn run<K: Kv>(kv: &K, context_key: &DerivedKey, name: &str, args: &[By
                 .map(|s| match &s.payload {
                     Payload::Value { .. } => Reply::bulk_or_null(s.payload.live_data(now).cloned()),
                     Payload::Tombstone => Reply::Null,
+                    // A data type has no one string form: DYN.GET shows
+                    // its type, and the type's own commands show the value.
+                    Payload::Typed { value, .. } if s.payload.is_live(now) => {
+                        Reply::bulk(format!("<{}>", value.kind().redis_name()))
+                    }
+                    Payload::Typed { .. } => Reply::Null,
                 })
                 .collect();
             Ok(Reply::Array(vec![

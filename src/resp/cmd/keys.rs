@@ -6,7 +6,8 @@
 
 use super::strings::read;
 use super::{CmdResult, is, kv_error, parse_i64, syntax_error};
-use crate::kv::{Change, Kv};
+use crate::core::crdt::TypedValue;
+use crate::kv::{Change, Kv, LiveValue};
 use crate::resp::glob::glob_match;
 use crate::resp::reply::Reply;
 use bytes::Bytes;
@@ -22,7 +23,7 @@ pub async fn run<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
             for key in &args[1..] {
                 let existed = kv
                     .modify(key.clone(), |cur, _| match cur {
-                        Some(_) => (Change::Delete, true),
+                        Some(v) => (deletion(&v), true),
                         None => (Change::Keep, false),
                     })
                     .await
@@ -40,7 +41,7 @@ pub async fn run<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
         }
         "type" => Ok(Reply::Simple(
             match read(kv, args[1].clone()).await? {
-                Some(_) => "string",
+                Some(v) => v.type_name(),
                 None => "none",
             }
             .into(),
@@ -63,13 +64,7 @@ pub async fn run<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
         "persist" => {
             let changed = kv
                 .modify(args[1].clone(), |cur, _| match cur {
-                    Some(v) if v.expires_at_ms.is_some() => (
-                        Change::Write {
-                            data: v.data,
-                            expires_at_ms: None,
-                        },
-                        1,
-                    ),
+                    Some(v) if v.expires_at_ms.is_some() => (v.with_expiry(None), 1),
                     _ => (Change::Keep, 0),
                 })
                 .await
@@ -116,6 +111,19 @@ pub async fn run<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
             Ok(Reply::Null)
         }
         _ => Err(Reply::err(format!("'{name}' is not a keyspace command"))),
+    }
+}
+
+/// How DEL removes `v`: a string or counter gets a tombstone; a
+/// collection is replaced by an empty one that remembers what it removed,
+/// so an element added concurrently elsewhere survives (add-wins).
+pub fn deletion(v: &LiveValue) -> Change {
+    match v.kind() {
+        Some(kind) if !v.is_string() => Change::WriteTyped {
+            value: TypedValue::empty(kind),
+            expires_at_ms: None,
+        },
+        _ => Change::Delete,
     }
 }
 
@@ -171,15 +179,9 @@ async fn expire<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
                 return (Change::Keep, 0);
             }
             if deadline <= now as i64 {
-                return (Change::Delete, 1);
+                return (deletion(&v), 1);
             }
-            (
-                Change::Write {
-                    data: v.data,
-                    expires_at_ms: Some(deadline as u64),
-                },
-                1,
-            )
+            (v.with_expiry(Some(deadline as u64)), 1)
         })
         .await
         .map_err(kv_error)?;
@@ -212,15 +214,19 @@ async fn scan<K: Kv>(kv: &K, args: &[Bytes]) -> CmdResult {
         i += 2;
     }
     let page = kv.scan(cursor, count).await.map_err(kv_error)?;
-    let keys = if type_filter.as_deref().is_some_and(|t| !is(t, "string")) {
-        Vec::new()
-    } else {
-        page.keys
-            .into_iter()
-            .filter(|k| pattern.as_ref().is_none_or(|p| glob_match(p, k)))
-            .map(Reply::Bulk)
-            .collect()
-    };
+    let mut keys = Vec::new();
+    for key in page.keys {
+        if pattern.as_ref().is_some_and(|p| !glob_match(p, &key)) {
+            continue;
+        }
+        if let Some(wanted) = &type_filter {
+            let found = read(kv, key.clone()).await?;
+            if found.is_none_or(|v| !is(wanted, v.type_name())) {
+                continue;
+            }
+        }
+        keys.push(Reply::Bulk(key));
+    }
     Ok(Reply::Array(vec![
         Reply::bulk(page.next_cursor.to_string()),
         Reply::Array(keys),

@@ -10,9 +10,13 @@ pub mod connection;
 pub mod diag;
 pub mod docs;
 pub mod dynamo;
+pub mod hashes;
 pub mod keys;
 pub mod server;
+pub mod sets;
 pub mod strings;
+pub mod typed;
+pub mod zsets;
 
 use super::observe;
 use super::reply::Reply;
@@ -77,6 +81,69 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("incrby", 3, ["write", "denyoom", "fast"], 1, 1, 1, "string", "Increments the integer value of a key by a number."),
     spec!("decrby", 3, ["write", "denyoom", "fast"], 1, 1, 1, "string", "Decrements a number from the integer value of a key."),
     spec!("incrbyfloat", 3, ["write", "denyoom", "fast"], 1, 1, 1, "string", "Increment the floating point value of a key by a number."),
+    spec!("hset", -4, ["write", "denyoom", "fast"], 1, 1, 1, "hash", "Creates or modifies the value of a field in a hash."),
+    spec!("hsetnx", 4, ["write", "denyoom", "fast"], 1, 1, 1, "hash", "Sets the value of a field in a hash only when the field doesn't exist."),
+    spec!("hget", 3, ["readonly", "fast"], 1, 1, 1, "hash", "Returns the value of a field in a hash."),
+    spec!("hmget", -3, ["readonly", "fast"], 1, 1, 1, "hash", "Returns the values of all fields in a hash."),
+    spec!("hmset", -4, ["write", "denyoom", "fast"], 1, 1, 1, "hash", "Sets the values of multiple fields."),
+    spec!("hdel", -3, ["write", "fast"], 1, 1, 1, "hash", "Deletes one or more fields and their values from a hash (the writes it observed)."),
+    spec!("hexists", 3, ["readonly", "fast"], 1, 1, 1, "hash", "Determines whether a field exists in a hash."),
+    spec!("hlen", 2, ["readonly", "fast"], 1, 1, 1, "hash", "Returns the number of fields in a hash."),
+    spec!("hstrlen", 3, ["readonly", "fast"], 1, 1, 1, "hash", "Returns the length of the value of a field."),
+    spec!("hkeys", 2, ["readonly"], 1, 1, 1, "hash", "Returns all fields in a hash."),
+    spec!("hvals", 2, ["readonly"], 1, 1, 1, "hash", "Returns all values in a hash."),
+    spec!("hgetall", 2, ["readonly"], 1, 1, 1, "hash", "Returns all fields and values in a hash."),
+    spec!("hincrby", 4, ["write", "denyoom", "fast"], 1, 1, 1, "hash", "Increments the integer value of a field in a hash by a number."),
+    spec!("hincrbyfloat", 4, ["write", "denyoom", "fast"], 1, 1, 1, "hash", "Increments the floating point value of a field by a number."),
+    spec!("hrandfield", -2, ["readonly"], 1, 1, 1, "hash", "Returns one or more random fields from a hash."),
+    spec!("hscan", -3, ["readonly"], 1, 1, 1, "hash", "Iterates over fields and values of a hash."),
+    spec!("sadd", -3, ["write", "denyoom", "fast"], 1, 1, 1, "set", "Adds one or more members to a set."),
+    spec!("srem", -3, ["write", "fast"], 1, 1, 1, "set", "Removes one or more members from a set (the adds it observed)."),
+    spec!("smembers", 2, ["readonly"], 1, 1, 1, "set", "Returns all members of a set."),
+    spec!("sismember", 3, ["readonly", "fast"], 1, 1, 1, "set", "Determines whether a member belongs to a set."),
+    spec!("smismember", -3, ["readonly", "fast"], 1, 1, 1, "set", "Determines whether multiple members belong to a set."),
+    spec!("scard", 2, ["readonly", "fast"], 1, 1, 1, "set", "Returns the number of members in a set."),
+    spec!("spop", -2, ["write", "fast"], 1, 1, 1, "set", "Returns one or more random members from a set after removing them."),
+    spec!("srandmember", -2, ["readonly"], 1, 1, 1, "set", "Get one or multiple random members from a set."),
+    spec!("smove", 4, ["write", "fast"], 1, 2, 1, "set", "Moves a member from one set to another."),
+    spec!("sinter", -2, ["readonly"], 1, -1, 1, "set", "Returns the intersect of multiple sets."),
+    spec!("sintercard", -3, ["readonly", "movablekeys"], 0, 0, 0, "set", "Returns the number of members of the intersect of multiple sets."),
+    spec!("sinterstore", -3, ["write", "denyoom"], 1, -1, 1, "set", "Stores the intersect of multiple sets in a key."),
+    spec!("sunion", -2, ["readonly"], 1, -1, 1, "set", "Returns the union of multiple sets."),
+    spec!("sunionstore", -3, ["write", "denyoom"], 1, -1, 1, "set", "Stores the union of multiple sets in a key."),
+    spec!("sdiff", -2, ["readonly"], 1, -1, 1, "set", "Returns the difference of multiple sets."),
+    spec!("sdiffstore", -3, ["write", "denyoom"], 1, -1, 1, "set", "Stores the difference of multiple sets in a key."),
+    spec!("sscan", -3, ["readonly"], 1, 1, 1, "set", "Iterates over members of a set."),
+    spec!("zadd", -4, ["write", "denyoom", "fast"], 1, 1, 1, "sorted-set", "Adds one or more members to a sorted set, or updates their scores."),
+    spec!("zincrby", 4, ["write", "denyoom", "fast"], 1, 1, 1, "sorted-set", "Increments the score of a member in a sorted set (concurrent increments add up)."),
+    spec!("zrem", -3, ["write", "fast"], 1, 1, 1, "sorted-set", "Removes one or more members from a sorted set."),
+    spec!("zscore", 3, ["readonly", "fast"], 1, 1, 1, "sorted-set", "Returns the score of a member in a sorted set."),
+    spec!("zmscore", -3, ["readonly", "fast"], 1, 1, 1, "sorted-set", "Returns the score of one or more members in a sorted set."),
+    spec!("zcard", 2, ["readonly", "fast"], 1, 1, 1, "sorted-set", "Returns the number of members in a sorted set."),
+    spec!("zcount", 4, ["readonly", "fast"], 1, 1, 1, "sorted-set", "Returns the count of members in a sorted set that have scores within a range."),
+    spec!("zlexcount", 4, ["readonly", "fast"], 1, 1, 1, "sorted-set", "Returns the number of members in a sorted set within a lexicographical range."),
+    spec!("zrange", -4, ["readonly"], 1, 1, 1, "sorted-set", "Returns members in a sorted set within a range of indexes, scores or names."),
+    spec!("zrangestore", -5, ["write", "denyoom"], 1, 2, 1, "sorted-set", "Stores a range of members from sorted set in a key."),
+    spec!("zrangebyscore", -4, ["readonly"], 1, 1, 1, "sorted-set", "Returns members in a sorted set within a range of scores."),
+    spec!("zrevrange", -4, ["readonly"], 1, 1, 1, "sorted-set", "Returns members in a sorted set within a range of indexes in reverse order."),
+    spec!("zrevrangebyscore", -4, ["readonly"], 1, 1, 1, "sorted-set", "Returns members in a sorted set within a range of scores in reverse order."),
+    spec!("zrangebylex", -4, ["readonly"], 1, 1, 1, "sorted-set", "Returns members in a sorted set within a lexicographical range."),
+    spec!("zrevrangebylex", -4, ["readonly"], 1, 1, 1, "sorted-set", "Returns members in a sorted set within a lexicographical range in reverse order."),
+    spec!("zrank", -3, ["readonly", "fast"], 1, 1, 1, "sorted-set", "Returns the index of a member in a sorted set ordered by ascending scores."),
+    spec!("zrevrank", -3, ["readonly", "fast"], 1, 1, 1, "sorted-set", "Returns the index of a member in a sorted set ordered by descending scores."),
+    spec!("zpopmin", -2, ["write", "fast"], 1, 1, 1, "sorted-set", "Returns the lowest-scoring members from a sorted set after removing them."),
+    spec!("zpopmax", -2, ["write", "fast"], 1, 1, 1, "sorted-set", "Returns the highest-scoring members from a sorted set after removing them."),
+    spec!("zrandmember", -2, ["readonly"], 1, 1, 1, "sorted-set", "Returns one or more random members from a sorted set."),
+    spec!("zremrangebyscore", 4, ["write"], 1, 1, 1, "sorted-set", "Removes members in a sorted set within a range of scores."),
+    spec!("zremrangebyrank", 4, ["write"], 1, 1, 1, "sorted-set", "Removes members in a sorted set within a range of indexes."),
+    spec!("zremrangebylex", 4, ["write"], 1, 1, 1, "sorted-set", "Removes members in a sorted set within a lexicographical range."),
+    spec!("zunionstore", -4, ["write", "denyoom", "movablekeys"], 1, 1, 1, "sorted-set", "Stores the union of multiple sorted sets in a key."),
+    spec!("zinterstore", -4, ["write", "denyoom", "movablekeys"], 1, 1, 1, "sorted-set", "Stores the intersect of multiple sorted sets in a key."),
+    spec!("zdiffstore", -4, ["write", "denyoom", "movablekeys"], 1, 1, 1, "sorted-set", "Stores the difference of multiple sorted sets in a key."),
+    spec!("zunion", -3, ["readonly", "movablekeys"], 0, 0, 0, "sorted-set", "Returns the union of multiple sorted sets."),
+    spec!("zinter", -3, ["readonly", "movablekeys"], 0, 0, 0, "sorted-set", "Returns the intersect of multiple sorted sets."),
+    spec!("zdiff", -3, ["readonly", "movablekeys"], 0, 0, 0, "sorted-set", "Returns the difference between multiple sorted sets."),
+    spec!("zscan", -3, ["readonly"], 1, 1, 1, "sorted-set", "Iterates over members and scores of a sorted set."),
     spec!("del", -2, ["write"], 1, -1, 1, "generic", "Deletes one or more keys (versioned tombstones)."),
     spec!("unlink", -2, ["write", "fast"], 1, -1, 1, "generic", "Deletes one or more keys (versioned tombstones)."),
     spec!("exists", -2, ["readonly", "fast"], 1, -1, 1, "generic", "Determines whether one or more keys exist."),
@@ -174,6 +241,9 @@ pub async fn dispatch<K: Kv>(
     let started = std::time::Instant::now();
     let reply = match spec.group {
         "string" => strings::run(kv, server, spec.name, &args).await,
+        "hash" => hashes::run(kv, spec.name, &args).await,
+        "set" => sets::run(kv, spec.name, &args).await,
+        "sorted-set" => zsets::run(kv, spec.name, &args).await,
         "generic" if spec.name == "wait" => {
             server::run(kv, server, session, spec.name, &args).await
         }

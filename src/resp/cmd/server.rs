@@ -100,6 +100,9 @@ fn command_info(spec: &CommandSpec) -> Reply {
         "generic" => "@keyspace",
         "connection" => "@connection",
         "dynamo" => "@dynamo",
+        "hash" => "@hash",
+        "set" => "@set",
+        "sorted-set" => "@sortedset",
         _ => "@admin",
     };
     Reply::Array(vec![

@@ -4,7 +4,9 @@
 //! through [`Kv::modify`], so they supersede every version the coordinator
 //! holds, as a Redis user expects of "last writer wins".
 
+use super::typed::wrong_type;
 use super::{CmdResult, is, kv_error, parse_f64, parse_i64, syntax_error, wrong_arity};
+use crate::core::crdt::{Amount, Counter, TypedValue};
 use crate::kv::{Change, Kv, LiveValue, ReadOptions};
 use crate::resp::reply::{Reply, format_double};
 use crate::resp::session::ServerState;
@@ -14,7 +16,9 @@ use bytes::Bytes;
 pub async fn run<K: Kv>(kv: &K, server: &ServerState, name: &str, args: &[Bytes]) -> CmdResult {
     let key = || args[1].clone();
     match name {
-        "get" => Ok(Reply::bulk_or_null(read(kv, key()).await?.map(|v| v.data))),
+        "get" => Ok(Reply::bulk_or_null(
+            read_string(kv, key()).await?.map(|v| v.data),
+        )),
         "set" => set(kv, args).await,
         "setnx" => {
             let value = args[2].clone();
@@ -46,36 +50,44 @@ pub async fn run<K: Kv>(kv: &K, server: &ServerState, name: &str, args: &[Bytes]
         "getset" => {
             let value = args[2].clone();
             let old = kv
-                .modify(key(), move |cur, _| {
-                    (write(value, None), cur.map(|v| v.data))
+                .modify(key(), move |cur, _| match not_string(&cur) {
+                    Some(e) => (Change::Keep, Err(e)),
+                    None => (write(value, None), Ok(cur.map(|v| v.data))),
                 })
                 .await
                 .map_err(kv_error)?;
-            Ok(Reply::bulk_or_null(old))
+            Ok(Reply::bulk_or_null(old?))
         }
         "getdel" => {
             let old = kv
                 .modify(key(), |cur, _| match cur {
-                    Some(v) => (Change::Delete, Some(v.data)),
-                    None => (Change::Keep, None),
+                    Some(v) if !v.is_string() => (Change::Keep, Err(wrong_type())),
+                    Some(v) => (Change::Delete, Ok(Some(v.data))),
+                    None => (Change::Keep, Ok(None)),
                 })
                 .await
                 .map_err(kv_error)?;
-            Ok(Reply::bulk_or_null(old))
+            Ok(Reply::bulk_or_null(old?))
         }
         "getex" => getex(kv, args).await,
         "mget" => {
             let mut out = Vec::with_capacity(args.len() - 1);
             for k in &args[1..] {
+                // As in Redis, a key of another type reads as nil here.
                 out.push(Reply::bulk_or_null(
-                    read(kv, k.clone()).await?.map(|v| v.data),
+                    read(kv, k.clone())
+                        .await?
+                        .filter(LiveValue::is_string)
+                        .map(|v| v.data),
                 ));
             }
             Ok(Reply::Array(out))
         }
         "mset" | "msetnx" => mset(kv, name, args).await,
         "strlen" => Ok(Reply::Int(
-            read(kv, key()).await?.map_or(0, |v| v.data.len() as i64),
+            read_string(kv, key())
+                .await?
+                .map_or(0, |v| v.data.len() as i64),
         )),
         "append" => {
             let suffix = args[2].clone();
@@ -84,6 +96,9 @@ pub async fn run<K: Kv>(kv: &K, server: &ServerState, name: &str, args: &[Bytes]
             let max = server.proto_max_bulk_len();
             let len = kv
                 .modify(key(), move |cur, _| {
+                    if let Some(e) = not_string(&cur) {
+                        return (Change::Keep, Err(e));
+                    }
                     let current = cur.as_ref().map_or(0, |v| v.data.len());
                     // As in Redis, checked even for an empty suffix.
                     if current.saturating_add(suffix.len()) > max {
@@ -130,6 +145,22 @@ pub async fn read<K: Kv>(kv: &K, key: Bytes) -> Result<Option<LiveValue>, Reply>
         .map_err(kv_error)?;
     let now = kv.now_ms();
     Ok(LiveValue::of(&obj, now))
+}
+
+/// The live winner of `key` if string commands may read it; WRONGTYPE
+/// for a collection.
+pub async fn read_string<K: Kv>(kv: &K, key: Bytes) -> Result<Option<LiveValue>, Reply> {
+    match read(kv, key).await? {
+        Some(v) if !v.is_string() => Err(wrong_type()),
+        other => Ok(other),
+    }
+}
+
+/// WRONGTYPE when `cur` is a collection.
+fn not_string(cur: &Option<LiveValue>) -> Option<Reply> {
+    cur.as_ref()
+        .filter(|v| !v.is_string())
+        .map(|_| wrong_type())
 }
 
 fn write(data: Bytes, expires_at_ms: Option<u64>) -> Change {
@@ -228,6 +259,9 @@ async fn set<K: Kv>(kv: &K, args: &[Bytes]) -> CmdResult {
     }
     let (applied, old) = kv
         .modify(args[1].clone(), move |cur, _| {
+            if get && let Some(e) = not_string(&cur) {
+                return (Change::Keep, Err(e));
+            }
             let old = cur.as_ref().map(|v| v.data.clone());
             let ok = match condition {
                 Condition::Always => true,
@@ -235,17 +269,17 @@ async fn set<K: Kv>(kv: &K, args: &[Bytes]) -> CmdResult {
                 Condition::IfPresent => cur.is_some(),
             };
             if !ok {
-                return (Change::Keep, (false, old));
+                return (Change::Keep, Ok((false, old)));
             }
             let expires = match expiry {
                 Expiry::Clear => None,
                 Expiry::Keep => cur.and_then(|v| v.expires_at_ms),
                 Expiry::At(at) => Some(at),
             };
-            (write(value, expires), (true, old))
+            (write(value, expires), Ok((true, old)))
         })
         .await
-        .map_err(kv_error)?;
+        .map_err(kv_error)??;
     Ok(match (get, applied) {
         (true, _) => Reply::bulk_or_null(old),
         (false, true) => Reply::ok(),
@@ -265,26 +299,28 @@ async fn getex<K: Kv>(kv: &K, args: &[Bytes]) -> CmdResult {
     };
     if expiry == Expiry::Keep {
         return Ok(Reply::bulk_or_null(
-            read(kv, args[1].clone()).await?.map(|v| v.data),
+            read_string(kv, args[1].clone()).await?.map(|v| v.data),
         ));
     }
     let old = kv
         .modify(args[1].clone(), move |cur, _| match cur {
-            None => (Change::Keep, None),
+            None => (Change::Keep, Ok(None)),
+            Some(v) if !v.is_string() => (Change::Keep, Err(wrong_type())),
             Some(v) => {
                 let expires = match expiry {
                     Expiry::At(at) => Some(at),
                     _ => None,
                 };
                 if expires == v.expires_at_ms {
-                    return (Change::Keep, Some(v.data));
+                    return (Change::Keep, Ok(Some(v.data)));
                 }
-                (write(v.data.clone(), expires), Some(v.data))
+                let data = v.data.clone();
+                (v.with_expiry(expires), Ok(Some(data)))
             }
         })
         .await
         .map_err(kv_error)?;
-    Ok(Reply::bulk_or_null(old))
+    Ok(Reply::bulk_or_null(old?))
 }
 
 async fn mset<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
@@ -313,18 +349,51 @@ async fn mset<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
     })
 }
 
+/// The counter a key holds, for INCR and friends: a counter as it is, a
+/// numeric string as a counter reset to its value, an absent key as 0.
+fn counter_of(cur: Option<LiveValue>, float: bool) -> Result<(Counter, Option<u64>), Reply> {
+    match cur {
+        None => Ok((Counter::new(), None)),
+        Some(v) => match v.typed {
+            Some(TypedValue::Counter(c)) => Ok((c, v.expires_at_ms)),
+            Some(_) => Err(wrong_type()),
+            None if float => {
+                let mut c = Counter::with_base(Amount::float(parse_f64(&v.data)?));
+                c.mark_float();
+                Ok((c, v.expires_at_ms))
+            }
+            None => Ok((
+                Counter::with_base(Amount::int(parse_i64(&v.data)?)),
+                v.expires_at_ms,
+            )),
+        },
+    }
+}
+
+/// INCRBY and friends: the key becomes a counter whose concurrent
+/// increments through different nodes add up.
 async fn incr_by<K: Kv>(kv: &K, key: Bytes, by: i64) -> CmdResult {
     let result = kv
         .modify(key, move |cur, _| {
-            let (current, ttl) = match &cur {
-                Some(v) => match parse_i64(&v.data) {
-                    Ok(n) => (n, v.expires_at_ms),
-                    Err(e) => return (Change::Keep, Err(e)),
-                },
-                None => (0, None),
+            let (mut counter, ttl) = match counter_of(cur, false) {
+                Ok(c) => c,
+                Err(e) => return (Change::Keep, Err(e)),
+            };
+            let current = match parse_i64(counter.render().as_bytes()) {
+                Ok(n) => n,
+                Err(e) => return (Change::Keep, Err(e)),
             };
             match current.checked_add(by) {
-                Some(next) => (write(Bytes::from(next.to_string()), ttl), Ok(next)),
+                Some(next) => {
+                    counter.add(Amount::int(by));
+                    (
+                        Change::WriteTyped {
+                            value: TypedValue::Counter(counter),
+                            expires_at_ms: ttl,
+                        },
+                        Ok(next),
+                    )
+                }
                 None => (
                     Change::Keep,
                     Err(Reply::err("increment or decrement would overflow")),
@@ -336,15 +405,17 @@ async fn incr_by<K: Kv>(kv: &K, key: Bytes, by: i64) -> CmdResult {
     result.map(Reply::Int)
 }
 
+/// INCRBYFLOAT: a counter too, shown as a float from then on.
 async fn incr_by_float<K: Kv>(kv: &K, key: Bytes, by: f64) -> CmdResult {
     let result = kv
         .modify(key, move |cur, _| {
-            let (current, ttl) = match &cur {
-                Some(v) => match parse_f64(&v.data) {
-                    Ok(n) => (n, v.expires_at_ms),
-                    Err(e) => return (Change::Keep, Err(e)),
-                },
-                None => (0.0, None),
+            let (mut counter, ttl) = match counter_of(cur, true) {
+                Ok(c) => c,
+                Err(e) => return (Change::Keep, Err(e)),
+            };
+            let current = match parse_f64(counter.render().as_bytes()) {
+                Ok(n) => n,
+                Err(e) => return (Change::Keep, Err(e)),
             };
             let next = current + by;
             if !next.is_finite() {
@@ -353,8 +424,15 @@ async fn incr_by_float<K: Kv>(kv: &K, key: Bytes, by: f64) -> CmdResult {
                     Err(Reply::err("increment would produce NaN or Infinity")),
                 );
             }
-            let text = format_double(next);
-            (write(Bytes::from(text.clone()), ttl), Ok(text))
+            counter.add(Amount::float(by));
+            counter.mark_float();
+            (
+                Change::WriteTyped {
+                    value: TypedValue::Counter(counter),
+                    expires_at_ms: ttl,
+                },
+                Ok(format_double(next)),
+            )
         })
         .await
         .map_err(kv_error)?;
