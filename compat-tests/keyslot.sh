@@ -14,10 +14,18 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$
   --cluster-enabled yes --cluster-config-file "$DIR/nodes.conf" >"$DIR/redis.log" 2>&1 &
 RPID=$!
 trap 'kill "$RPID" 2>/dev/null || true; wait "$RPID" 2>/dev/null || true; rm -rf "$DIR"' EXIT
-for _ in $(seq 50); do
-  [[ "$(redis-cli -p "$RPORT" PING 2>/dev/null || true)" == PONG ]] && break
+# Cluster mode can take seconds to start on a loaded CI machine: wait up to
+# 30 s, and say so (with its log) instead of failing on a refused connection.
+up=0
+for _ in $(seq 300); do
+  [[ "$(redis-cli -p "$RPORT" PING 2>/dev/null || true)" == PONG ]] && { up=1; break; }
   sleep 0.1
 done
+if [[ $up -ne 1 ]]; then
+  echo "FAIL: reference redis-server (cluster mode) did not answer PING on $RPORT"
+  tail -n 20 "$DIR/redis.log" || true
+  exit 1
+fi
 "$PY" - "$HOST" "$PORT" "$RPORT" <<'PYEOF'
 import random, sys, redis
 host, port, rport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
