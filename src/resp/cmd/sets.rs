@@ -6,8 +6,7 @@
 //! key on its own replicas: atomic only in the sense of each key's own
 //! write (see the README's multi-key section).
 
-use super::hashes::{pick, scan_page};
-use super::typed::{self, parse_count, set};
+use super::typed::{self, parse_count, pick, scan_page, set};
 use super::{CmdResult, is, parse_i64, syntax_error};
 use crate::core::crdt::{DotMap, TypeKind, TypedValue};
 use crate::kv::Kv;

@@ -5,9 +5,10 @@
 //! and supersedes every sibling it read; concurrent writes elsewhere stay
 //! siblings and are joined on the next read (see `core::crdt`).
 
-use super::kv_error;
+use super::{is, kv_error, syntax_error};
 use crate::core::crdt::{DotMap, HashField, TypeKind, TypedValue, ZSet};
 use crate::kv::{Change, Kv};
+use crate::resp::glob::glob_match;
 use crate::resp::reply::Reply;
 use bytes::Bytes;
 
@@ -130,4 +131,50 @@ pub fn field_value(h: &DotMap<HashField>, field: &[u8]) -> Option<Bytes> {
 pub fn parse_count(arg: &[u8]) -> Result<usize, Reply> {
     let n = super::parse_i64(arg)?;
     usize::try_from(n).map_err(|_| Reply::err("value is out of range, must be positive"))
+}
+
+/// Up to `count` distinct items chosen at random.
+pub fn pick<T: Clone>(items: &[T], count: usize) -> Vec<T> {
+    let mut idx: Vec<usize> = (0..items.len()).collect();
+    let n = count.min(items.len());
+    for i in 0..n {
+        let j = rand::random_range(i..idx.len());
+        idx.swap(i, j);
+    }
+    idx[..n].iter().map(|&i| items[i].clone()).collect()
+}
+
+/// One page of HSCAN/SSCAN/ZSCAN over `items` (in element order):
+/// `cursor [MATCH pattern] [COUNT n]`; the cursor is an index.
+pub fn scan_page(items: &[Bytes], args: &[Bytes]) -> Result<(usize, Vec<Bytes>), Reply> {
+    let cursor: usize = std::str::from_utf8(&args[0])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Reply::err("invalid cursor"))?;
+    let mut pattern = None;
+    let mut count = 10usize;
+    let mut i = 1;
+    while i < args.len() {
+        let value = args.get(i + 1).ok_or_else(syntax_error)?;
+        if is(&args[i], "MATCH") {
+            pattern = Some(value.clone());
+        } else if is(&args[i], "COUNT") {
+            count = parse_count(value)?;
+            if count == 0 {
+                return Err(syntax_error());
+            }
+        } else {
+            return Err(syntax_error());
+        }
+        i += 2;
+    }
+    let start = cursor.min(items.len());
+    let end = start.saturating_add(count).min(items.len());
+    let next = if end >= items.len() { 0 } else { end };
+    let page = items[start..end]
+        .iter()
+        .filter(|m| pattern.as_ref().is_none_or(|p| glob_match(p, m)))
+        .cloned()
+        .collect();
+    Ok((next, page))
 }

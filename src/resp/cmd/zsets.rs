@@ -3,8 +3,7 @@
 //! so concurrent ZINCRBYs through different nodes sum and concurrent ZADDs
 //! of one member agree on one winner.
 
-use super::hashes::{pick, scan_page};
-use super::typed::{self, zset};
+use super::typed::{self, pick, scan_page, zset};
 use super::{CmdResult, is, parse_f64, parse_i64, syntax_error};
 use crate::core::crdt::{TypeKind, TypedValue, ZSet};
 use crate::kv::Kv;
