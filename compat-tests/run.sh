@@ -6,6 +6,8 @@
 #      commands, `redis-cli --pipe` mass insert of 100k keys (values checked)
 #   b. compat-tests/test_redis_py.py      — pytest suite with the latest redis-py
 #      (str/bytes, pipelines, RESP3, expiry, errors, binary safety, DYN.*)
+#   b2. compat-tests/test_transactions.py — redis-py pipeline() (MULTI/EXEC) and
+#      WATCH, Django's Redis cache set_many, redis://host/N database URLs
 #   c. redis-benchmark -t ping,set,get,incr,sadd,hset,spop,zadd,zpopmin,mset -n 100000 -q — no error lines,
 #      all 6 result lines present, counter:__rand_int__ >= 100000 afterwards
 #   d. --requirepass on a second instance: NOAUTH/WRONGPASS/AUTH, redis-cli -a,
@@ -44,10 +46,10 @@ for tool in redis-cli redis-benchmark python3; do
 done
 
 # --- python venv with redis-py + pytest ---
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client' 2>/dev/null; then
-  echo "== creating venv $VENV (redis, pytest, prometheus_client)"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django' 2>/dev/null; then
+  echo "== creating venv $VENV (redis, pytest, prometheus_client, django)"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade redis pytest prometheus_client
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade redis pytest prometheus_client django
 fi
 PY="$VENV/bin/python"
 echo "== redis-py $("$PY" -c 'import redis; print(redis.__version__)'), pytest $("$PY" -c 'import pytest; print(pytest.__version__)')"
@@ -199,6 +201,11 @@ step redis-cli "$HERE/redis_cli_session.sh" "$HOST" "$PORT"
 # b. redis-py
 step redis-py env DYNKV_HOST="$HOST" DYNKV_PORT="$PORT" \
   "$PY" -m pytest -p no:cacheprovider -q -rfEs "$HERE/test_redis_py.py"
+
+# b2. transactions and databases: redis-py pipeline()/WATCH, Django's cache,
+# redis://host/N URLs
+step transactions env DYNKV_HOST="$HOST" DYNKV_PORT="$PORT" \
+  "$PY" -m pytest -p no:cacheprovider -q -rfEs "$HERE/test_transactions.py"
 
 # c. redis-benchmark
 bench() {

@@ -99,6 +99,10 @@ pub struct Cli {
     /// holds it (default 3600).
     #[arg(long, value_name = "SECONDS")]
     pub tombstone_grace: Option<u64>,
+    /// Databases SELECT can choose from (0 to count - 1); default 16, at
+    /// most 64.
+    #[arg(long, value_name = "COUNT", value_parser = parse_databases)]
+    pub databases: Option<usize>,
     /// Longest string a client may send or grow a value to, in bytes, with
     /// Redis's suffixes (`32mb`, `1gb`, `500k`); 1 MiB to 32 MiB.
     #[arg(long, value_name = "BYTES", value_parser = parse_proto_max_bulk_len)]
@@ -276,6 +280,18 @@ pub fn parse_memory(text: &str) -> Option<u64> {
     number.checked_mul(multiplier)
 }
 
+/// Databases when `--databases` is not given (as in Redis).
+pub const DEFAULT_DATABASES: usize = 16;
+
+/// `--databases`: 1 to [`crate::core::MAX_DATABASES`].
+pub fn parse_databases(text: &str) -> Result<usize, String> {
+    let max = crate::core::MAX_DATABASES;
+    match text.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("must be a number from 1 to {max}")),
+    }
+}
+
 /// Parses and range-checks a `proto-max-bulk-len` value.
 pub fn parse_proto_max_bulk_len(text: &str) -> Result<usize, MemoryValueError> {
     let bytes = parse_memory(text).ok_or(MemoryValueError::NotAMemoryValue)?;
@@ -386,6 +402,7 @@ struct FileConfig {
     hint_ttl: Option<u64>,
     partitions: Option<usize>,
     tombstone_grace: Option<u64>,
+    databases: Option<usize>,
     proto_max_bulk_len: Option<MemoryValue>,
     tls_port: Option<u16>,
     tls_cert_file: Option<PathBuf>,
@@ -453,6 +470,8 @@ pub struct Config {
     pub partitions: usize,
     /// `--tombstone-grace` in seconds.
     pub tombstone_grace_secs: u64,
+    /// `--databases`.
+    pub databases: usize,
     /// Longest bulk string a client may send, and longest value APPEND may
     /// make, in bytes (CONFIG SET can change it at run time).
     pub proto_max_bulk_len: usize,
@@ -654,6 +673,11 @@ impl Config {
                 .tombstone_grace
                 .or(file.tombstone_grace)
                 .unwrap_or(DEFAULT_TOMBSTONE_GRACE_SECS),
+            databases: match cli.databases.or(file.databases) {
+                Some(n) => parse_databases(&n.to_string())
+                    .map_err(|e| ConfigError::Invalid(format!("databases: {e}")))?,
+                None => DEFAULT_DATABASES,
+            },
             proto_max_bulk_len,
             tls,
             protected_mode,

@@ -236,7 +236,7 @@ pub type QueuedWrite = std::pin::Pin<Box<dyn Future<Output = Result<(), KvError>
 pub type InfoFields = Vec<(&'static str, String)>;
 
 /// The store as the front end sees it.
-pub trait Kv: Send + Sync + 'static {
+pub trait Kv: Send + Sync {
     /// All versions of `key` with their causal context (empty object if absent).
     fn get(
         &self,
@@ -272,12 +272,36 @@ pub trait Kv: Send + Sync + 'static {
     /// Deletes every key (FLUSHDB / FLUSHALL).
     fn flush_all(&self) -> impl Future<Output = Result<(), KvError>> + Send;
 
+    /// Deletes every key of database `db` (FLUSHDB), leaving the others.
+    fn flush_db(&self, db: u8) -> impl Future<Output = Result<(), KvError>> + Send {
+        let _ = db;
+        async {
+            Err(KvError::Admin(
+                "FLUSHDB of one database is not available on this node".into(),
+            ))
+        }
+    }
+
     /// Approximate number of keys stored on this node (DBSIZE).
     fn key_count(&self) -> u64;
 
     /// How many of those keys have an expiry (INFO keyspace).
     fn expiring_key_count(&self) -> u64 {
         0
+    }
+
+    /// Approximate number of keys of database `db` stored on this node.
+    fn key_count_in(&self, db: u8) -> u64 {
+        if db == 0 { self.key_count() } else { 0 }
+    }
+
+    /// How many of database `db`'s keys have an expiry.
+    fn expiring_key_count_in(&self, db: u8) -> u64 {
+        if db == 0 {
+            self.expiring_key_count()
+        } else {
+            0
+        }
     }
 
     /// Keys removed because their time to live ran out, since start

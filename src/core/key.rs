@@ -38,6 +38,41 @@ pub fn slot_of_hash(hash: u64) -> u16 {
     (hash >> SLOT_SHIFT) as u16
 }
 
+/// Most databases (SELECT indexes) a node can be configured with. Below
+/// `{` (0x7b), so a database's key prefix never opens a hash tag.
+pub const MAX_DATABASES: usize = 64;
+
+/// Database keys of db 1 and up are stored as `PREFIX db key`; a db-0 key
+/// that happens to start with `PREFIX` is stored as `PREFIX 0 key`, so no
+/// user key of one database can ever be taken for a key of another.
+const DB_PREFIX: &[u8] = b"\xff\xfe";
+
+/// The stored name of `key` in database `db` (db 0 keys, the common case,
+/// are stored as they are).
+pub fn db_key(db: u8, key: &[u8]) -> Vec<u8> {
+    if db == 0 && !key.starts_with(DB_PREFIX) {
+        return key.to_vec();
+    }
+    let mut stored = Vec::with_capacity(DB_PREFIX.len() + 1 + key.len());
+    stored.extend_from_slice(DB_PREFIX);
+    stored.push(db);
+    stored.extend_from_slice(key);
+    stored
+}
+
+/// Whether `key` in database `db` is stored under its own name.
+pub fn stored_as_is(db: u8, key: &[u8]) -> bool {
+    db == 0 && !key.starts_with(DB_PREFIX)
+}
+
+/// The database and user key of a stored name (the inverse of [`db_key`]).
+pub fn split_db_key(stored: &[u8]) -> (u8, &[u8]) {
+    match stored.strip_prefix(DB_PREFIX) {
+        Some([db, key @ ..]) => (*db, key),
+        _ => (0, stored),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +108,19 @@ mod tests {
         let (a, b) = (ring_hash(b"{t}a"), ring_hash(b"{t}b"));
         assert_eq!(a >> SLOT_SHIFT, b >> SLOT_SHIFT);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn database_keys_round_trip_and_never_collide() {
+        for db in [0u8, 1, 15, 63] {
+            for key in [&b"foo"[..], b"", b"\xff\xfe", b"\xff\xfe\x01x", b"{t}a"] {
+                let stored = db_key(db, key);
+                assert_eq!(split_db_key(&stored), (db, key));
+            }
+        }
+        // A db-0 key that looks like a db-1 key is not one.
+        assert_ne!(db_key(0, b"\xff\xfe\x01x"), db_key(1, b"x"));
+        // The prefix keeps the user's hash tag.
+        assert_eq!(key_slot(&db_key(3, b"{user}.a")), key_slot(b"user"));
     }
 }

@@ -146,6 +146,12 @@ pub enum Request {
         /// `merkle::combine_roots` over them, ascending.
         combined: Hash,
     },
+    /// Delete every key of database `db` you hold through the quorum path
+    /// (FLUSHDB in a database other than the only one in use).
+    FlushDb {
+        /// The SELECT index.
+        db: u8,
+    },
 }
 
 /// One key of a tombstone purge round ([`Request::GcPush`]).

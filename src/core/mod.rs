@@ -25,7 +25,9 @@ pub use context::{ContextError, decode_context, encode_context, seal_context_bod
 pub use failure::{FailureDetector, Liveness};
 pub use gossip::StateDigest;
 pub use hlc::{Hlc, OffsetTable};
-pub use key::{SLOTS, key_slot, ring_hash, slot_of_hash};
+pub use key::{
+    MAX_DATABASES, SLOTS, db_key, key_slot, ring_hash, slot_of_hash, split_db_key, stored_as_is,
+};
 pub use membership::{ChangeError, ClusterState, Member};
 pub use message::{GcItem, Request, Response, WriteContext};
 pub use object::{Object, Payload, Sibling};

@@ -6,6 +6,7 @@
 //! without locks, and writes of one hot key still share a group commit.
 
 use super::clock::NodeClock;
+use super::key_counts::{KeyCounts, db_index};
 use crate::core::crdt::Authority;
 use crate::core::gc;
 use crate::core::{MAX_COUNTER, NodeId, Object, Payload, VersionVector, WriteContext};
@@ -13,7 +14,7 @@ use crate::kv::{AdminValue, Change, KvError, LiveValue, QueuedWrite, ScanPage};
 use crate::store::{ReplicaStore, StoreError, Write, queue, update};
 use bytes::Bytes;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `--tombstone-grace` unless set: how long a tombstone is kept at least
@@ -39,11 +40,10 @@ pub struct LocalKv<S> {
     /// Issues this node's dots.
     dots: Arc<DotIssuer>,
     clock: Arc<NodeClock>,
-    /// Keys whose winning version is a value (expired-but-unswept included,
-    /// as Redis counts them in DBSIZE).
-    live_keys: Arc<AtomicI64>,
-    /// Of those, keys with an expiry.
-    expiring_keys: Arc<AtomicI64>,
+    /// Per database: keys whose winning version is a value
+    /// (expired-but-unswept included, as Redis counts them in DBSIZE), and
+    /// of those the keys with an expiry.
+    counts: Arc<KeyCounts>,
     keys_collected: Arc<AtomicU64>,
     /// Of those, keys whose winning version was a value that expired.
     keys_expired: Arc<AtomicU64>,
@@ -221,8 +221,7 @@ impl<S: ReplicaStore> LocalKv<S> {
         dots: DotIssuer,
         clock: Arc<NodeClock>,
     ) -> Result<Self, KvError> {
-        let mut live = 0i64;
-        let mut expiring = 0i64;
+        let counts = KeyCounts::default();
         let mut cursor = 0u64;
         loop {
             let page = store.scan(cursor, 10_000).await.map_err(storage)?;
@@ -230,8 +229,10 @@ impl<S: ReplicaStore> LocalKv<S> {
                 break;
             };
             let next = last.checked_add(1);
-            live += page.iter().filter(|(_, _, o)| counts_as_key(o)).count() as i64;
-            expiring += page.iter().filter(|(_, _, o)| has_expiry(o)).count() as i64;
+            for (_, key, obj) in &page {
+                counts.add_live(db_index(key), counts_as_key(obj) as i64);
+                counts.add_expiring(db_index(key), has_expiry(obj) as i64);
+            }
             match next {
                 Some(n) => cursor = n,
                 None => break,
@@ -241,8 +242,7 @@ impl<S: ReplicaStore> LocalKv<S> {
             store,
             dots: Arc::new(dots),
             clock,
-            live_keys: Arc::new(AtomicI64::new(live)),
-            expiring_keys: Arc::new(AtomicI64::new(expiring)),
+            counts: Arc::new(counts),
             keys_collected: Arc::new(AtomicU64::new(0)),
             keys_expired: Arc::new(AtomicU64::new(0)),
             grace_ms: AtomicU64::new(DEFAULT_TOMBSTONE_GRACE_MS),
@@ -283,8 +283,8 @@ impl<S: ReplicaStore> LocalKv<S> {
         T: Send + 'static,
         F: FnOnce(Object) -> (Option<Object>, T) + Send + 'static,
     {
-        let live_keys = self.live_keys.clone();
-        let expiring_keys = self.expiring_keys.clone();
+        let counts = self.counts.clone();
+        let db = db_index(&key);
         queue(&*self.store, key, move |current| {
             let before = current.as_ref().is_some_and(counts_as_key);
             let before_ttl = current.as_ref().is_some_and(has_expiry);
@@ -292,10 +292,8 @@ impl<S: ReplicaStore> LocalKv<S> {
             match next {
                 None => (Write::Keep, value),
                 Some(obj) => {
-                    let delta = counts_as_key(&obj) as i64 - before as i64;
-                    live_keys.fetch_add(delta, Ordering::Relaxed);
-                    let delta = has_expiry(&obj) as i64 - before_ttl as i64;
-                    expiring_keys.fetch_add(delta, Ordering::Relaxed);
+                    counts.add_live(db, counts_as_key(&obj) as i64 - before as i64);
+                    counts.add_expiring(db, has_expiry(&obj) as i64 - before_ttl as i64);
                     (Write::Put(obj), value)
                 }
             }
@@ -344,15 +342,15 @@ impl<S: ReplicaStore> LocalKv<S> {
     /// Physically removes this node's copy of `key` (its partition moved to
     /// other nodes); keeps the key counts right.
     pub async fn remove_local(&self, key: Bytes) -> Result<(), KvError> {
-        let live_keys = self.live_keys.clone();
-        let expiring_keys = self.expiring_keys.clone();
+        let counts = self.counts.clone();
+        let db = db_index(&key);
         update(&*self.store, key, move |current| match current {
             Some(obj) => {
                 if counts_as_key(&obj) {
-                    live_keys.fetch_sub(1, Ordering::Relaxed);
+                    counts.add_live(db, -1);
                 }
                 if has_expiry(&obj) {
-                    expiring_keys.fetch_sub(1, Ordering::Relaxed);
+                    counts.add_expiring(db, -1);
                 }
                 (Write::Remove, ())
             }
@@ -477,8 +475,8 @@ impl<S: ReplicaStore> LocalKv<S> {
             }
             return Ok(());
         }
-        let live_keys = self.live_keys.clone();
-        let expiring_keys = self.expiring_keys.clone();
+        let counts = self.counts.clone();
+        let db = db_index(&key);
         let collected = self.keys_collected.clone();
         let expired = self.keys_expired.clone();
         let purged = self.tombstones_purged.clone();
@@ -487,11 +485,11 @@ impl<S: ReplicaStore> LocalKv<S> {
             Some(obj) if gc::lone_collectible(&obj, now, grace) => {
                 if counts_as_key(&obj) {
                     // A dead object whose winner is a value: it expired.
-                    live_keys.fetch_sub(1, Ordering::Relaxed);
+                    counts.add_live(db, -1);
                     expired.fetch_add(1, Ordering::Relaxed);
                 }
                 if has_expiry(&obj) {
-                    expiring_keys.fetch_sub(1, Ordering::Relaxed);
+                    counts.add_expiring(db, -1);
                 }
                 if gc::all_tombstones(&obj) {
                     purged.fetch_add(1, Ordering::Relaxed);
@@ -549,15 +547,15 @@ impl<S: ReplicaStore> LocalKv<S> {
     /// last step: a write merged since then wins). True when the record is
     /// gone (deleted now, or absent already).
     pub async fn remove_if_equal(&self, key: Bytes, expected: Object) -> Result<bool, KvError> {
-        let live_keys = self.live_keys.clone();
-        let expiring_keys = self.expiring_keys.clone();
+        let counts = self.counts.clone();
+        let db = db_index(&key);
         let purged = self.tombstones_purged.clone();
         let collected = self.keys_collected.clone();
         update(&*self.store, key, move |current| match current {
             None => (Write::Keep, true),
             Some(obj) if obj == expected => {
-                live_keys.fetch_sub(counts_as_key(&obj) as i64, Ordering::Relaxed);
-                expiring_keys.fetch_sub(has_expiry(&obj) as i64, Ordering::Relaxed);
+                counts.add_live(db, -(counts_as_key(&obj) as i64));
+                counts.add_expiring(db, -(has_expiry(&obj) as i64));
                 purged.fetch_add(1, Ordering::Relaxed);
                 collected.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("dynkv_tombstones_purged_total").increment(1);
@@ -615,19 +613,23 @@ impl<S: ReplicaStore> LocalKv<S> {
     /// Removes every record stored here.
     pub async fn flush_all(&self) -> Result<(), KvError> {
         self.store.clear().await.map_err(storage)?;
-        self.live_keys.store(0, Ordering::Relaxed);
-        self.expiring_keys.store(0, Ordering::Relaxed);
+        self.counts.clear();
         Ok(())
     }
 
     /// Keys stored here whose winner is a value (DBSIZE).
     pub fn key_count(&self) -> u64 {
-        self.live_keys.load(Ordering::Relaxed).max(0) as u64
+        self.counts.live_total()
     }
 
     /// Of those, keys with an expiry.
     pub fn expiring_key_count(&self) -> u64 {
-        self.expiring_keys.load(Ordering::Relaxed).max(0) as u64
+        self.counts.expiring_total()
+    }
+
+    /// Keys stored here per database.
+    pub fn key_counts(&self) -> &KeyCounts {
+        &self.counts
     }
 
     /// Dead records removed by the sweeper since start.

@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod cluster;
 pub mod env;
+pub mod key_counts;
 pub mod local;
 pub mod secret;
 
@@ -218,6 +219,9 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     server.set_protected_mode(config.protected_mode);
     server.set_read_repair(config.read_repair);
     server.set_timeout_secs(config.timeout_secs);
+    server
+        .databases
+        .store(config.databases, std::sync::atomic::Ordering::Relaxed);
     server.tombstone_grace_secs.store(
         config.tombstone_grace_secs,
         std::sync::atomic::Ordering::Relaxed,

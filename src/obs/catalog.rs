@@ -191,7 +191,7 @@ pub fn rpc_kind_index(req: &crate::core::message::Request) -> usize {
         Request::PutMany { .. } => 2,
         Request::Put { .. } => 3,
         Request::Coordinate { .. } => 4,
-        Request::FlushAll => 5,
+        Request::FlushAll | Request::FlushDb { .. } => 5,
         Request::Join { .. } => 6,
         Request::Gossip { .. } | Request::GossipDigest { .. } | Request::GossipPush { .. } => 7,
         Request::GcPush { .. } => 8,

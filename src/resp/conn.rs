@@ -5,6 +5,7 @@
 //! sends 16 commands at once gets 16 replies in one syscall.
 
 use super::cmd::{COMMANDS, CommandSpec, dispatch, lookup_indexed};
+use super::database::InDb;
 use super::observe;
 use super::reply::Reply;
 use super::request::{RequestDecoder, RequestError};
@@ -43,7 +44,8 @@ async fn queue_plain_set<K: Kv>(
     let [name, key, value] = args.as_slice() else {
         return Err(args);
     };
-    if !session.authenticated || !name.eq_ignore_ascii_case(b"set") {
+    // Inside MULTI the SET is queued by the transaction instead.
+    if !session.authenticated || session.multi.is_some() || !name.eq_ignore_ascii_case(b"set") {
         return Err(args);
     }
     let change = Change::Write {
@@ -51,7 +53,8 @@ async fn queue_plain_set<K: Kv>(
         expires_at_ms: None,
     };
     let started = Instant::now();
-    let Some(queued) = kv.overwrite_queued(key.clone(), change).await else {
+    let db = InDb::new(kv, session.db);
+    let Some(queued) = db.overwrite_queued(key.clone(), change).await else {
         return Err(args);
     };
     server.stats.record_command();

@@ -17,7 +17,7 @@ static ACCEPT_FAILED: crate::logging::RateLimit = crate::logging::RateLimit::new
 /// Accepts clients on `listener` until `stop` fires, then waits for the
 /// connections to finish their current request. With `tls`, each
 /// connection first completes a TLS handshake in its own task.
-pub async fn run<K: Kv>(
+pub async fn run<K: Kv + 'static>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     kv: Arc<K>,

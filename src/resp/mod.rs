@@ -5,6 +5,7 @@
 pub mod auth_limit;
 pub mod cmd;
 pub mod conn;
+pub mod database;
 pub mod glob;
 pub mod listener;
 pub mod observe;

@@ -47,6 +47,12 @@ pub struct Session {
     pub listed_at: Instant,
     /// Set by MONITOR: the connection streams commands from now on.
     pub monitor: bool,
+    /// SELECT's database.
+    pub db: u8,
+    /// Between MULTI and EXEC / DISCARD: the commands queued so far.
+    pub multi: Option<super::cmd::transactions::Queued>,
+    /// Keys WATCHed, with the version each had when watched.
+    pub watched: Vec<super::cmd::transactions::Watched>,
 }
 
 impl Session {
@@ -66,19 +72,28 @@ impl Session {
             last_command: "NULL",
             listed_at: Instant::now(),
             monitor: false,
+            db: 0,
+            multi: None,
+            watched: Vec::new(),
         }
     }
 
     /// The CLIENT LIST / CLIENT INFO line for this connection.
     pub fn describe(&self) -> String {
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags={} db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.local_addr,
             self.name.as_deref().unwrap_or(""),
             self.created.elapsed().as_secs(),
-            if self.monitor { "O" } else { "N" },
+            match (self.monitor, &self.multi) {
+                (true, _) => "O",
+                (false, Some(_)) => "x",
+                (false, None) => "N",
+            },
+            self.db,
+            self.multi.as_ref().map_or(-1, |q| q.len() as i64),
             self.last_command,
             if self.resp3 { 3 } else { 2 },
             self.lib_name.as_deref().unwrap_or(""),
@@ -212,6 +227,11 @@ pub struct ServerState {
     pub auth_limiter: AuthLimiter,
     /// `--tombstone-grace` (CONFIG GET; set once at startup).
     pub tombstone_grace_secs: AtomicU64,
+    /// `--databases`: SELECT accepts 0 to this - 1 (set once at startup).
+    pub databases: AtomicUsize,
+    /// Held by an EXEC from its WATCH check to its last command, so the
+    /// transactions of this node's clients never interleave.
+    pub exec_lock: tokio::sync::Mutex<()>,
 }
 
 impl ServerState {
@@ -250,6 +270,8 @@ impl ServerState {
             timeout: tokio::sync::watch::Sender::new(0),
             auth_limiter: AuthLimiter::default(),
             tombstone_grace_secs: AtomicU64::new(crate::config::DEFAULT_TOMBSTONE_GRACE_SECS),
+            databases: AtomicUsize::new(crate::config::DEFAULT_DATABASES),
+            exec_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -258,6 +280,11 @@ impl ServerState {
     pub fn with_context_key(mut self, key: crate::core::DerivedKey) -> Self {
         self.context_key = key;
         self
+    }
+
+    /// How many databases SELECT can choose from.
+    pub fn databases(&self) -> usize {
+        self.databases.load(Ordering::Relaxed)
     }
 
     /// `protected-mode`.

@@ -132,10 +132,6 @@ impl Server {
                 .arg("127.0.0.1")
                 .arg("--save")
                 .arg("")
-                // dynkv has a single database; make Redis agree so that
-                // SELECT 1 / CONFIG GET databases have one expected answer.
-                .arg("--databases")
-                .arg("1")
                 .arg("--dir")
                 .arg(self.data_dir.path());
             if let Some(pw) = &self.password {

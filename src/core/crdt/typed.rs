@@ -115,6 +115,41 @@ impl TypedValue {
         }
     }
 
+    /// Writes what this value shows into `target` (a value of the same
+    /// kind) as new writes of `target`'s key: COPY and RENAME must not carry
+    /// one key's version tags into another key's history.
+    pub fn copy_contents_into(&self, target: &mut TypedValue) {
+        match (self, target) {
+            (TypedValue::Counter(src), TypedValue::Counter(dst)) => {
+                dst.set(src.value());
+                if src.is_float() {
+                    dst.mark_float();
+                }
+            }
+            (TypedValue::Hash(src), TypedValue::Hash(dst)) => {
+                for (field, tags) in src.iter() {
+                    let latest = tags
+                        .iter()
+                        .max_by(|a, b| (a.1.timestamp_ms, a.0).cmp(&(b.1.timestamp_ms, b.0)));
+                    if let Some((_, value)) = latest {
+                        dst.insert(field.clone(), HashField::new(value.value.clone()));
+                    }
+                }
+            }
+            (TypedValue::Set(src), TypedValue::Set(dst)) => {
+                for member in src.keys() {
+                    dst.insert(member.clone(), ());
+                }
+            }
+            (TypedValue::ZSet(src), TypedValue::ZSet(dst)) => {
+                for (score, member) in src.sorted() {
+                    dst.set(member, score);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Joins a value of the same type; one of another type is ignored
     /// (the caller decides which type a key has).
     pub fn merge(&mut self, other: &TypedValue) {

@@ -3,7 +3,9 @@
 //! cluster.
 
 use super::ClusterKv;
-use crate::core::{ClusterState, Member, NodeId, Payload, Request, Response, WriteContext};
+use crate::core::{
+    ClusterState, Member, NodeId, Payload, Request, Response, WriteContext, split_db_key,
+};
 use crate::kv::{AdminCommand, AdminValue, InfoFields, KvError};
 use crate::net::{RpcError, Transport};
 use crate::node::env::NodeEnv;
@@ -210,15 +212,19 @@ impl<E: NodeEnv> ClusterKv<E> {
     /// FLUSHALL on a cluster: every member deletes the keys it holds
     /// through the quorum path (versioned tombstones that supersede what it
     /// saw), so read repair and handoff cannot bring them back.
-    pub(crate) async fn flush_cluster(&self) -> Result<(), KvError> {
+    pub(crate) async fn flush_cluster(&self, only: Option<u8>) -> Result<(), KvError> {
         let members = self.membership.with(|s| s.member_ids());
         let mut failures = Vec::new();
+        let request = match only {
+            Some(db) => Request::FlushDb { db },
+            None => Request::FlushAll,
+        };
         for member in &members {
             let result = if member == self.me() {
-                self.flush_local_keys().await
+                self.flush_local_keys(only).await
             } else {
                 match self
-                    .call_within(member, Request::FlushAll, self.timeouts.forward * 30)
+                    .call_within(member, request.clone(), self.timeouts.forward * 30)
                     .await
                 {
                     Ok(Response::Ack) => Ok(()),
@@ -245,7 +251,7 @@ impl<E: NodeEnv> ClusterKv<E> {
 
     /// Writes a tombstone, through the quorum path, for every live key
     /// stored here (this node's part of FLUSHALL).
-    pub(crate) async fn flush_local_keys(&self) -> Result<(), KvError> {
+    pub(crate) async fn flush_local_keys(&self, only: Option<u8>) -> Result<(), KvError> {
         let w = self.quorums.w.min(self.effective_n()).max(1);
         let mut cursor = 0u64;
         loop {
@@ -262,7 +268,9 @@ impl<E: NodeEnv> ClusterKv<E> {
             let now = self.local.clock().now_ms();
             let live: Vec<(Bytes, crate::core::VersionVector)> = page
                 .into_iter()
-                .filter(|(_, _, obj)| !obj.is_dead(now))
+                .filter(|(_, key, obj)| {
+                    !obj.is_dead(now) && only.is_none_or(|db| split_db_key(key).0 == db)
+                })
                 .map(|(_, key, obj)| (key, obj.context))
                 .collect();
             for chunk in live.chunks(FLUSH_CONCURRENCY) {

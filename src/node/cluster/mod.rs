@@ -501,7 +501,17 @@ impl<E: NodeEnv> Kv for ClusterKv<E> {
         if self.alone() {
             return self.local.flush_all().await;
         }
-        self.flush_cluster().await
+        self.flush_cluster(None).await
+    }
+
+    async fn flush_db(&self, db: u8) -> Result<(), KvError> {
+        let others_empty = (0..crate::core::MAX_DATABASES)
+            .filter(|&other| other != usize::from(db))
+            .all(|other| self.local.key_counts().live_in(other) == 0);
+        if self.alone() && others_empty {
+            return self.local.flush_all().await;
+        }
+        self.flush_cluster(Some(db)).await
     }
 
     fn key_count(&self) -> u64 {
@@ -510,6 +520,14 @@ impl<E: NodeEnv> Kv for ClusterKv<E> {
 
     fn expiring_key_count(&self) -> u64 {
         self.local.expiring_key_count()
+    }
+
+    fn key_count_in(&self, db: u8) -> u64 {
+        self.local.key_counts().live_in(usize::from(db))
+    }
+
+    fn expiring_key_count_in(&self, db: u8) -> u64 {
+        self.local.key_counts().expiring_in(usize::from(db))
     }
 
     fn expired_key_count(&self) -> u64 {

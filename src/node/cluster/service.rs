@@ -74,7 +74,11 @@ impl<E: NodeEnv> Handler<Request, Response> for Service<E> {
                     Err(e) => Response::Error(e.to_string()),
                 }
             }
-            Request::FlushAll => match node.flush_local_keys().await {
+            Request::FlushAll => match node.flush_local_keys(None).await {
+                Ok(()) => Response::Ack,
+                Err(e) => Response::Error(e.to_string()),
+            },
+            Request::FlushDb { db } => match node.flush_local_keys(Some(db)).await {
                 Ok(()) => Response::Ack,
                 Err(e) => Response::Error(e.to_string()),
             },

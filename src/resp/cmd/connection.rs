@@ -1,4 +1,5 @@
-//! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT.
+//! Connection commands: PING, ECHO, HELLO, AUTH, QUIT, RESET, CLIENT
+//! (SELECT is with the other database commands).
 
 use super::{CmdResult, is, parse_i64, syntax_error, wrong_arity};
 use crate::kv::Kv;
@@ -43,14 +44,6 @@ pub async fn run<K: Kv>(
             authenticate(server, session, user, pass).await?;
             Ok(Reply::ok())
         }
-        "select" => {
-            let db = parse_i64(&args[1])?;
-            if db == 0 {
-                Ok(Reply::ok())
-            } else {
-                Err(Reply::err("DB index is out of range"))
-            }
-        }
         "quit" => {
             session.quit = true;
             Ok(Reply::ok())
@@ -59,6 +52,9 @@ pub async fn run<K: Kv>(
             session.resp3 = false;
             session.name = None;
             session.authenticated = server.requirepass.is_none();
+            session.db = 0;
+            session.multi = None;
+            session.watched.clear();
             Ok(Reply::Simple("RESET".into()))
         }
         "client" => client(server, session, args),

@@ -1,5 +1,6 @@
-//! Keyspace commands: DEL, EXISTS, TYPE, the EXPIRE family, TTL, PERSIST,
-//! SCAN, KEYS, RANDOMKEY.
+//! Keyspace commands: DEL, EXISTS, TOUCH, TYPE, the EXPIRE family, TTL,
+//! EXPIRETIME, PERSIST, SCAN, KEYS, RANDOMKEY (RENAME and OBJECT have files
+//! of their own).
 //!
 //! DEL writes versioned tombstones (never a local delete), so a deletion
 //! travels through replication and repair like any other write.
@@ -32,7 +33,20 @@ pub async fn run<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
             }
             Ok(Reply::Int(deleted))
         }
-        "exists" => {
+        "rename" | "renamenx" => super::rename::rename(kv, name, args).await,
+        "object" => super::object::run(kv, args).await,
+        "expiretime" | "pexpiretime" => {
+            let Some(value) = read(kv, args[1].clone()).await? else {
+                return Ok(Reply::Int(-2));
+            };
+            let Some(at) = value.expires_at_ms else {
+                return Ok(Reply::Int(-1));
+            };
+            Ok(Reply::Int(
+                if name == "expiretime" { at / 1000 } else { at } as i64,
+            ))
+        }
+        "exists" | "touch" => {
             let mut found = 0;
             for key in &args[1..] {
                 found += read(kv, key.clone()).await?.is_some() as i64;

@@ -5,19 +5,25 @@
 //! checks and client introspection cannot drift apart.
 
 pub mod acl;
+pub mod bits;
 pub mod cluster;
 pub mod connection;
+pub mod databases;
 pub mod diag;
 pub mod docs;
 pub mod dynamo;
 pub mod hashes;
 pub mod keys;
+pub mod object;
+pub mod rename;
 pub mod server;
 pub mod sets;
 pub mod strings;
+pub mod transactions;
 pub mod typed;
 pub mod zsets;
 
+use super::database::InDb;
 use super::observe;
 use super::reply::Reply;
 use super::session::{ServerState, Session};
@@ -81,6 +87,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("incrby", 3, ["write", "denyoom", "fast"], 1, 1, 1, "string", "Increments the integer value of a key by a number."),
     spec!("decrby", 3, ["write", "denyoom", "fast"], 1, 1, 1, "string", "Decrements a number from the integer value of a key."),
     spec!("incrbyfloat", 3, ["write", "denyoom", "fast"], 1, 1, 1, "string", "Increment the floating point value of a key by a number."),
+    spec!("setrange", 4, ["write", "denyoom"], 1, 1, 1, "string", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+    spec!("getrange", 4, ["readonly"], 1, 1, 1, "string", "Returns a substring of the string stored at a key."),
+    spec!("substr", 4, ["readonly"], 1, 1, 1, "string", "Returns a substring from a string value."),
+    spec!("setbit", 4, ["write", "denyoom"], 1, 1, 1, "bitmap", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist."),
+    spec!("getbit", 3, ["readonly", "fast"], 1, 1, 1, "bitmap", "Returns a bit value by offset."),
+    spec!("bitcount", -2, ["readonly"], 1, 1, 1, "bitmap", "Counts the number of set bits (population counting) in a string."),
+    spec!("bitpos", -3, ["readonly"], 1, 1, 1, "bitmap", "Finds the first set (1) or clear (0) bit in a string."),
+    spec!("bitop", -4, ["write", "denyoom"], 2, -1, 1, "bitmap", "Performs bitwise operations on multiple strings, and stores the result."),
     spec!("hset", -4, ["write", "denyoom", "fast"], 1, 1, 1, "hash", "Creates or modifies the value of a field in a hash."),
     spec!("hsetnx", 4, ["write", "denyoom", "fast"], 1, 1, 1, "hash", "Sets the value of a field in a hash only when the field doesn't exist."),
     spec!("hget", 3, ["readonly", "fast"], 1, 1, 1, "hash", "Returns the value of a field in a hash."),
@@ -155,6 +169,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("ttl", 2, ["readonly", "fast"], 1, 1, 1, "generic", "Returns the expiration time in seconds of a key."),
     spec!("pttl", 2, ["readonly", "fast"], 1, 1, 1, "generic", "Returns the expiration time in milliseconds of a key."),
     spec!("persist", 2, ["write", "fast"], 1, 1, 1, "generic", "Removes the expiration time of a key."),
+    spec!("rename", 3, ["write"], 1, 2, 1, "generic", "Renames a key and overwrites the destination."),
+    spec!("renamenx", 3, ["write", "fast"], 1, 2, 1, "generic", "Renames a key only when the target key name doesn't exist."),
+    spec!("copy", -3, ["write", "denyoom"], 1, 2, 1, "generic", "Copies the value of a key to a new key."),
+    spec!("move", 3, ["write", "fast"], 1, 1, 1, "generic", "Moves a key to another database."),
+    spec!("expiretime", 2, ["readonly", "fast"], 1, 1, 1, "generic", "Returns the expiration time of a key as a Unix timestamp."),
+    spec!("pexpiretime", 2, ["readonly", "fast"], 1, 1, 1, "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
+    spec!("touch", -2, ["readonly", "fast"], 1, -1, 1, "generic", "Returns the number of existing keys out of those specified."),
+    spec!("object", -2, ["readonly"], 2, 2, 1, "generic", "A container for object introspection commands: OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ | HELP."),
     spec!("scan", -2, ["readonly"], 0, 0, 0, "generic", "Iterates over the key names in the database."),
     spec!("keys", 2, ["readonly"], 0, 0, 0, "generic", "Returns all key names that match a pattern."),
     spec!("dbsize", 1, ["readonly", "fast"], 0, 0, 0, "server", "Returns the number of keys in the database."),
@@ -165,7 +187,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("echo", 2, ["fast"], 0, 0, 0, "connection", "Returns the given string."),
     spec!("hello", -1, ["noauth", "fast"], 0, 0, 0, "connection", "Handshakes with the Redis server."),
     spec!("auth", -2, ["noauth", "fast"], 0, 0, 0, "connection", "Authenticates the connection."),
-    spec!("select", 2, ["fast"], 0, 0, 0, "connection", "Changes the selected database (only 0 exists)."),
+    spec!("select", 2, ["fast"], 0, 0, 0, "connection", "Changes the selected database."),
+    spec!("multi", 1, ["fast"], 0, 0, 0, "transactions", "Starts a transaction."),
+    spec!("exec", 1, [], 0, 0, 0, "transactions", "Executes all commands in a transaction."),
+    spec!("discard", 1, ["fast"], 0, 0, 0, "transactions", "Discards a transaction."),
+    spec!("watch", -2, ["fast"], 1, -1, 1, "transactions", "Monitors changes to keys to determine the execution of a transaction."),
+    spec!("unwatch", 1, ["fast"], 0, 0, 0, "transactions", "Forgets about watched keys of a transaction."),
     spec!("quit", -1, ["noauth", "fast"], 0, 0, 0, "connection", "Closes the connection."),
     spec!("reset", 1, ["noauth", "fast"], 0, 0, 0, "connection", "Resets the connection."),
     spec!("client", -2, [], 0, 0, 0, "connection", "A container for client connection commands."),
@@ -220,11 +247,12 @@ pub async fn dispatch<K: Kv>(
         return Reply::err("empty command");
     };
     let Some((idx, spec)) = lookup_indexed(name) else {
-        return observe::rejected(server, None, unknown_command(&args));
+        let refused = unknown_command(&args);
+        return refuse_in_transaction(server, session, None, refused);
     };
     let argc = args.len() as i32;
     if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
-        return observe::rejected(server, Some(idx), wrong_arity(spec.name));
+        return refuse_in_transaction(server, session, Some(idx), wrong_arity(spec.name));
     }
     if !session.authenticated && !spec.flags.contains(&"noauth") {
         return observe::rejected(
@@ -233,31 +261,103 @@ pub async fn dispatch<K: Kv>(
             Reply::Error("NOAUTH Authentication required.".into()),
         );
     }
-    server.stats.record_command();
-    session.last_command = spec.name;
-    if server.obs.monitors.any() {
-        observe::feed_monitors(server, session, spec, &args);
+    if let Some(queued) = session.multi.as_mut()
+        && !transactions::runs_immediately(spec.name)
+    {
+        queued.push(idx, args);
+        return Reply::Simple("QUEUED".into());
     }
     let started = std::time::Instant::now();
-    let reply = match spec.group {
-        "string" => strings::run(kv, server, spec.name, &args).await,
-        "hash" => hashes::run(kv, spec.name, &args).await,
-        "set" => sets::run(kv, spec.name, &args).await,
-        "sorted-set" => zsets::run(kv, spec.name, &args).await,
-        "generic" if spec.name == "wait" => {
-            server::run(kv, server, session, spec.name, &args).await
-        }
-        "generic" => keys::run(kv, spec.name, &args).await,
-        "connection" => connection::run(kv, server, session, spec.name, &args).await,
-        "server" if spec.name == "acl" => acl::run(server, &args),
-        "server" => server::run(kv, server, session, spec.name, &args).await,
-        "cluster" => cluster::run(&args),
-        "dynamo" => dynamo::run(kv, &server.context_key, spec.name, &args).await,
-        _ => Err(Reply::err("command group not wired")),
+    prepare(server, session, spec, &args);
+    let reply = match spec.name {
+        "exec" => transactions::exec(kv, server, session).await,
+        _ => execute(kv, server, session, spec, &args).await,
     };
     let reply = reply.unwrap_or_else(|e| e);
     observe::finished(server, session, idx, spec, &args, started, &reply);
     reply
+}
+
+/// A command refused before it runs; inside MULTI it also dooms the
+/// transaction, as in Redis.
+fn refuse_in_transaction(
+    server: &ServerState,
+    session: &mut Session,
+    idx: Option<usize>,
+    reply: Reply,
+) -> Reply {
+    if let Some(queued) = session.multi.as_mut() {
+        queued.abort();
+    }
+    observe::rejected(server, idx, reply)
+}
+
+/// Bookkeeping before a command runs (statistics, MONITOR).
+fn prepare(
+    server: &ServerState,
+    session: &mut Session,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+) {
+    server.stats.record_command();
+    session.last_command = spec.name;
+    if server.obs.monitors.any() {
+        observe::feed_monitors(server, session, spec, args);
+    }
+}
+
+/// Runs one command EXEC had queued (already checked for arity).
+pub async fn run_queued<K: Kv>(
+    kv: &K,
+    server: &ServerState,
+    session: &mut Session,
+    idx: usize,
+    args: Vec<Bytes>,
+) -> Reply {
+    let Some(spec) = COMMANDS.get(idx) else {
+        return Reply::err("queued command vanished");
+    };
+    let started = std::time::Instant::now();
+    prepare(server, session, spec, &args);
+    let reply = execute(kv, server, session, spec, &args)
+        .await
+        .unwrap_or_else(|e| e);
+    observe::finished(server, session, idx, spec, &args, started, &reply);
+    reply
+}
+
+/// Runs a command in the connection's database.
+async fn execute<K: Kv>(
+    kv: &K,
+    server: &ServerState,
+    session: &mut Session,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+) -> CmdResult {
+    let all = kv;
+    let kv = &InDb::new(all, session.db);
+    match spec.group {
+        "string" => strings::run(kv, server, spec.name, args).await,
+        "bitmap" => bits::run(kv, server, spec.name, args).await,
+        "hash" => hashes::run(kv, spec.name, args).await,
+        "set" => sets::run(kv, spec.name, args).await,
+        "sorted-set" => zsets::run(kv, spec.name, args).await,
+        "generic" if spec.name == "wait" => server::run(kv, server, session, spec.name, args).await,
+        "generic" if databases::handles(spec.name) => {
+            databases::run(all, server, session, spec.name, args).await
+        }
+        "generic" => keys::run(kv, spec.name, args).await,
+        "transactions" => transactions::run(all, session, spec.name, args).await,
+        "connection" if spec.name == "select" => {
+            databases::run(all, server, session, spec.name, args).await
+        }
+        "connection" => connection::run(kv, server, session, spec.name, args).await,
+        "server" if spec.name == "acl" => acl::run(server, args),
+        "server" => server::run(kv, server, session, spec.name, args).await,
+        "cluster" => cluster::run(args),
+        "dynamo" => dynamo::run(kv, &server.context_key, spec.name, args).await,
+        _ => Err(Reply::err("command group not wired")),
+    }
 }
 
 /// `-ERR unknown command 'foo', with args beginning with: 'a' 'b' `.

@@ -50,7 +50,11 @@ pub async fn run<K: Kv>(
                 [mode] if is(mode, "ASYNC") || is(mode, "SYNC") => {}
                 _ => return Err(syntax_error()),
             }
-            kv.flush_all().await.map_err(kv_error)?;
+            if name == "flushdb" {
+                kv.flush_db(session.db).await.map_err(kv_error)?;
+            } else {
+                kv.flush_all().await.map_err(kv_error)?;
+            }
             Ok(Reply::ok())
         }
         "lastsave" => Ok(Reply::Int(server.last_save.load(Ordering::Relaxed) as i64)),
@@ -103,6 +107,8 @@ fn command_info(spec: &CommandSpec) -> Reply {
         "hash" => "@hash",
         "set" => "@set",
         "sorted-set" => "@sortedset",
+        "bitmap" => "@bitmap",
+        "transactions" => "@transaction",
         _ => "@admin",
     };
     Reply::Array(vec![
@@ -209,7 +215,7 @@ fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
             "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60".into(),
         ),
         ("cluster-enabled", "no".into()),
-        ("databases", "1".into()),
+        ("databases", server.databases().to_string()),
         ("dir", server.data_dir.clone()),
         (
             "latency-monitor-threshold",
@@ -615,13 +621,19 @@ fn section_fields<K: Kv>(kv: &K, server: &ServerState, section: &str) -> Vec<(St
         "errorstats" => return obs.commands.errorstats(),
         "replication" => vec![("role", "master".into()), ("connected_slaves", "0".into())],
         "keyspace" => {
-            let keys = kv.key_count();
-            if keys == 0 {
-                Vec::new()
-            } else {
-                let expires = kv.expiring_key_count();
-                vec![("db0", format!("keys={keys},expires={expires},avg_ttl=0"))]
-            }
+            return (0..server.databases())
+                .filter_map(|db| {
+                    let db = u8::try_from(db).ok()?;
+                    let keys = kv.key_count_in(db);
+                    let expires = kv.expiring_key_count_in(db);
+                    (keys > 0).then(|| {
+                        (
+                            format!("db{db}"),
+                            format!("keys={keys},expires={expires},avg_ttl=0"),
+                        )
+                    })
+                })
+                .collect();
         }
         "dynamo" => kv.info_fields(),
         _ => Vec::new(),

@@ -116,6 +116,7 @@ pub async fn run<K: Kv>(kv: &K, server: &ServerState, name: &str, args: &[Bytes]
                 .map_err(kv_error)?;
             len.map(Reply::Int)
         }
+        "setrange" | "getrange" | "substr" => super::bits::run(kv, server, name, args).await,
         "incr" => incr_by(kv, key(), 1).await,
         "decr" => incr_by(kv, key(), -1).await,
         "incrby" => incr_by(kv, key(), parse_i64(&args[2])?).await,
@@ -133,7 +134,7 @@ pub async fn run<K: Kv>(kv: &K, server: &ServerState, name: &str, args: &[Bytes]
 
 /// Redis's reply when a command would grow a string past
 /// `proto-max-bulk-len`.
-fn string_too_long() -> Reply {
+pub(super) fn string_too_long() -> Reply {
     Reply::err("string exceeds maximum allowed size (proto-max-bulk-len)")
 }
 
@@ -157,13 +158,13 @@ pub async fn read_string<K: Kv>(kv: &K, key: Bytes) -> Result<Option<LiveValue>,
 }
 
 /// WRONGTYPE when `cur` is a collection.
-fn not_string(cur: &Option<LiveValue>) -> Option<Reply> {
+pub(super) fn not_string(cur: &Option<LiveValue>) -> Option<Reply> {
     cur.as_ref()
         .filter(|v| !v.is_string())
         .map(|_| wrong_type())
 }
 
-fn write(data: Bytes, expires_at_ms: Option<u64>) -> Change {
+pub(super) fn write(data: Bytes, expires_at_ms: Option<u64>) -> Change {
     Change::Write {
         data,
         expires_at_ms,
