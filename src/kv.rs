@@ -182,6 +182,10 @@ pub enum KvError {
         "CLOCKSKEW this node's clock is {0} ms off the cluster's (more than --max-offset): it refuses to coordinate writes and no other replica could"
     )]
     ClockSkew(i64),
+    /// A command could not be handed to the node that serialises its key
+    /// (it surely did not run there).
+    #[error("ERR {0}")]
+    NotDelivered(String),
     /// A write's context claims history no node can have made (counters
     /// past `MAX_COUNTER`: a forged or corrupt token); nothing was written.
     #[error("ERR {0}")]
@@ -234,6 +238,14 @@ pub type QueuedWrite = std::pin::Pin<Box<dyn Future<Output = Result<(), KvError>
 
 /// `field:value` lines for INFO's `dynamo` section, in order.
 pub type InfoFields = Vec<(&'static str, String)>;
+
+/// Runs client commands other nodes forward here (the front end's
+/// dispatcher, registered when the node starts). The payload and its
+/// reply are encoded by the front end; the node only carries them.
+pub trait CommandRunner: Send + Sync {
+    /// Runs one forwarded command and returns its encoded reply.
+    fn run(&self, payload: Bytes) -> std::pin::Pin<Box<dyn Future<Output = Bytes> + Send>>;
+}
 
 /// The store as the front end sees it.
 pub trait Kv: Send + Sync {
@@ -349,6 +361,29 @@ pub trait Kv: Send + Sync {
     ) -> impl Future<Output = Option<QueuedWrite>> + Send {
         let _ = (key, change);
         std::future::ready(None)
+    }
+
+    /// The node where conditional commands on `key` are serialised (the
+    /// first healthy node of its preference list), when that is another
+    /// node; `None` when they run here.
+    fn serialising_node(&self, key: &[u8]) -> Option<NodeId> {
+        let _ = key;
+        None
+    }
+
+    /// Sends an encoded command to `node`'s [`CommandRunner`] and returns
+    /// its encoded reply.
+    fn forward_command(
+        &self,
+        node: NodeId,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<Bytes, KvError>> + Send {
+        let _ = payload;
+        async move {
+            Err(KvError::Admin(format!(
+                "cannot forward a command to {node} from this node"
+            )))
+        }
     }
 
     /// Cluster administration (DYN.MEMBERS, DYN.RING, DYN.JOIN, ...).

@@ -152,6 +152,13 @@ pub enum Request {
         /// The SELECT index.
         db: u8,
     },
+    /// Run this client command here: you are the first healthy node of its
+    /// key's preference list, where conditional commands are serialised.
+    /// The encoding is the front end's own; nodes only carry it.
+    Command {
+        /// The encoded command.
+        payload: Bytes,
+    },
 }
 
 /// One key of a tombstone purge round ([`Request::GcPush`]).
@@ -236,4 +243,6 @@ pub enum Response {
     },
     /// Anti-entropy: whether this side's summary equals the asker's.
     AeSame(bool),
+    /// The reply to a [`Request::Command`], encoded by the front end.
+    CommandReply(Bytes),
 }

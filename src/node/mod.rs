@@ -214,6 +214,10 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         )
         .with_context_key(secret.context_key()),
     );
+    kv.set_command_runner(Arc::new(crate::resp::forward::ForwardedRunner::new(
+        Arc::downgrade(&kv),
+        server.clone(),
+    )));
     server.set_proto_max_bulk_len(config.proto_max_bulk_len);
     server.set_tls(config.tls.clone());
     server.set_protected_mode(config.protected_mode);

@@ -190,7 +190,7 @@ pub fn rpc_kind_index(req: &crate::core::message::Request) -> usize {
         Request::Get { .. } => 1,
         Request::PutMany { .. } => 2,
         Request::Put { .. } => 3,
-        Request::Coordinate { .. } => 4,
+        Request::Coordinate { .. } | Request::Command { .. } => 4,
         Request::FlushAll | Request::FlushDb { .. } => 5,
         Request::Join { .. } => 6,
         Request::Gossip { .. } | Request::GossipDigest { .. } | Request::GossipPush { .. } => 7,

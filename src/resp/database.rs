@@ -142,6 +142,18 @@ impl<K: Kv> Kv for InDb<'_, K> {
         self.kv.overwrite_queued(self.stored(key), change).await
     }
 
+    fn serialising_node(&self, key: &[u8]) -> Option<NodeId> {
+        if stored_as_is(self.db, key) {
+            self.kv.serialising_node(key)
+        } else {
+            self.kv.serialising_node(&db_key(self.db, key))
+        }
+    }
+
+    async fn forward_command(&self, node: NodeId, payload: Bytes) -> Result<Bytes, KvError> {
+        self.kv.forward_command(node, payload).await
+    }
+
     async fn admin(&self, cmd: AdminCommand) -> Result<AdminValue, KvError> {
         let cmd = match cmd {
             AdminCommand::LocalGet(key) => AdminCommand::LocalGet(self.stored(key)),

@@ -6,6 +6,7 @@ pub mod auth_limit;
 pub mod cmd;
 pub mod conn;
 pub mod database;
+pub mod forward;
 pub mod glob;
 pub mod listener;
 pub mod observe;

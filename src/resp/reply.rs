@@ -9,8 +9,9 @@ use bytes_utils::Str;
 use redis_protocol::resp2::types::BytesFrame as Frame2;
 use redis_protocol::resp3::types::{BytesFrame as Frame3, FrameMap};
 
-/// A reply to one command.
-#[derive(Clone, Debug, PartialEq)]
+/// A reply to one command (serialisable: a node answering a forwarded
+/// command sends it back to the node the client talks to).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Reply {
     /// `+OK`-style status.
     Simple(String),

@@ -53,6 +53,9 @@ pub struct Session {
     pub multi: Option<super::cmd::transactions::Queued>,
     /// Keys WATCHed, with the version each had when watched.
     pub watched: Vec<super::cmd::transactions::Watched>,
+    /// A command another node forwarded here to be serialised: it runs
+    /// here whatever this node thinks of the key's owners.
+    pub forwarded: bool,
 }
 
 impl Session {
@@ -75,7 +78,17 @@ impl Session {
             db: 0,
             multi: None,
             watched: Vec::new(),
+            forwarded: false,
         }
+    }
+
+    /// The session a command forwarded by another node runs in (that node
+    /// checked the client's password).
+    pub fn forwarded() -> Self {
+        let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
+        let mut session = Session::new(0, nowhere, nowhere, false);
+        session.forwarded = true;
+        session
     }
 
     /// The CLIENT LIST / CLIENT INFO line for this connection.

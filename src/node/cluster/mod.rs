@@ -183,6 +183,8 @@ pub struct ClusterKv<E: NodeEnv = Production> {
     rng: Mutex<StdRng>,
     repairs_in_flight: Arc<tokio::sync::Semaphore>,
     locks: Vec<tokio::sync::Mutex<()>>,
+    /// Runs the client commands other nodes forward here.
+    command_runner: std::sync::OnceLock<Arc<dyn crate::kv::CommandRunner>>,
     /// Background work (replication fan-out, read repair) outlives the
     /// request that started it, so it needs an owned handle to the node.
     this: std::sync::Weak<ClusterKv<E>>,
@@ -207,6 +209,7 @@ fn request_bytes(req: &Request) -> usize {
             items.iter().map(|(k, o)| k.len() + object_bytes(o)).sum()
         }
         Request::Coordinate { key, payload, .. } => key.len() + payload.approx_len(),
+        Request::Command { payload } => payload.len(),
         _ => 0,
     }
 }
@@ -246,8 +249,20 @@ impl<E: NodeEnv> ClusterKv<E> {
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            command_runner: std::sync::OnceLock::new(),
             this: this.clone(),
         })
+    }
+
+    /// Registers what runs forwarded client commands (once, at start).
+    pub fn set_command_runner(&self, runner: Arc<dyn crate::kv::CommandRunner>) {
+        let _ = self.command_runner.set(runner);
+    }
+
+    /// Runs a forwarded client command, if a runner is registered.
+    pub(crate) async fn run_forwarded(&self, payload: Bytes) -> Option<Bytes> {
+        let runner = self.command_runner.get()?.clone();
+        Some(runner.run(payload).await)
     }
 
     /// An owned handle for background tasks (None while shutting down).
@@ -560,6 +575,41 @@ impl<E: NodeEnv> Kv for ClusterKv<E> {
 
     async fn sync(&self) -> Result<(), KvError> {
         self.local.sync().await
+    }
+
+    fn serialising_node(&self, key: &[u8]) -> Option<NodeId> {
+        if self.alone() {
+            return None;
+        }
+        let me = self.me();
+        let first = self
+            .walk(key)
+            .into_iter()
+            .take(self.effective_n())
+            .find(|m| m == me || self.membership.is_up(m))?;
+        (&first != me).then_some(first)
+    }
+
+    async fn forward_command(&self, node: NodeId, payload: Bytes) -> Result<Bytes, KvError> {
+        // A forwarded transaction runs several quorum rounds there.
+        let deadline = self.timeouts.forward * 4 + transfer_allowance(payload.len()) * 3;
+        self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+        match self
+            .call_within(&node, Request::Command { payload }, deadline)
+            .await
+        {
+            Ok(Response::CommandReply(reply)) => Ok(reply),
+            Ok(Response::Error(e)) => Err(KvError::Storage(e)),
+            Ok(other) => Err(KvError::NotDelivered(format!(
+                "{node} did not run the command ({other:?})"
+            ))),
+            Err(e) if e.surely_not_delivered() => {
+                Err(KvError::NotDelivered(format!("{node} unreachable ({e})")))
+            }
+            Err(e) => Err(KvError::Timeout(format!(
+                "{node} did not answer ({e}); the command may or may not have run"
+            ))),
+        }
     }
 
     async fn admin(&self, cmd: AdminCommand) -> Result<AdminValue, KvError> {

@@ -78,6 +78,10 @@ impl<E: NodeEnv> Handler<Request, Response> for Service<E> {
                 Ok(()) => Response::Ack,
                 Err(e) => Response::Error(e.to_string()),
             },
+            Request::Command { payload } => match node.run_forwarded(payload).await {
+                Some(reply) => Response::CommandReply(reply),
+                None => Response::Refused("this node runs no forwarded commands".into()),
+            },
             Request::FlushDb { db } => match node.flush_local_keys(Some(db)).await {
                 Ok(()) => Response::Ack,
                 Err(e) => Response::Error(e.to_string()),

@@ -24,6 +24,7 @@ pub mod typed;
 pub mod zsets;
 
 use super::database::InDb;
+use super::forward;
 use super::observe;
 use super::reply::Reply;
 use super::session::{ServerState, Session};
@@ -269,6 +270,12 @@ pub async fn dispatch<K: Kv>(
     }
     let started = std::time::Instant::now();
     prepare(server, session, spec, &args);
+    if let Some(node) = forward::serialising_node(kv, session, spec, &args)
+        && let Some(reply) = forward::run_at(kv, session, node, spec, args.clone()).await
+    {
+        observe::finished(server, session, idx, spec, &args, started, &reply);
+        return reply;
+    }
     let reply = match spec.name {
         "exec" => transactions::exec(kv, server, session).await,
         _ => execute(kv, server, session, spec, &args).await,

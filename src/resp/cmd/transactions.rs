@@ -17,6 +17,7 @@ use crate::resp::database::InDb;
 use crate::resp::reply::Reply;
 use crate::resp::session::{ServerState, Session};
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 /// Commands a transaction has queued.
 #[derive(Debug, Default)]
@@ -48,19 +49,41 @@ impl Queued {
     pub fn abort(&mut self) {
         self.aborted = true;
     }
+
+    /// Whether EXEC will answer EXECABORT.
+    pub fn is_aborted(&self) -> bool {
+        self.aborted
+    }
+
+    /// The queued commands' arguments, in order.
+    pub fn commands(&self) -> impl Iterator<Item = &Vec<Bytes>> {
+        self.commands.iter().map(|(_, args)| args)
+    }
 }
 
 /// A key as WATCH saw it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Watched {
     db: u8,
     key: Bytes,
     version: Version,
 }
 
+impl Watched {
+    /// Its database.
+    pub fn db(&self) -> u8 {
+        self.db
+    }
+
+    /// Its name.
+    pub fn key(&self) -> &Bytes {
+        &self.key
+    }
+}
+
 /// What WATCH compares: every write gives a key a new causal context, and
 /// an expiry makes a live key absent without one.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Version {
     context: VersionVector,
     live: bool,
