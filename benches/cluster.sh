@@ -8,7 +8,7 @@
 #   dynkv x3 (cluster, N=3 R=2 W=2, --fsync everysec; nodes 2 and 3 --join node 1)
 # waits until every cluster node lists 3 members "up", then runs, one
 # system at a time (so they don't compete for CPU):
-#   redis-benchmark -t set,get -c $CLIENTS -n $N -q
+#   redis-benchmark -t $TESTS -c $CLIENTS -n $N -q
 # against redis, the single node, and node 1 of the cluster. Afterwards it
 # checks that the benchmark key reached all 3 replicas (DYN.DEBUG LOCAL).
 # Prints a markdown table (ops/s per system, p50, ratios cluster/redis and
@@ -17,6 +17,8 @@
 # Env:
 #   N=300000         requests per test
 #   CLIENTS=50       parallel connections (-c)
+#   TESTS=set,get    redis-benchmark tests (-t); every test it reports gets a row
+#                    (benches/types.sh runs the data-type tests)
 #   DYNKV_BIN=path   dynkv binary (default ${CARGO_TARGET_DIR:-target}/release/dynkv,
 #                    built with cargo build --release if missing)
 #   OUT=path         where to write the markdown table
@@ -28,6 +30,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 . "$ROOT/scripts/lib.sh"
 N="${N:-300000}"
 CLIENTS="${CLIENTS:-50}"
+TESTS="${TESTS:-set,get}"
 OUT="${OUT:-$ROOT/benches/results-cluster.md}"
 HOST=127.0.0.1
 
@@ -118,17 +121,25 @@ fi
 echo "== redis :$RPORT, dynkv single :$SPORT, dynkv cluster :${CPORT[*]}"
 
 declare -A RPS P50
+NAMES=()   # test names as redis-benchmark reports them (from the redis run)
 run_bench() { # NAME PORT PID...
   local name="$1" port="$2" out t line p
   shift 2
-  echo "-- $name: redis-benchmark -t set,get -c $CLIENTS -n $N -q" >&2
-  out="$(timeout 1800 redis-benchmark -h "$HOST" -p "$port" -t set,get -c "$CLIENTS" -n "$N" -q 2>&1 \
+  echo "-- $name: redis-benchmark -t $TESTS -c $CLIENTS -n $N -q" >&2
+  out="$(timeout 1800 redis-benchmark -h "$HOST" -p "$port" -t "$TESTS" -c "$CLIENTS" -n "$N" -q 2>&1 \
           | tr '\r' '\n')" || { echo "FAIL: redis-benchmark against $name failed:"; echo "$out"; return 1; }
-  for t in SET GET; do
-    line="$(grep -E "^$t: [0-9.]+ requests per second" <<<"$out" | tail -n1)"
+  if grep -qE '(^|[^A-Z])ERR ' <<<"$out"; then
+    echo "FAIL: error lines from $name:"; grep -E '(^|[^A-Z])ERR ' <<<"$out" | head -n 5; return 1
+  fi
+  if [[ $name == redis ]]; then
+    mapfile -t NAMES < <(grep -E '^[A-Z_]+( \([0-9]+ keys\))?: [0-9.]+ requests per second' <<<"$out" \
+      | sed -E 's/: [0-9.]+ requests per second.*//' | awk '!seen[$0]++')
+  fi
+  for t in "${NAMES[@]}"; do
+    line="$(grep -F "$t: " <<<"$out" | grep -E 'requests per second' | tail -n1)"
     [[ -n "$line" ]] || { echo "FAIL: no $t result from $name:"; echo "$out"; return 1; }
     echo "$line" >&2
-    RPS["$name,$t"]="$(awk '{print $2}' <<<"$line")"
+    RPS["$name,$t"]="$(sed -E 's/.*: ([0-9.]+) requests per second.*/\1/' <<<"$line")"
     P50["$name,$t"]="$(grep -oE 'p50=[0-9.]+' <<<"$line" | cut -d= -f2 || true)"
     [[ -n "${P50["$name,$t"]}" ]] || P50["$name,$t"]="?"
   done
@@ -143,19 +154,21 @@ run_bench cluster "${CPORT[0]}" "${CPID[@]}"
 
 # The benchmark's key must have reached every replica (N=3 on 3 nodes) with
 # the value GET returns through node 1.
-BKEY='key:__rand_int__'
-BVAL="$(redis-cli -h "$HOST" -p "${CPORT[0]}" GET "$BKEY")"
-[[ -n "$BVAL" ]] || { echo "FAIL: GET $BKEY through cluster node 1 is empty after the benchmark"; exit 1; }
-for _ in $(seq 100); do
-  have=0
-  for i in 0 1 2; do
-    [[ "$(redis-cli -h "$HOST" -p "${CPORT[$i]}" DYN.DEBUG LOCAL "$BKEY" 2>/dev/null | tail -n1)" == "$BVAL" ]] \
-      && have=$((have + 1))
+if [[ ",$TESTS," == *,set,* ]]; then
+  BKEY='key:__rand_int__'
+  BVAL="$(redis-cli -h "$HOST" -p "${CPORT[0]}" GET "$BKEY")"
+  [[ -n "$BVAL" ]] || { echo "FAIL: GET $BKEY through cluster node 1 is empty after the benchmark"; exit 1; }
+  for _ in $(seq 100); do
+    have=0
+    for i in 0 1 2; do
+      [[ "$(redis-cli -h "$HOST" -p "${CPORT[$i]}" DYN.DEBUG LOCAL "$BKEY" 2>/dev/null | tail -n1)" == "$BVAL" ]] \
+        && have=$((have + 1))
+    done
+    [[ $have -eq 3 ]] && break
+    sleep 0.2
   done
-  [[ $have -eq 3 ]] && break
-  sleep 0.2
-done
-[[ $have -eq 3 ]] || { echo "FAIL: the benchmark key is on $have of 3 cluster nodes"; exit 1; }
+  [[ $have -eq 3 ]] || { echo "FAIL: the benchmark key is on $have of 3 cluster nodes"; exit 1; }
+fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 {
@@ -166,11 +179,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else 
   echo "- redis: $(redis-server --version | awk '{print $3}' | tr -d 'v='), appendonly yes, appendfsync everysec"
   echo "- dynkv: $DYNKV_BIN (built $(date -u -r "$DYNKV_BIN" '+%Y-%m-%d %H:%M UTC'); repo HEAD $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')), --fsync everysec"
   echo "- cluster: 3 nodes, N=3 R=2 W=2, benchmark against node 1 (the benchmark key was checked on all 3 replicas afterwards)"
-  echo "- command: \`redis-benchmark -t set,get -c $CLIENTS -n $N -q\`"
+  echo "- command: \`redis-benchmark -t $TESTS -c $CLIENTS -n $N -q\`"
   echo
   echo "| test | redis ops/s | single ops/s | cluster ops/s | single/redis | cluster/redis | redis p50 ms | single p50 ms | cluster p50 ms |"
   echo "|------|------------:|-------------:|--------------:|-------------:|--------------:|-------------:|--------------:|---------------:|"
-  for t in SET GET; do
+  for t in "${NAMES[@]}"; do
     rr="${RPS[redis,$t]}"; sr="${RPS[single,$t]}"; cr="${RPS[cluster,$t]}"
     printf '| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s |\n' "$t" "$rr" "$sr" "$cr" \
       "$(ratio "$sr" "$rr")" "$(ratio "$cr" "$rr")" \

@@ -5,7 +5,7 @@
 #   redis-server --appendonly yes --appendfsync everysec --save ''
 #   dynkv        --fsync everysec
 # and runs against each (one at a time, so they don't compete for CPU):
-#   redis-benchmark -t set,get -c $CLIENTS -n $N -d $DATA -P 1   (and -P 16) --csv
+#   redis-benchmark -t $TESTS -c $CLIENTS -n $N -d $DATA -P 1   (and -P 16) --csv
 # Prints a markdown table (test, pipeline, ops/s of each, ratio dynkv/redis,
 # p50 and p99 of each) and writes it to $OUT (default benches/results-single.md).
 #
@@ -14,6 +14,8 @@
 #   CLIENTS=50       parallel connections (-c)
 #   DATA=100         value size in bytes (-d)
 #   PIPELINES="1 16" pipeline depths (-P) to run
+#   TESTS=set,get    redis-benchmark tests (-t); every test it reports gets a row
+#                    (benches/types.sh runs the data-type tests)
 #   R=               if set, passed as -r R (random keys); default: one key per test,
 #                    exactly like plain redis-benchmark
 #   DYNKV_BIN=path   dynkv binary (default target/release/dynkv, built if missing).
@@ -29,6 +31,7 @@ N="${N:-1000000}"
 CLIENTS="${CLIENTS:-50}"
 DATA="${DATA:-100}"
 PIPELINES="${PIPELINES:-1 16}"
+TESTS="${TESTS:-set,get}"
 OUT="${OUT:-$ROOT/benches/results-single.md}"
 HOST=127.0.0.1
 
@@ -95,18 +98,28 @@ wait_ping "$DPORT" "$DYNKV_PID" dynkv
 echo "== redis-server on :$RPORT, dynkv on :$DPORT ($DYNKV_DESC)"
 
 declare -A RES   # RES[server,pipeline,test] = "rps avg min p50 p95 p99 max"
+NAMES=()         # test names as redis-benchmark reports them, in order
 run_bench() { # NAME PORT PIPELINE
   local name="$1" port="$2" pl="$3" out extra=()
   [[ -n "${R:-}" ]] && extra=(-r "$R")
-  echo "-- $name: redis-benchmark -t set,get -c $CLIENTS -n $N -d $DATA -P $pl ${extra[*]}" >&2
-  out="$(timeout 1800 redis-benchmark -h "$HOST" -p "$port" -t set,get -c "$CLIENTS" -n "$N" \
+  echo "-- $name: redis-benchmark -t $TESTS -c $CLIENTS -n $N -d $DATA -P $pl ${extra[*]}" >&2
+  out="$(timeout 1800 redis-benchmark -h "$HOST" -p "$port" -t "$TESTS" -c "$CLIENTS" -n "$N" \
           -d "$DATA" -P "$pl" "${extra[@]}" --csv 2>&1)" || { echo "FAIL: redis-benchmark against $name failed:"; echo "$out"; return 1; }
   echo "$out" >&2
+  if grep -qiE '^(error|.*ERR )' <<<"$out"; then
+    echo "FAIL: error lines from $name (P=$pl)"; return 1
+  fi
   local t line
-  for t in SET GET; do
-    line="$(grep -E "^\"$t\"," <<<"$out" | head -n1 | tr -d '"' | tr ',' ' ')"
-    [[ -n "$line" ]] || { echo "FAIL: no $t result from $name (P=$pl)"; return 1; }
-    RES["$name,$pl,$t"]="$(cut -d' ' -f2- <<<"$line")"
+  # CSV lines: "TEST","rps","avg","min","p50","p95","p99","max"
+  while IFS= read -r line; do
+    t="$(cut -d'"' -f2 <<<"$line" | tr ' ' '_')"
+    [[ "$t" == test ]] && continue
+    [[ -v "RES[redis,$pl,$t]" || $name == redis ]] || { echo "FAIL: $name reported $t, redis did not"; return 1; }
+    [[ $name == redis && $pl == "${PIPELINES%% *}" ]] && NAMES+=("$t")
+    RES["$name,$pl,$t"]="$(cut -d'"' -f3- <<<"$line" | tr -d '"' | tr ',' ' ')"
+  done < <(grep -E '^"' <<<"$out")
+  for t in "${NAMES[@]}"; do
+    [[ -v "RES[$name,$pl,$t]" ]] || { echo "FAIL: no $t result from $name (P=$pl)"; return 1; }
   done
   kill -0 "$([[ $name == redis ]] && echo "$REDIS_PID" || echo "$DYNKV_PID")" 2>/dev/null \
     || { echo "FAIL: $name died during the benchmark"; return 1; }
@@ -125,12 +138,12 @@ field() { awk -v i="$2" '{print $i}' <<<"${RES[$1]}"; } # KEY INDEX(1=rps 4=p50 
   echo "- client and servers share the same machine; servers are benchmarked one at a time"
   echo "- redis: $(redis-server --version | awk '{print $3}' | tr -d 'v='), appendonly yes, appendfsync everysec"
   echo "- dynkv: $DYNKV_DESC, --fsync everysec"
-  echo "- command: \`redis-benchmark -t set,get -c $CLIENTS -n $N -d $DATA -P <pipeline>${R:+ -r $R}\`"
+  echo "- command: \`redis-benchmark -t $TESTS -c $CLIENTS -n $N -d $DATA -P <pipeline>${R:+ -r $R}\`"
   echo
   echo "| test | pipeline | redis ops/s | dynkv ops/s | dynkv/redis | redis p50 ms | dynkv p50 ms | redis p99 ms | dynkv p99 ms |"
   echo "|------|---------:|------------:|------------:|------------:|-------------:|-------------:|-------------:|-------------:|"
   for pl in $PIPELINES; do
-    for t in SET GET; do
+    for t in "${NAMES[@]}"; do
       rr="$(field "redis,$pl,$t" 1)"; dr="$(field "dynkv,$pl,$t" 1)"
       ratio="$(awk -v a="$dr" -v b="$rr" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
       printf '| %s | %s | %.0f | %.0f | %s | %s | %s | %s | %s |\n' "$t" "$pl" "$rr" "$dr" "$ratio" \
