@@ -136,7 +136,8 @@ run_bench() { # NAME PORT PID...
       | sed -E 's/: [0-9.]+ requests per second.*//' | awk '!seen[$0]++')
   fi
   for t in "${NAMES[@]}"; do
-    line="$(grep -F "$t: " <<<"$out" | grep -E 'requests per second' | tail -n1)"
+    # Anchored: "SET: " must not match the HSET or MSET lines.
+    line="$(awk -v t="$t: " 'index($0, t) == 1 && /requests per second/' <<<"$out" | tail -n1)"
     [[ -n "$line" ]] || { echo "FAIL: no $t result from $name:"; echo "$out"; return 1; }
     echo "$line" >&2
     RPS["$name,$t"]="$(sed -E 's/.*: ([0-9.]+) requests per second.*/\1/' <<<"$line")"
