@@ -4,21 +4,7 @@
 
 mod common;
 
-use common::{Server, cmd};
-use redis::Value;
-
-fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
-    cmd(args)
-        .query(c)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn err(c: &mut redis::Connection, args: &[&str]) -> String {
-    cmd(args)
-        .query::<Value>(c)
-        .expect_err(&format!("{args:?} should fail"))
-        .to_string()
-}
+use common::{Server, err, q};
 
 const WRONGTYPE: &str = "WRONGTYPE";
 

@@ -6,21 +6,8 @@
 
 mod common;
 
-use common::{Server, cmd, is_real_redis};
+use common::{Server, err, is_real_redis, q};
 use redis::Value;
-
-fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
-    cmd(args)
-        .query(c)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn err(c: &mut redis::Connection, args: &[&str]) -> String {
-    cmd(args)
-        .query::<Value>(c)
-        .expect_err(&format!("{args:?} should fail"))
-        .to_string()
-}
 
 #[test]
 fn multi_exec_runs_queued_commands_in_order() {

@@ -423,6 +423,21 @@ pub fn cmd(args: &[&str]) -> redis::Cmd {
     c
 }
 
+/// Runs `args` and decodes the reply; panics naming the command if it fails.
+pub fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
+    cmd(args)
+        .query(c)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// Runs `args`, which must fail, and returns the error's text.
+pub fn err(c: &mut redis::Connection, args: &[&str]) -> String {
+    cmd(args)
+        .query::<redis::Value>(c)
+        .expect_err(&format!("{args:?} should fail"))
+        .to_string()
+}
+
 // ---------------------------------------------------------------------------
 // Raw RESP client
 // ---------------------------------------------------------------------------
