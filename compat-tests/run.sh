@@ -19,6 +19,8 @@
 #      (from COMMAND DOCS) read off a tmux pane; skipped if tmux is missing
 #   h. compat-tests/tls.sh: redis-cli --tls and redis-py ssl=True on --tls-port
 #      (test CA made with openssl), --tls-auth-clients yes and no
+#   j. (dynkv only) redis-benchmark's data-type tests against a 3-node cluster
+#      through benches/cluster.sh (CLUSTER_BENCH_N requests, default 2000)
 #
 # Env:
 #   DYNKV_BIN=path      dynkv binary to use (default target/release/dynkv, built
@@ -318,6 +320,15 @@ fi
 # i. CLUSTER KEYSLOT equals a real redis-server's (hash tags included)
 if [[ "$TARGET" != "redis" ]]; then
   step keyslot env PY="$PY" "$HERE/keyslot.sh" "$HOST" "$PORT"
+fi
+
+# j. the redis-benchmark data-type tests against a 3-node cluster (N=3 R=2
+# W=2), next to redis-server and a single node: no error line, every test
+# reported (benches/cluster.sh at a small size; full size: benches/types.sh)
+if [[ "$TARGET" != "redis" ]]; then
+  step redis-benchmark-cluster env N="${CLUSTER_BENCH_N:-2000}" DYNKV_BIN="$DYNKV_BIN" \
+    TESTS=ping,set,get,incr,sadd,hset,spop,zadd,zpopmin,mset OUT="$WORK/types-cluster.md" \
+    "$ROOT/benches/cluster.sh"
 fi
 
 # h. TLS on the client port (its own short-lived servers)
