@@ -270,14 +270,16 @@ pub async fn dispatch<K: Kv>(
     }
     let started = std::time::Instant::now();
     prepare(server, session, spec, &args);
+    // The rare paths are boxed: EXEC's state holds a whole `execute` of its
+    // own, which inline would be carried by every command's future.
     if let Some(node) = forward::serialising_node(kv, session, spec, &args)
-        && let Some(reply) = forward::run_at(kv, session, node, spec, args.clone()).await
+        && let Some(reply) = Box::pin(forward::run_at(kv, session, node, spec, args.clone())).await
     {
         observe::finished(server, session, idx, spec, &args, started, &reply);
         return reply;
     }
     let reply = match spec.name {
-        "exec" => transactions::exec(kv, server, session).await,
+        "exec" => Box::pin(transactions::exec(kv, server, session)).await,
         _ => execute(kv, server, session, spec, &args).await,
     };
     let reply = reply.unwrap_or_else(|e| e);
