@@ -8,7 +8,13 @@ HOST="$1"; PORT="$2"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/../scripts/lib.sh"
 PY="${PY:-$HERE/.venv/bin/python}"
-read -r RPORT < <(free_ports 1)
+# Cluster mode also listens on port + 10000, so the port must be <= 55535.
+RPORT=65535
+for _ in $(seq 50); do
+  read -r RPORT < <(free_ports 1)
+  (( RPORT <= 55535 )) && break
+done
+(( RPORT <= 55535 )) || { echo "FAIL: no free port at or below 55535 for redis-server in cluster mode"; exit 1; }
 DIR="$(mktemp -d -t dynkv-keyslot.XXXXXX)"
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR" \
   --cluster-enabled yes --cluster-config-file "$DIR/nodes.conf" >"$DIR/redis.log" 2>&1 &
