@@ -8,6 +8,8 @@
 #      (str/bytes, pipelines, RESP3, expiry, errors, binary safety, DYN.*)
 #   b2. compat-tests/test_transactions.py — redis-py pipeline() (MULTI/EXEC) and
 #      WATCH, Django's Redis cache set_many, redis://host/N database URLs
+#   b3. compat-tests/test_scripting.py — redis-py Lock (Lua release/extend),
+#      register_script (EVALSHA/NOSCRIPT), scripts in a pipeline, cjson, EVAL_RO
 #   c. redis-benchmark -t ping,set,get,incr,sadd,hset,spop,zadd,zpopmin,mset -n 100000 -q — no error lines,
 #      all 6 result lines present, counter:__rand_int__ >= 100000 afterwards
 #   d. --requirepass on a second instance: NOAUTH/WRONGPASS/AUTH, redis-cli -a,
@@ -208,6 +210,10 @@ step redis-py env DYNKV_HOST="$HOST" DYNKV_PORT="$PORT" \
 # redis://host/N URLs
 step transactions env DYNKV_HOST="$HOST" DYNKV_PORT="$PORT" \
   "$PY" -m pytest -p no:cacheprovider -q -rfEs "$HERE/test_transactions.py"
+
+# b3. Lua scripting: redis-py Lock, register_script, scripts in pipelines
+step scripting env DYNKV_HOST="$HOST" DYNKV_PORT="$PORT" \
+  "$PY" -m pytest -p no:cacheprovider -q -rfEs "$HERE/test_scripting.py"
 
 # c. redis-benchmark
 bench() {

@@ -54,3 +54,39 @@ fn databases_and_transactions_span_the_cluster() {
         assert_eq!(c.q(i, &["GET", "k"]).as_str(), "zero", "node {i}");
     }
 }
+
+/// A script run through one node reads and writes keys whose replicas are
+/// elsewhere, and what it wrote is what every other node reads.
+#[test]
+fn scripts_reach_keys_on_every_node() {
+    if common::is_real_redis() {
+        return;
+    }
+    let c = Cluster::start(3);
+    let mut a = c.conn(0);
+    let script = "for i, k in ipairs(KEYS) do redis.call('SET', k, ARGV[1] .. i) end \
+                  return redis.call('MGET', unpack(KEYS))";
+    let keys: Vec<String> = (0..20).map(|i| format!("script-key-{i}")).collect();
+    let mut args = vec!["EVAL", script, "20"];
+    args.extend(keys.iter().map(String::as_str));
+    args.push("v");
+    let Reply::Array(values) = a.cmd_str(&args) else {
+        panic!("EVAL did not answer an array");
+    };
+    assert_eq!(values.len(), 20);
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(values[i].as_str(), format!("v{}", i + 1));
+        for node in 1..3 {
+            assert_eq!(c.q(node, &["GET", key]).as_str(), format!("v{}", i + 1));
+        }
+    }
+    // A script loaded on one node is that node's: others answer NOSCRIPT,
+    // which clients meet by loading it there.
+    let sha = a.cmd_str(&["SCRIPT", "LOAD", "return 7"]).as_str();
+    assert!(
+        c.q(1, &["EVALSHA", &sha, "0"])
+            .as_str()
+            .starts_with("NOSCRIPT")
+    );
+    assert_eq!(a.cmd_str(&["EVALSHA", &sha, "0"]), Reply::Int(7));
+}

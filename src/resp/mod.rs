@@ -13,5 +13,6 @@ pub mod observe;
 pub mod protected;
 pub mod reply;
 pub mod request;
+pub mod script;
 pub mod session;
 pub mod tls;

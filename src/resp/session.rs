@@ -56,6 +56,9 @@ pub struct Session {
     /// A command another node forwarded here to be serialised: it runs
     /// here whatever this node thinks of the key's owners.
     pub forwarded: bool,
+    /// Running inside EXEC or a script, which holds the node's atomic gate
+    /// already: its commands must not take it again.
+    pub holds_gate: bool,
 }
 
 impl Session {
@@ -79,6 +82,7 @@ impl Session {
             multi: None,
             watched: Vec::new(),
             forwarded: false,
+            holds_gate: false,
         }
     }
 
@@ -242,9 +246,15 @@ pub struct ServerState {
     pub tombstone_grace_secs: AtomicU64,
     /// `--databases`: SELECT accepts 0 to this - 1 (set once at startup).
     pub databases: AtomicUsize,
-    /// Held by an EXEC from its WATCH check to its last command, so the
-    /// transactions of this node's clients never interleave.
-    pub exec_lock: tokio::sync::Mutex<()>,
+    /// Taken exclusively by an EXEC (from its WATCH check to its last
+    /// command) and by a script (for its whole run), and shared by every
+    /// data command: transactions and scripts are atomic with respect to
+    /// everything else this node's clients run.
+    pub atomic_gate: tokio::sync::RwLock<()>,
+    /// SCRIPT LOAD / EVAL's scripts, by digest.
+    pub scripts: super::script::ScriptCache,
+    /// The script running now (SCRIPT KILL's target).
+    pub running_scripts: super::cmd::scripting::RunningScripts,
 }
 
 impl ServerState {
@@ -284,7 +294,9 @@ impl ServerState {
             auth_limiter: AuthLimiter::default(),
             tombstone_grace_secs: AtomicU64::new(crate::config::DEFAULT_TOMBSTONE_GRACE_SECS),
             databases: AtomicUsize::new(crate::config::DEFAULT_DATABASES),
-            exec_lock: tokio::sync::Mutex::new(()),
+            atomic_gate: tokio::sync::RwLock::new(()),
+            scripts: Default::default(),
+            running_scripts: Default::default(),
         }
     }
 

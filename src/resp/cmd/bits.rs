@@ -258,11 +258,19 @@ async fn bitpos<K: Kv>(kv: &K, key: Bytes, opts: &[Bytes]) -> CmdResult {
 async fn bitop<K: Kv>(kv: &K, args: &[Bytes]) -> CmdResult {
     let op = &args[1];
     let (dest, sources) = (args[2].clone(), &args[3..]);
-    let known = ["AND", "OR", "XOR", "NOT"];
-    if !known.iter().any(|k| is(op, k)) {
+    // NOT is AND's fold with its one source inverted afterwards.
+    let (combine, invert): (fn(u8, u8) -> u8, bool) = if is(op, "AND") {
+        (|a, b| a & b, false)
+    } else if is(op, "OR") {
+        (|a, b| a | b, false)
+    } else if is(op, "XOR") {
+        (|a, b| a ^ b, false)
+    } else if is(op, "NOT") {
+        (|a, _| a, true)
+    } else {
         return Err(syntax_error());
-    }
-    if is(op, "NOT") && sources.len() != 1 {
+    };
+    if invert && sources.len() != 1 {
         return Err(Reply::err(
             "BITOP NOT must be called with a single source key.",
         ));
@@ -282,15 +290,8 @@ async fn bitop<K: Kv>(kv: &K, args: &[Bytes]) -> CmdResult {
         .map(|i| {
             let mut bytes = values.iter().map(|v| byte_of(v, i));
             let first = bytes.next().unwrap_or(0);
-            if is(op, "NOT") {
-                !first
-            } else if is(op, "AND") {
-                bytes.fold(first, |a, b| a & b)
-            } else if is(op, "OR") {
-                bytes.fold(first, |a, b| a | b)
-            } else {
-                bytes.fold(first, |a, b| a ^ b)
-            }
+            let folded = bytes.fold(first, combine);
+            if invert { !folded } else { folded }
         })
         .collect();
     if result.is_empty() {

@@ -16,6 +16,7 @@ pub mod hashes;
 pub mod keys;
 pub mod object;
 pub mod rename;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -186,16 +187,22 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("randomkey", 1, ["readonly"], 0, 0, 0, "generic", "Returns a random key name from the database."),
     spec!("ping", -1, ["fast"], 0, 0, 0, "connection", "Returns the server's liveliness response."),
     spec!("echo", 2, ["fast"], 0, 0, 0, "connection", "Returns the given string."),
-    spec!("hello", -1, ["noauth", "fast"], 0, 0, 0, "connection", "Handshakes with the Redis server."),
-    spec!("auth", -2, ["noauth", "fast"], 0, 0, 0, "connection", "Authenticates the connection."),
+    spec!("hello", -1, ["noauth", "fast", "noscript"], 0, 0, 0, "connection", "Handshakes with the Redis server."),
+    spec!("auth", -2, ["noauth", "fast", "noscript"], 0, 0, 0, "connection", "Authenticates the connection."),
     spec!("select", 2, ["fast"], 0, 0, 0, "connection", "Changes the selected database."),
-    spec!("multi", 1, ["fast"], 0, 0, 0, "transactions", "Starts a transaction."),
-    spec!("exec", 1, [], 0, 0, 0, "transactions", "Executes all commands in a transaction."),
-    spec!("discard", 1, ["fast"], 0, 0, 0, "transactions", "Discards a transaction."),
-    spec!("watch", -2, ["fast"], 1, -1, 1, "transactions", "Monitors changes to keys to determine the execution of a transaction."),
-    spec!("unwatch", 1, ["fast"], 0, 0, 0, "transactions", "Forgets about watched keys of a transaction."),
-    spec!("quit", -1, ["noauth", "fast"], 0, 0, 0, "connection", "Closes the connection."),
-    spec!("reset", 1, ["noauth", "fast"], 0, 0, 0, "connection", "Resets the connection."),
+    spec!("eval", -3, ["noscript", "skip_monitor", "may_replicate", "no_mandatory_keys", "stale", "movablekeys"], 0, 0, 0, "scripting", "Executes a server-side Lua script."),
+    spec!("evalsha", -3, ["noscript", "skip_monitor", "may_replicate", "no_mandatory_keys", "stale", "movablekeys"], 0, 0, 0, "scripting", "Executes a server-side Lua script by SHA1 digest."),
+    spec!("eval_ro", -3, ["noscript", "skip_monitor", "no_mandatory_keys", "stale", "readonly", "movablekeys"], 0, 0, 0, "scripting", "Executes a read-only server-side Lua script."),
+    spec!("evalsha_ro", -3, ["noscript", "skip_monitor", "no_mandatory_keys", "stale", "readonly", "movablekeys"], 0, 0, 0, "scripting", "Executes a read-only server-side Lua script by SHA1 digest."),
+    spec!("script", -2, ["noscript"], 0, 0, 0, "scripting", "A container for Lua scripts management commands: SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP."),
+    spec!("function", -2, ["noscript"], 0, 0, 0, "scripting", "A container for function commands: FUNCTION LIST | FLUSH | HELP (dynkv has no function libraries)."),
+    spec!("multi", 1, ["noscript", "fast"], 0, 0, 0, "transactions", "Starts a transaction."),
+    spec!("exec", 1, ["noscript"], 0, 0, 0, "transactions", "Executes all commands in a transaction."),
+    spec!("discard", 1, ["noscript", "fast"], 0, 0, 0, "transactions", "Discards a transaction."),
+    spec!("watch", -2, ["noscript", "fast"], 1, -1, 1, "transactions", "Monitors changes to keys to determine the execution of a transaction."),
+    spec!("unwatch", 1, ["noscript", "fast"], 0, 0, 0, "transactions", "Forgets about watched keys of a transaction."),
+    spec!("quit", -1, ["noauth", "fast", "noscript"], 0, 0, 0, "connection", "Closes the connection."),
+    spec!("reset", 1, ["noauth", "fast", "noscript"], 0, 0, 0, "connection", "Resets the connection."),
     spec!("client", -2, [], 0, 0, 0, "connection", "A container for client connection commands."),
     spec!("command", -1, [], 0, 0, 0, "server", "Returns detailed information about all commands."),
     spec!("config", -2, ["admin"], 0, 0, 0, "server", "A container for server configuration commands."),
@@ -205,11 +212,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("lastsave", 1, ["fast"], 0, 0, 0, "server", "Returns the Unix timestamp of the last successful save to disk."),
     spec!("save", 1, ["admin"], 0, 0, 0, "server", "Synchronously makes everything written durable."),
     spec!("bgsave", -1, ["admin"], 0, 0, 0, "server", "Makes everything written durable."),
-    spec!("shutdown", -1, ["admin"], 0, 0, 0, "server", "Flushes storage and stops the server."),
+    spec!("shutdown", -1, ["admin", "noscript"], 0, 0, 0, "server", "Flushes storage and stops the server."),
     spec!("slowlog", -2, ["admin"], 0, 0, 0, "server", "A container for slow log commands: SLOWLOG GET [count] | LEN | RESET."),
     spec!("latency", -2, ["admin"], 0, 0, 0, "server", "A container for latency diagnostics commands: LATENCY LATEST | HISTORY event | RESET [event ...] | DOCTOR."),
     spec!("memory", -2, ["readonly"], 0, 0, 0, "server", "A container for memory diagnostics commands: MEMORY USAGE key | STATS | DOCTOR."),
-    spec!("monitor", 1, ["admin"], 0, 0, 0, "server", "Listens for all requests received by the server in real-time."),
+    spec!("monitor", 1, ["admin", "noscript"], 0, 0, 0, "server", "Listens for all requests received by the server in real-time."),
     spec!("wait", 3, [], 0, 0, 0, "generic", "Returns the number of replicas a write reaches."),
     spec!("cluster", -2, [], 0, 0, 0, "cluster", "A container for Redis Cluster commands: CLUSTER KEYSLOT key | HELP."),
     spec!("dyn.get", -2, ["readonly"], 1, 1, 1, "dynamo", "All concurrent versions of a key and their context: DYN.GET key [R n]."),
@@ -280,11 +287,26 @@ pub async fn dispatch<K: Kv>(
     }
     let reply = match spec.name {
         "exec" => Box::pin(transactions::exec(kv, server, session)).await,
+        _ if touches_data(spec) => {
+            // Shared: waits only while an EXEC or a script of this node runs.
+            let _shared = server.atomic_gate.read().await;
+            execute(kv, server, session, spec, &args).await
+        }
         _ => execute(kv, server, session, spec, &args).await,
     };
     let reply = reply.unwrap_or_else(|e| e);
     observe::finished(server, session, idx, spec, &args, started, &reply);
     reply
+}
+
+/// Whether a command reads or writes keys, and so must not run in the
+/// middle of a transaction or a script. Admin, connection and scripting
+/// commands pass (SCRIPT KILL must reach a busy script; WAIT may wait long).
+fn touches_data(spec: &CommandSpec) -> bool {
+    matches!(
+        spec.group,
+        "string" | "bitmap" | "hash" | "set" | "sorted-set" | "generic"
+    ) && spec.name != "wait"
 }
 
 /// A command refused before it runs; inside MULTI it also dooms the
@@ -357,6 +379,7 @@ async fn execute<K: Kv>(
         }
         "generic" => keys::run(kv, spec.name, args).await,
         "transactions" => transactions::run(all, session, spec.name, args).await,
+        "scripting" => scripting::run(all, server, session, spec.name, args).await,
         "connection" if spec.name == "select" => {
             databases::run(all, server, session, spec.name, args).await
         }

@@ -109,6 +109,7 @@ fn command_info(spec: &CommandSpec) -> Reply {
         "sorted-set" => "@sortedset",
         "bitmap" => "@bitmap",
         "transactions" => "@transaction",
+        "scripting" => "@scripting",
         _ => "@admin",
     };
     Reply::Array(vec![

@@ -3,12 +3,12 @@
 //! Between MULTI and EXEC a connection's commands are queued, not run; EXEC
 //! runs them in order and answers with all their replies. WATCH remembers
 //! a key's version (its causal context); EXEC answers nil and runs nothing
-//! if any watched key has been written since. EXECs of one node hold a
-//! node-wide lock from that check to their last command, so two clients of
-//! one node never interleave their transactions. Clients of different
-//! nodes are not serialised against each other, and commands run by
-//! clients outside a transaction are not held back: the check is
-//! optimistic, as in Redis, but per node.
+//! if any watched key has been written since. An EXEC holds the node's
+//! atomic gate exclusively from that check to its last command, so no other
+//! command of this node's clients runs in between. Clients of different
+//! nodes are not serialised against each other (the check is optimistic,
+//! as in Redis, but per node) unless the transaction was forwarded to its
+//! first watched key's serialising node.
 
 use super::{CmdResult, wrong_arity};
 use crate::core::VersionVector;
@@ -171,13 +171,15 @@ pub async fn exec<K: Kv>(kv: &K, server: &ServerState, session: &mut Session) ->
             "EXECABORT Transaction discarded because of previous errors.".into(),
         ));
     }
-    let _serialised = server.exec_lock.lock().await;
+    let _serialised = server.atomic_gate.write().await;
     if watched_changed(kv, &watched).await? {
         return Ok(Reply::NullArray);
     }
     let mut replies = Vec::with_capacity(queued.commands.len());
+    let held = std::mem::replace(&mut session.holds_gate, true);
     for (idx, args) in queued.commands {
         replies.push(super::run_queued(kv, server, session, idx, args).await);
     }
+    session.holds_gate = held;
     Ok(Reply::Array(replies))
 }
