@@ -340,7 +340,7 @@ fn a_script_is_atomic_against_other_clients() {
 }
 
 #[test]
-fn script_kill_stops_a_busy_script_that_has_not_written() {
+fn a_busy_script_makes_others_busy_until_script_kill() {
     let s = Server::start();
     let mut busy = s.conn();
     busy.set_read_timeout(Some(Duration::from_secs(60)))
@@ -353,9 +353,24 @@ fn script_kill_stops_a_busy_script_that_has_not_written() {
         );
         (outcome, started.elapsed())
     });
+    // Another client's command waits for the script, and once the script
+    // is past the busy threshold (5 s) is answered BUSY, as in Redis.
+    let mut other = s.conn();
+    other
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match common::cmd(&["GET", "x"]).query::<Option<String>>(&mut other) {
+            // The script had not started yet.
+            Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(v) => panic!("GET kept answering ({v:?}) while a script spun"),
+            Err(e) if common::err_text(&e).starts_with("BUSY") => break,
+            Err(e) => panic!("GET during a busy script: {e}"),
+        }
+    }
     let mut admin = s.conn();
-    // Redis answers other clients only once the script is past its busy
-    // threshold (5 s); dynkv at once. Retry until the kill lands.
+    // Retry until the kill lands (NOTBUSY before the script starts).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match common::cmd(&["SCRIPT", "KILL"]).query::<String>(&mut admin) {
@@ -372,5 +387,5 @@ fn script_kill_stops_a_busy_script_that_has_not_written() {
     let (outcome, _) = runner.join().expect("runner");
     assert!(outcome.contains("killed"), "{outcome}");
     // The node serves again.
-    assert_eq!(q::<String>(&mut admin, &["PING"]), "PONG");
+    assert_eq!(q::<Option<String>>(&mut other, &["GET", "x"]), None);
 }

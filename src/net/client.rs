@@ -160,6 +160,9 @@ where
         })?;
         // The request's own copy can be large; free it before waiting.
         drop(envelope);
+        crate::obs::catalog::handles()
+            .rpc_request_bytes
+            .increment(payload.len() as u64);
         let peer = self.peer(addr);
         // A call that never got a slot never reached the peer: that is this
         // node being overloaded, not the peer being slow.

@@ -334,7 +334,13 @@ fn reply_bytes<Resp: Serialize>(
         id,
         body,
     };
-    frame::encode(&envelope).inspect_err(|e| {
-        tracing::error!(id, error = %e, "cannot encode rpc response");
-    })
+    frame::encode(&envelope)
+        .inspect(|bytes| {
+            crate::obs::catalog::handles()
+                .rpc_reply_bytes
+                .increment(bytes.len() as u64);
+        })
+        .inspect_err(|e| {
+            tracing::error!(id, error = %e, "cannot encode rpc response");
+        })
 }

@@ -94,6 +94,7 @@ pub static FAMILIES: &[Family] = &[
     Family { name: "dynkv_suspected_peers", kind: Kind::Gauge, label: None, help: "Members this node currently believes unreachable." },
     Family { name: "dynkv_clock_offset_ms", kind: Kind::Gauge, label: None, help: "This node's clock offset from the cluster's, in milliseconds." },
     Family { name: "dynkv_rpc_requests_total", kind: Kind::Counter, label: Some(("side", &["client", "server"])), help: "Node-to-node RPCs sent (side=client) and served (side=server)." },
+    Family { name: "dynkv_rpc_bytes_sent_total", kind: Kind::Counter, label: Some(("side", &["client", "server"])), help: "Encoded bytes of node-to-node RPC frames this node sent: requests (side=client) and replies (side=server)." },
     Family { name: "dynkv_rpc_failures_total", kind: Kind::Counter, label: Some(("kind", RPC_FAILURE_KINDS)), help: "Node-to-node RPCs that failed, by failure kind." },
     Family { name: "dynkv_auth_failures_total", kind: Kind::Counter, label: None, help: "Client AUTH (or HELLO ... AUTH) attempts with a wrong password." },
     Family { name: "dynkv_tls_handshake_failures_total", kind: Kind::Counter, label: None, help: "Client connections on the TLS port whose TLS handshake failed or timed out." },
@@ -125,6 +126,10 @@ pub struct Handles {
     pub rpc_served: Counter,
     /// `dynkv_forwarded_requests_total`.
     pub forwarded: Counter,
+    /// `dynkv_rpc_bytes_sent_total{side="client"}`.
+    pub rpc_request_bytes: Counter,
+    /// `dynkv_rpc_bytes_sent_total{side="server"}`.
+    pub rpc_reply_bytes: Counter,
 }
 
 static HANDLES: OnceLock<Handles> = OnceLock::new();
@@ -145,6 +150,8 @@ pub fn handles() -> &'static Handles {
         rpc_sent: metrics::counter!("dynkv_rpc_requests_total", "side" => "client"),
         rpc_served: metrics::counter!("dynkv_rpc_requests_total", "side" => "server"),
         forwarded: metrics::counter!("dynkv_forwarded_requests_total"),
+        rpc_request_bytes: metrics::counter!("dynkv_rpc_bytes_sent_total", "side" => "client"),
+        rpc_reply_bytes: metrics::counter!("dynkv_rpc_bytes_sent_total", "side" => "server"),
     })
 }
 

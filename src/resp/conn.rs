@@ -54,9 +54,13 @@ async fn queue_plain_set<K: Kv>(
     };
     let started = Instant::now();
     let db = InDb::new(kv, session.db);
+    // Queued under the atomic gate like any data command, so it cannot
+    // land between two commands of a running EXEC or script.
+    let shared = server.atomic_gate.read().await;
     let Some(queued) = db.overwrite_queued(key.clone(), change).await else {
         return Err(args);
     };
+    drop(shared);
     server.stats.record_command();
     session.last_command = "set";
     let (_, spec) = *SET;

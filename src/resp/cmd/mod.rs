@@ -287,16 +287,47 @@ pub async fn dispatch<K: Kv>(
     }
     let reply = match spec.name {
         "exec" => Box::pin(transactions::exec(kv, server, session)).await,
-        _ if touches_data(spec) => {
+        _ if touches_data(spec) => match shared_gate(server).await {
             // Shared: waits only while an EXEC or a script of this node runs.
-            let _shared = server.atomic_gate.read().await;
-            execute(kv, server, session, spec, &args).await
-        }
+            Some(_shared) => execute(kv, server, session, spec, &args).await,
+            None => Err(Reply::Error(
+                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+                    .into(),
+            )),
+        },
         _ => execute(kv, server, session, spec, &args).await,
     };
     let reply = reply.unwrap_or_else(|e| e);
     observe::finished(server, session, idx, spec, &args, started, &reply);
     reply
+}
+
+/// A script running longer than this makes other data commands answer
+/// BUSY instead of waiting on (Redis's `busy-reply-threshold` default).
+const BUSY_REPLY_THRESHOLD_MS: u128 = 5_000;
+
+/// The atomic gate, shared; `None` once the script holding it exclusively
+/// has run past the busy threshold.
+async fn shared_gate(server: &ServerState) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
+    if let Ok(shared) = server.atomic_gate.try_read() {
+        return Some(shared);
+    }
+    let waiting = server.atomic_gate.read();
+    tokio::pin!(waiting);
+    loop {
+        tokio::select! {
+            shared = &mut waiting => return Some(shared),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {
+                if server
+                    .running_scripts
+                    .busy_ms()
+                    .is_some_and(|ms| ms >= BUSY_REPLY_THRESHOLD_MS)
+                {
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 /// Whether a command reads or writes keys, and so must not run in the
