@@ -10,6 +10,8 @@
 #      WATCH, Django's Redis cache set_many, redis://host/N database URLs
 #   b3. compat-tests/test_scripting.py — redis-py Lock (Lua release/extend),
 #      register_script (EVALSHA/NOSCRIPT), scripts in a pipeline, cjson, EVAL_RO
+#   b4. compat-tests/test_pubsub.py — redis-py PubSub: get_message, patterns,
+#      a run_in_thread listener getting 500 messages in order
 #   c. redis-benchmark -t ping,set,get,incr,sadd,hset,spop,zadd,zpopmin,mset -n 100000 -q — no error lines,
 #      all 6 result lines present, counter:__rand_int__ >= 100000 afterwards
 #   d. --requirepass on a second instance: NOAUTH/WRONGPASS/AUTH, redis-cli -a,
@@ -214,6 +216,10 @@ step transactions env DYNKV_HOST="$HOST" DYNKV_PORT="$PORT" \
 # b3. Lua scripting: redis-py Lock, register_script, scripts in pipelines
 step scripting env DYNKV_HOST="$HOST" DYNKV_PORT="$PORT" \
   "$PY" -m pytest -p no:cacheprovider -q -rfEs "$HERE/test_scripting.py"
+
+# b4. Pub/Sub through redis-py
+step pubsub env DYNKV_HOST="$HOST" DYNKV_PORT="$PORT" \
+  "$PY" -m pytest -p no:cacheprovider -q -rfEs "$HERE/test_pubsub.py"
 
 # c. redis-benchmark
 bench() {

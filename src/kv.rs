@@ -373,6 +373,12 @@ pub trait Kv: Send + Sync {
 
     /// Sends an encoded command to `node`'s [`CommandRunner`] and returns
     /// its encoded reply.
+    /// The other members this node believes up (Pub/Sub delivers to
+    /// them). None for a node alone.
+    fn live_peers(&self) -> Vec<NodeId> {
+        Vec::new()
+    }
+
     fn forward_command(
         &self,
         node: NodeId,

@@ -7,6 +7,7 @@
 use super::cmd::{COMMANDS, CommandSpec, dispatch, lookup_indexed};
 use super::database::InDb;
 use super::observe;
+use super::pubsub::Subscriber;
 use super::reply::Reply;
 use super::request::{RequestDecoder, RequestError};
 use super::session::{ServerState, Session};
@@ -157,6 +158,19 @@ async fn monitor<S: AsyncRead + AsyncWrite + Unpin>(
             },
             _ = stop.cancelled() => return,
         }
+    }
+}
+
+/// The next Pub/Sub message for this connection; never, for a connection
+/// that subscribes to nothing; `None` once it was evicted for falling
+/// behind.
+async fn next_delivery(subscriber: &mut Option<Subscriber>) -> Option<Reply> {
+    let Some(sub) = subscriber else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        frame = sub.rx.recv() => frame,
+        _ = sub.evicted.cancelled() => None,
     }
 }
 
@@ -315,6 +329,20 @@ pub async fn serve<K: Kv, S: AsyncRead + AsyncWrite + Unpin>(
                 Ok(n) => {
                     server.obs.net_input.fetch_add(n as u64, Ordering::Relaxed);
                 }
+            },
+            delivery = next_delivery(&mut session.subscriber) => match delivery {
+                Some(frame) => {
+                    frame.encode(&mut output, session.resp3);
+                    // Whatever else is waiting goes out in the same write.
+                    if let Some(sub) = session.subscriber.as_mut() {
+                        while output.len() < FLUSH_THRESHOLD {
+                            let Ok(more) = sub.rx.try_recv() else { break };
+                            more.encode(&mut output, session.resp3);
+                        }
+                    }
+                }
+                // Too far behind its messages: closed, as Redis does.
+                None => return,
             },
             _ = idle_for_too_long(&mut timeout) => {
                 server.stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);

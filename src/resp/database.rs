@@ -154,6 +154,10 @@ impl<K: Kv> Kv for InDb<'_, K> {
         self.kv.forward_command(node, payload).await
     }
 
+    fn live_peers(&self) -> Vec<NodeId> {
+        self.kv.live_peers()
+    }
+
     async fn admin(&self, cmd: AdminCommand) -> Result<AdminValue, KvError> {
         let cmd = match cmd {
             AdminCommand::LocalGet(key) => AdminCommand::LocalGet(self.stored(key)),

@@ -36,6 +36,13 @@ enum Forwarded {
         watched: Vec<Watched>,
         commands: Vec<Vec<Bytes>>,
     },
+    /// A message published through another node, for this node's
+    /// subscribers.
+    Publish {
+        shard: bool,
+        channel: Bytes,
+        message: Bytes,
+    },
 }
 
 /// The answer, with the database the connection ends up in (a SELECT
@@ -131,6 +138,40 @@ pub async fn run_at<K: Kv>(
     })
 }
 
+/// Hands a published message to every other member that is up; returns
+/// how many subscribers there received it. Waits for all of them, so the
+/// next message of the same publisher cannot overtake this one.
+pub async fn publish_to_peers<K: Kv>(kv: &K, shard: bool, channel: &Bytes, message: &Bytes) -> i64 {
+    let peers = kv.live_peers();
+    if peers.is_empty() {
+        return 0;
+    }
+    let request = Forwarded::Publish {
+        shard,
+        channel: channel.clone(),
+        message: message.clone(),
+    };
+    let Ok(payload) = postcard::to_stdvec(&request).map(Bytes::from) else {
+        return 0;
+    };
+    let answers = futures::future::join_all(
+        peers
+            .into_iter()
+            .map(|peer| kv.forward_command(peer, payload.clone())),
+    )
+    .await;
+    answers
+        .into_iter()
+        .filter_map(|answer| {
+            let answer = answer.ok()?;
+            match postcard::from_bytes::<Answer>(&answer).ok()?.reply {
+                Reply::Int(n) => Some(n),
+                _ => None,
+            }
+        })
+        .sum()
+}
+
 /// Runs the commands other nodes forward to this one.
 pub struct ForwardedRunner<K> {
     kv: Weak<K>,
@@ -168,6 +209,17 @@ impl<K: Kv + 'static> CommandRunner for ForwardedRunner<K> {
 async fn run_here<K: Kv>(kv: &K, server: &ServerState, request: Forwarded) -> Answer {
     let mut session = Session::forwarded();
     let args = match request {
+        Forwarded::Publish {
+            shard,
+            channel,
+            message,
+        } => {
+            let received = server.pubsub.publish(shard, &channel, &message);
+            return Answer {
+                reply: Reply::Int(received as i64),
+                db: 0,
+            };
+        }
         Forwarded::Command { db, args } => {
             session.db = db;
             args

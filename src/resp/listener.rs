@@ -73,6 +73,7 @@ pub async fn run<K: Kv + 'static>(
         connections.spawn(async move {
             serve_socket(kv, server.clone(), stream, tls, session, stop).await;
             server.clients.remove(&id);
+            server.pubsub.drop_client(id);
             metrics::gauge!("dynkv_connected_clients").set(server.clients.len() as f64);
         });
     }

@@ -11,6 +11,7 @@ pub mod glob;
 pub mod listener;
 pub mod observe;
 pub mod protected;
+pub mod pubsub;
 pub mod reply;
 pub mod request;
 pub mod script;

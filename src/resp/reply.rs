@@ -38,6 +38,11 @@ pub enum Reply {
     /// Member/score pairs (ZRANGE WITHSCORES): a flat array in RESP2, an
     /// array of two-element arrays in RESP3, as Redis 7 answers.
     Pairs(Vec<(Reply, Reply)>),
+    /// Out-of-band data (Pub/Sub): `>` in RESP3, an array in RESP2.
+    Push(Vec<Reply>),
+    /// Several replies to one command, sent one after the other
+    /// (SUBSCRIBE a b answers once per channel).
+    Several(Vec<Reply>),
 }
 
 impl Reply {
@@ -68,6 +73,12 @@ impl Reply {
 
     /// Appends this reply to `out` in the connection's protocol.
     pub fn encode(self, out: &mut BytesMut, resp3: bool) {
+        if let Reply::Several(replies) = self {
+            for reply in replies {
+                reply.encode(out, resp3);
+            }
+            return;
+        }
         // Encoding into a growable buffer only fails on frames the builders
         // below never produce; an error here would be a bug, so it is logged.
         let result = if resp3 {
@@ -88,7 +99,10 @@ impl Reply {
             Reply::Bulk(b) => Frame2::BulkString(b),
             Reply::Null => Frame2::Null,
             Reply::NullArray => Frame2::Null,
-            Reply::Array(items) | Reply::Set(items) => {
+            Reply::Array(items)
+            | Reply::Set(items)
+            | Reply::Push(items)
+            | Reply::Several(items) => {
                 Frame2::Array(items.into_iter().map(Reply::into_resp2).collect())
             }
             Reply::Map(pairs) | Reply::Pairs(pairs) => Frame2::Array(
@@ -156,6 +170,15 @@ impl Reply {
             Reply::Verbatim(s) => Frame3::VerbatimString {
                 data: Bytes::from(s),
                 format: redis_protocol::resp3::types::VerbatimStringFormat::Text,
+                attributes: None,
+            },
+            Reply::Push(items) => Frame3::Push {
+                data: items.into_iter().map(Reply::into_resp3).collect(),
+                attributes: None,
+            },
+            // Only reached nested, where no command puts one.
+            Reply::Several(items) => Frame3::Array {
+                data: items.into_iter().map(Reply::into_resp3).collect(),
                 attributes: None,
             },
         }

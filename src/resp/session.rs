@@ -59,6 +59,8 @@ pub struct Session {
     /// Running inside EXEC or a script, which holds the node's atomic gate
     /// already: its commands must not take it again.
     pub holds_gate: bool,
+    /// After (P|S)SUBSCRIBE: the connection's subscriptions and inbox.
+    pub subscriber: Option<super::pubsub::Subscriber>,
 }
 
 impl Session {
@@ -83,6 +85,7 @@ impl Session {
             watched: Vec::new(),
             forwarded: false,
             holds_gate: false,
+            subscriber: None,
         }
     }
 
@@ -253,6 +256,8 @@ pub struct ServerState {
     pub atomic_gate: tokio::sync::RwLock<()>,
     /// SCRIPT LOAD / EVAL's scripts, by digest.
     pub scripts: super::script::ScriptCache,
+    /// Pub/Sub subscriptions of this node's connections.
+    pub pubsub: super::pubsub::PubSub,
     /// The script running now (SCRIPT KILL's target).
     pub running_scripts: super::cmd::scripting::RunningScripts,
 }
@@ -297,6 +302,7 @@ impl ServerState {
             atomic_gate: tokio::sync::RwLock::new(()),
             scripts: Default::default(),
             running_scripts: Default::default(),
+            pubsub: Default::default(),
         }
     }
 

@@ -590,6 +590,14 @@ impl<E: NodeEnv> Kv for ClusterKv<E> {
         (&first != me).then_some(first)
     }
 
+    fn live_peers(&self) -> Vec<NodeId> {
+        self.membership
+            .peers()
+            .into_iter()
+            .filter(|peer| self.membership.is_up(peer))
+            .collect()
+    }
+
     async fn forward_command(&self, node: NodeId, payload: Bytes) -> Result<Bytes, KvError> {
         // A forwarded transaction runs several quorum rounds there.
         let deadline = self.timeouts.forward * 4 + transfer_allowance(payload.len()) * 3;

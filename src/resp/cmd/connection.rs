@@ -23,6 +23,15 @@ pub async fn run<K: Kv>(
     args: &[Bytes],
 ) -> CmdResult {
     match name {
+        // A RESP2 subscriber's PING is answered in its message format.
+        "ping" if session.subscriber.is_some() && !session.resp3 => match args.len() {
+            1 => Ok(Reply::Array(vec![Reply::bulk("pong"), Reply::bulk("")])),
+            2 => Ok(Reply::Array(vec![
+                Reply::bulk("pong"),
+                Reply::Bulk(args[1].clone()),
+            ])),
+            _ => Err(wrong_arity("ping")),
+        },
         "ping" => match args.len() {
             1 => Ok(Reply::Simple("PONG".into())),
             2 => Ok(Reply::Bulk(args[1].clone())),
@@ -55,6 +64,8 @@ pub async fn run<K: Kv>(
             session.db = 0;
             session.multi = None;
             session.watched.clear();
+            session.subscriber = None;
+            server.pubsub.drop_client(session.id);
             Ok(Reply::Simple("RESET".into()))
         }
         "client" => client(server, session, args),

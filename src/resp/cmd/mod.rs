@@ -15,6 +15,7 @@ pub mod dynamo;
 pub mod hashes;
 pub mod keys;
 pub mod object;
+pub mod pubsub;
 pub mod rename;
 pub mod scripting;
 pub mod server;
@@ -196,6 +197,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("evalsha_ro", -3, ["noscript", "skip_monitor", "no_mandatory_keys", "stale", "readonly", "movablekeys"], 0, 0, 0, "scripting", "Executes a read-only server-side Lua script by SHA1 digest."),
     spec!("script", -2, ["noscript"], 0, 0, 0, "scripting", "A container for Lua scripts management commands: SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP."),
     spec!("function", -2, ["noscript"], 0, 0, 0, "scripting", "A container for function commands: FUNCTION LIST | FLUSH | HELP (dynkv has no function libraries)."),
+    spec!("subscribe", -2, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, "pubsub", "Listens for messages published to channels."),
+    spec!("unsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, "pubsub", "Stops listening to messages posted to channels."),
+    spec!("psubscribe", -2, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, "pubsub", "Listens for messages published to channels that match one or more patterns."),
+    spec!("punsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, "pubsub", "Stops listening to messages published to channels that match one or more patterns."),
+    spec!("ssubscribe", -2, ["pubsub", "noscript", "loading", "stale"], 1, -1, 1, "pubsub", "Listens for messages published to shard channels."),
+    spec!("sunsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 1, -1, 1, "pubsub", "Stops listening to messages posted to shard channels."),
+    spec!("publish", 3, ["pubsub", "loading", "stale", "fast"], 0, 0, 0, "pubsub", "Posts a message to a channel (delivered to subscribers on every node)."),
+    spec!("spublish", 3, ["pubsub", "loading", "stale", "fast"], 1, 1, 1, "pubsub", "Post a message to a shard channel."),
+    spec!("pubsub", -2, [], 0, 0, 0, "pubsub", "A container for Pub/Sub commands: PUBSUB CHANNELS | NUMSUB | NUMPAT | SHARDCHANNELS | SHARDNUMSUB | HELP."),
     spec!("multi", 1, ["noscript", "fast"], 0, 0, 0, "transactions", "Starts a transaction."),
     spec!("exec", 1, ["noscript"], 0, 0, 0, "transactions", "Executes all commands in a transaction."),
     spec!("discard", 1, ["noscript", "fast"], 0, 0, 0, "transactions", "Discards a transaction."),
@@ -267,6 +277,19 @@ pub async fn dispatch<K: Kv>(
             server,
             Some(idx),
             Reply::Error("NOAUTH Authentication required.".into()),
+        );
+    }
+    if session.subscriber.is_some()
+        && !session.resp3
+        && !pubsub::allowed_while_subscribed(spec.name)
+    {
+        return observe::rejected(
+            server,
+            Some(idx),
+            Reply::err(format!(
+                "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            )),
         );
     }
     if let Some(queued) = session.multi.as_mut()
@@ -411,6 +434,7 @@ async fn execute<K: Kv>(
         "generic" => keys::run(kv, spec.name, args).await,
         "transactions" => transactions::run(all, session, spec.name, args).await,
         "scripting" => scripting::run(all, server, session, spec.name, args).await,
+        "pubsub" => pubsub::run(all, server, session, spec.name, args).await,
         "connection" if spec.name == "select" => {
             databases::run(all, server, session, spec.name, args).await
         }

@@ -110,6 +110,7 @@ fn command_info(spec: &CommandSpec) -> Reply {
         "bitmap" => "@bitmap",
         "transactions" => "@transaction",
         "scripting" => "@scripting",
+        "pubsub" => "@pubsub",
         _ => "@admin",
     };
     Reply::Array(vec![

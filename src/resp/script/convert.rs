@@ -19,7 +19,7 @@ pub fn reply_to_lua(lua: &Lua, reply: Reply) -> mlua::Result<Value> {
             Value::String(lua.create_string(crate::core::crdt::counter::format_double(d))?)
         }
         Reply::Null | Reply::NullArray => Value::Boolean(false),
-        Reply::Array(items) | Reply::Set(items) => {
+        Reply::Array(items) | Reply::Set(items) | Reply::Push(items) | Reply::Several(items) => {
             let table = lua.create_table_with_capacity(items.len(), 0)?;
             for item in items {
                 table.raw_push(reply_to_lua(lua, item)?)?;
