@@ -69,16 +69,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_ping() { # PORT PID NAME
-  local i
-  for i in $(seq 100); do
-    [[ "$(redis-cli -h "$HOST" -p "$1" PING 2>/dev/null || true)" == "PONG" ]] && return 0
-    kill -0 "$2" 2>/dev/null || { echo "FAIL: $3 exited during startup"; return 1; }
-    sleep 0.2
-  done
-  echo "FAIL: $3 did not answer PING"; return 1
-}
-
 mkdir -p "$WORK/redis" "$WORK/single" "$WORK/c1" "$WORK/c2" "$WORK/c3"
 redis-server --port "$RPORT" --bind "$HOST" --dir "$WORK/redis" --save '' \
   --appendonly yes --appendfsync everysec >"$WORK/redis.log" 2>&1 &

@@ -84,15 +84,6 @@ else
 fi
 DYNKV_PID=$!; PIDS+=("$DYNKV_PID")
 
-wait_ping() { # PORT PID NAME
-  local i
-  for i in $(seq 100); do
-    [[ "$(redis-cli -h "$HOST" -p "$1" PING 2>/dev/null || true)" == "PONG" ]] && return 0
-    kill -0 "$2" 2>/dev/null || { echo "FAIL: $3 exited during startup"; return 1; }
-    sleep 0.2
-  done
-  echo "FAIL: $3 did not answer PING"; return 1
-}
 wait_ping "$RPORT" "$REDIS_PID" redis-server
 wait_ping "$DPORT" "$DYNKV_PID" dynkv
 echo "== redis-server on :$RPORT, dynkv on :$DPORT ($DYNKV_DESC)"

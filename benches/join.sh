@@ -35,14 +35,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-wait_ping() { # PORT PID NAME
-  for _ in $(seq 150); do
-    [[ "$(redis-cli -h "$HOST" -p "$1" PING 2>/dev/null || true)" == PONG ]] && return 0
-    kill -0 "$2" 2>/dev/null || { echo "FAIL: $3 exited during startup"; return 1; }
-    sleep 0.2
-  done
-  echo "FAIL: $3 did not answer PING"; return 1
-}
 info_field() { redis-cli -h "$HOST" -p "$1" INFO dynamo 2>/dev/null | tr -d '\r' | awk -F: -v f="$2" '$1==f{print $2}'; }
 
 mkdir -p "$WORK/redis"

@@ -22,3 +22,15 @@ stop_pids() {
     kill -9 "$p" 2>/dev/null || true
   done
 }
+
+# wait_ping PORT PID NAME: waits up to 30 s for a server on $HOST (default
+# 127.0.0.1) to answer PING; fails early if PID exits.
+wait_ping() {
+  local i
+  for i in $(seq 150); do
+    [[ "$(redis-cli -h "${HOST:-127.0.0.1}" -p "$1" PING 2>/dev/null || true)" == "PONG" ]] && return 0
+    kill -0 "$2" 2>/dev/null || { echo "FAIL: $3 exited during startup"; return 1; }
+    sleep 0.2
+  done
+  echo "FAIL: $3 did not answer PING"; return 1
+}

@@ -10,22 +10,17 @@ pub fn install_redis_helpers(lua: &Lua, redis: &Table) -> mlua::Result<()> {
         "sha1hex",
         lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))?,
     )?;
-    redis.set(
-        "error_reply",
-        lua.create_function(|lua, s: mlua::LuaString| {
-            let t = lua.create_table()?;
-            t.set("err", s)?;
-            Ok(t)
-        })?,
-    )?;
-    redis.set(
-        "status_reply",
-        lua.create_function(|lua, s: mlua::LuaString| {
-            let t = lua.create_table()?;
-            t.set("ok", s)?;
-            Ok(t)
-        })?,
-    )?;
+    // `{err = s}` and `{ok = s}`: what an error or status reply is in Lua.
+    for (name, field) in [("error_reply", "err"), ("status_reply", "ok")] {
+        redis.set(
+            name,
+            lua.create_function(move |lua, s: mlua::LuaString| {
+                let t = lua.create_table()?;
+                t.set(field, s)?;
+                Ok(t)
+            })?,
+        )?;
+    }
     redis.set(
         "log",
         lua.create_function(|_, (level, message): (i64, mlua::LuaString)| {
