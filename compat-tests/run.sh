@@ -9,7 +9,8 @@
 #   b2. compat-tests/test_transactions.py — redis-py pipeline() (MULTI/EXEC) and
 #      WATCH, Django's Redis cache set_many, redis://host/N database URLs
 #   b3. compat-tests/test_scripting.py — redis-py Lock (Lua release/extend),
-#      register_script (EVALSHA/NOSCRIPT), scripts in a pipeline, cjson, EVAL_RO
+#      register_script (EVALSHA/NOSCRIPT), scripts in a pipeline, cjson, EVAL_RO,
+#      the `limits` fixed- and sliding-window limiters, django-redis incr/decr
 #   b4. compat-tests/test_pubsub.py — redis-py PubSub: get_message, patterns,
 #      a run_in_thread listener getting 500 messages in order
 #   c. redis-benchmark -t ping,set,get,incr,sadd,hset,spop,zadd,zpopmin,mset -n 100000 -q — no error lines,
@@ -52,10 +53,10 @@ for tool in redis-cli redis-benchmark python3; do
 done
 
 # --- python venv with redis-py + pytest ---
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django' 2>/dev/null; then
-  echo "== creating venv $VENV (redis, pytest, prometheus_client, django)"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django, django_redis, limits' 2>/dev/null; then
+  echo "== creating venv $VENV (redis, pytest, prometheus_client, django, django-redis, limits)"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade redis pytest prometheus_client django
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade redis pytest prometheus_client django django-redis limits
 fi
 PY="$VENV/bin/python"
 echo "== redis-py $("$PY" -c 'import redis; print(redis.__version__)'), pytest $("$PY" -c 'import pytest; print(pytest.__version__)')"

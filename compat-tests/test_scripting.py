@@ -125,3 +125,47 @@ def test_cjson_and_eval_ro(p):
     assert r.eval_ro("return redis.call('HLEN', KEYS[1])", 1, p + "h") == 2
     with pytest.raises(redis.exceptions.ResponseError, match="read-only"):
         r.eval_ro("return redis.call('DEL', KEYS[1])", 1, p + "h")
+
+
+def test_limits_fixed_and_sliding_window_rate_limiters(p):
+    """The `limits` package's Redis storage counts hits with Lua scripts."""
+    from limits import RateLimitItemPerMinute, storage, strategies
+
+    store = storage.storage_from_string("redis://%s:%d" % (HOST, PORT), password=PASSWORD)
+    item = RateLimitItemPerMinute(5)
+    for strategy in (strategies.FixedWindowRateLimiter, strategies.SlidingWindowCounterRateLimiter):
+        limiter = strategy(store)
+        who = p + strategy.__name__
+        assert [limiter.hit(item, who) for _ in range(7)] == [True] * 5 + [False] * 2
+        assert limiter.get_window_stats(item, who).remaining == 0
+        assert limiter.hit(item, p + "someone-else")
+        limiter.clear(item, who)
+        assert limiter.hit(item, who)
+
+
+def test_django_redis_incr(p):
+    """django-redis's incr/decr run a Lua script (atomic read-and-add)."""
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(
+            CACHES={
+                "default": {
+                    "BACKEND": "django_redis.cache.RedisCache",
+                    "LOCATION": "redis://%s:%d/3" % (HOST, PORT),
+                    "OPTIONS": {"PASSWORD": PASSWORD} if PASSWORD else {},
+                }
+            }
+        )
+        django.setup()
+    from django.core.cache import caches
+
+    cache = caches["default"]
+    cache.set(p + "hits", 10)
+    assert cache.incr(p + "hits") == 11
+    assert cache.incr(p + "hits", 5) == 16
+    assert cache.decr(p + "hits", 6) == 10
+    assert cache.get(p + "hits") == 10
+    with pytest.raises(ValueError):
+        cache.incr(p + "absent")

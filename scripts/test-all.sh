@@ -5,7 +5,7 @@
 #   1. installs what is missing: redis-server redis-tools python3-venv netcat-openbsd tmux
 #      (apt, only if redis-cli/redis-server/redis-benchmark/tmux or venv support are
 #      missing) and a python venv at compat-tests/.venv with redis + pytest +
-#      prometheus_client + django
+#      prometheus_client + django + django-redis + limits
 #   2. cargo build --release
 #   3. cargo test --release --no-fail-fast   (all Rust unit/integration tests;
 #                                       every test binary runs even after a failure)
@@ -57,11 +57,11 @@ command -v cargo >/dev/null || { echo "FAIL: cargo not found; install a Rust too
 
 # ---- python venv for the redis-py suite
 VENV="$ROOT/compat-tests/.venv"
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django' 2>/dev/null; then
-  log "creating python venv $VENV (redis, pytest, prometheus_client, django)"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django, django_redis, limits' 2>/dev/null; then
+  log "creating python venv $VENV (redis, pytest, prometheus_client, django, django-redis, limits)"
   rm -rf "$VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip redis pytest prometheus_client django
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip redis pytest prometheus_client django django-redis limits
 fi
 export VENV
 
