@@ -45,8 +45,13 @@ async fn queue_plain_set<K: Kv>(
     let [name, key, value] = args.as_slice() else {
         return Err(args);
     };
-    // Inside MULTI the SET is queued by the transaction instead.
-    if !session.authenticated || session.multi.is_some() || !name.eq_ignore_ascii_case(b"set") {
+    // Inside MULTI the SET is queued by the transaction instead; under
+    // CLIENT PAUSE the dispatcher holds it back.
+    if !session.authenticated
+        || session.multi.is_some()
+        || !name.eq_ignore_ascii_case(b"set")
+        || server.pause.lock().is_some()
+    {
         return Err(args);
     }
     let change = Change::Write {

@@ -2,7 +2,7 @@
 //! one task per connection. Connections end when the stop token fires.
 
 use super::conn::serve_socket;
-use super::session::{ServerState, Session};
+use super::session::{ConnectionHandle, ServerState, Session};
 use crate::kv::Kv;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -69,9 +69,20 @@ pub async fn run<K: Kv + 'static>(
         let session = Session::new(id, addr, local_addr, server.requirepass.is_some());
         server.clients.insert(id, session.describe());
         metrics::gauge!("dynkv_connected_clients").set(server.clients.len() as f64);
-        let (kv, server, stop, tls) = (kv.clone(), server.clone(), stop.clone(), tls.clone());
+        // Its own token, so CLIENT KILL can close it alone.
+        let kill = stop.child_token();
+        server.connections.insert(
+            id,
+            ConnectionHandle {
+                addr,
+                local_addr,
+                kill: kill.clone(),
+            },
+        );
+        let (kv, server, tls) = (kv.clone(), server.clone(), tls.clone());
         connections.spawn(async move {
-            serve_socket(kv, server.clone(), stream, tls, session, stop).await;
+            serve_socket(kv, server.clone(), stream, tls, session, kill).await;
+            server.connections.remove(&id);
             server.clients.remove(&id);
             server.pubsub.drop_client(id);
             metrics::gauge!("dynkv_connected_clients").set(server.clients.len() as f64);

@@ -122,6 +122,26 @@ impl Session {
     }
 }
 
+/// What CLIENT KILL needs to know of a connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionHandle {
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Local address.
+    pub local_addr: SocketAddr,
+    /// Cancelled to close the connection.
+    pub kill: CancellationToken,
+}
+
+/// A CLIENT PAUSE in force.
+#[derive(Debug, Clone, Copy)]
+pub struct Pause {
+    /// When it ends by itself.
+    pub until: Instant,
+    /// `WRITE`: only commands that may write wait; `ALL`: every data command.
+    pub writes_only: bool,
+}
+
 /// Counters for INFO stats (reset by CONFIG RESETSTAT).
 #[derive(Debug)]
 pub struct Stats {
@@ -256,6 +276,11 @@ pub struct ServerState {
     pub atomic_gate: tokio::sync::RwLock<()>,
     /// SCRIPT LOAD / EVAL's scripts, by digest.
     pub scripts: super::script::ScriptCache,
+    /// Every open client connection's addresses and kill switch (CLIENT
+    /// KILL).
+    pub connections: DashMap<u64, ConnectionHandle>,
+    /// CLIENT PAUSE: until when, and whether only writes wait.
+    pub pause: Mutex<Option<Pause>>,
     /// Pub/Sub subscriptions of this node's connections.
     pub pubsub: super::pubsub::PubSub,
     /// The script running now (SCRIPT KILL's target).
@@ -303,6 +328,8 @@ impl ServerState {
             scripts: Default::default(),
             running_scripts: Default::default(),
             pubsub: Default::default(),
+            connections: DashMap::new(),
+            pause: Mutex::new(None),
         }
     }
 

@@ -6,10 +6,11 @@ use crate::kv::Kv;
 use crate::logging::RateLimit;
 use crate::resp::auth_limit::Admission;
 use crate::resp::reply::Reply;
-use crate::resp::session::{ServerState, Session};
+use crate::resp::session::{ConnectionHandle, ServerState, Session};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// The Redis version dynkv reports, so clients enable the features it has.
 pub const REDIS_VERSION: &str = "7.2.4";
@@ -176,6 +177,69 @@ async fn hello<K: Kv>(
     ]))
 }
 
+/// One CLIENT KILL filter: does it match this connection (id, handle)?
+type KillFilter = Box<dyn Fn(&u64, &ConnectionHandle) -> bool>;
+
+/// CLIENT KILL, old form (`ip:port`: OK or an error) and new form (filters:
+/// the number of connections closed).
+fn client_kill(server: &ServerState, session: &Session, filters: &[Bytes]) -> CmdResult {
+    if let [addr] = filters {
+        let addr = String::from_utf8_lossy(addr);
+        let found: Vec<_> = server
+            .connections
+            .iter()
+            .filter(|c| c.addr.to_string() == addr)
+            .map(|c| c.kill.clone())
+            .collect();
+        if found.is_empty() {
+            return Err(Reply::err("No such client"));
+        }
+        found.iter().for_each(CancellationToken::cancel);
+        return Ok(Reply::ok());
+    }
+    if filters.is_empty() || !filters.len().is_multiple_of(2) {
+        return Err(syntax_error());
+    }
+    let mut skip_me = true;
+    let mut tests: Vec<KillFilter> = Vec::new();
+    for pair in filters.chunks(2) {
+        let (option, value) = (&pair[0], String::from_utf8_lossy(&pair[1]).into_owned());
+        if is(option, "ID") {
+            let id: u64 = value
+                .parse()
+                .map_err(|_| Reply::err("client-id should be greater than 0"))?;
+            tests.push(Box::new(move |cid, _| *cid == id));
+        } else if is(option, "ADDR") {
+            tests.push(Box::new(move |_, c| c.addr.to_string() == value));
+        } else if is(option, "LADDR") {
+            tests.push(Box::new(move |_, c| c.local_addr.to_string() == value));
+        } else if is(option, "USER") {
+            // Only the default user exists.
+            tests.push(Box::new(move |_, _| value == "default"));
+        } else if is(option, "SKIPME") {
+            skip_me = match value.to_ascii_lowercase().as_str() {
+                "yes" => true,
+                "no" => false,
+                _ => return Err(syntax_error()),
+            };
+        } else if is(option, "MAXAGE") || is(option, "TYPE") {
+            // Accepted for compatibility; every connection passes.
+        } else {
+            return Err(syntax_error());
+        }
+    }
+    let mut killed = 0;
+    for entry in server.connections.iter() {
+        let (id, handle) = (entry.key(), entry.value());
+        if (skip_me && *id == session.id) || !tests.iter().all(|t| t(id, handle)) {
+            continue;
+        }
+        handle.kill.cancel();
+        killed += 1;
+    }
+    Ok(Reply::Int(killed))
+}
+
 /// Client names may not contain spaces or control characters (Redis's rule);
 /// an empty name clears it.
 fn valid_client_name(name: &[u8]) -> Result<Option<String>, Reply> {
@@ -259,9 +323,39 @@ fn client(server: &ServerState, session: &mut Session, args: &[Bytes]) -> CmdRes
             on_off(&args[2])?;
             Ok(Reply::ok())
         }
+        "kill" => client_kill(server, session, &args[2..]),
+        "pause" => {
+            if !(3..=4).contains(&args.len()) {
+                return Err(wrong_arity("client|pause"));
+            }
+            let ms = super::parse_i64(&args[2])
+                .ok()
+                .filter(|ms| *ms >= 0)
+                .ok_or_else(|| Reply::err("timeout is not an integer or out of range"))?;
+            let writes_only = match args.get(3) {
+                None => false,
+                Some(mode) if is(mode, "ALL") => false,
+                Some(mode) if is(mode, "WRITE") => true,
+                Some(_) => return Err(syntax_error()),
+            };
+            *server.pause.lock() = Some(crate::resp::session::Pause {
+                until: std::time::Instant::now() + std::time::Duration::from_millis(ms as u64),
+                writes_only,
+            });
+            Ok(Reply::ok())
+        }
+        "unpause" => {
+            arity(2)?;
+            *server.pause.lock() = None;
+            Ok(Reply::ok())
+        }
         "help" => Ok(Reply::Array(
             [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "KILL <ip:port>",
+                "KILL <option> <value> [<option> <value> [...]]: ID, ADDR, LADDR, USER, SKIPME, MAXAGE",
+                "PAUSE <timeout> [WRITE|ALL]",
+                "UNPAUSE",
                 "ID",
                 "SETNAME <name>",
                 "GETNAME",

@@ -298,6 +298,7 @@ pub async fn dispatch<K: Kv>(
         queued.push(idx, args);
         return Reply::Simple("QUEUED".into());
     }
+    wait_while_paused(server, spec).await;
     let started = std::time::Instant::now();
     prepare(server, session, spec, &args);
     // The rare paths are boxed: EXEC's state holds a whole `execute` of its
@@ -323,6 +324,33 @@ pub async fn dispatch<K: Kv>(
     let reply = reply.unwrap_or_else(|e| e);
     observe::finished(server, session, idx, spec, &args, started, &reply);
     reply
+}
+
+/// Holds a command back while CLIENT PAUSE is in force for it: every data,
+/// scripting and publishing command under ALL, the ones that may write
+/// under WRITE. Connection and admin commands (CLIENT UNPAUSE among them)
+/// always run.
+async fn wait_while_paused(server: &ServerState, spec: &CommandSpec) {
+    let held_back = |writes_only: bool| {
+        let may_write = spec
+            .flags
+            .iter()
+            .any(|f| matches!(*f, "write" | "may_replicate"))
+            || spec.name == "publish"
+            || spec.name == "spublish";
+        let data = touches_data(spec) || matches!(spec.group, "scripting" | "pubsub");
+        data && (!writes_only || may_write)
+    };
+    loop {
+        let pause = *server.pause.lock();
+        let Some(pause) = pause else { return };
+        let now = std::time::Instant::now();
+        if now >= pause.until || !held_back(pause.writes_only) {
+            return;
+        }
+        // Polled, so CLIENT UNPAUSE releases waiters within a few ms.
+        tokio::time::sleep((pause.until - now).min(std::time::Duration::from_millis(10))).await;
+    }
 }
 
 /// A script running longer than this makes other data commands answer
