@@ -85,7 +85,28 @@ impl Server {
             real_redis: is_real_redis(),
             password,
         };
-        server.spawn();
+        // A port free when chosen can be taken before the server binds it
+        // (another test's outgoing connection): then retry on fresh ports.
+        for attempt in 1.. {
+            server.launch();
+            match server.wait_ready() {
+                Ok(()) => break,
+                Err(e) if attempt < 5 && e.contains("Address already in use") => {
+                    let ports = free_ports(3);
+                    (server.port, server.cluster_port, server.metrics_port) =
+                        (ports[0], ports[1], ports[2]);
+                    server.data_dir = tempfile::Builder::new()
+                        .prefix("dynkv-test-data")
+                        .tempdir()
+                        .expect("tempdir");
+                    server.log_dir = tempfile::Builder::new()
+                        .prefix("dynkv-test-log")
+                        .tempdir()
+                        .expect("tempdir");
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
         server
     }
 
@@ -123,6 +144,13 @@ impl Server {
     }
 
     fn spawn(&mut self) {
+        self.launch();
+        if let Err(e) = self.wait_ready() {
+            panic!("{e}");
+        }
+    }
+
+    fn launch(&mut self) {
         let mut cmd;
         if self.real_redis {
             cmd = Command::new("redis-server");
@@ -195,25 +223,26 @@ impl Server {
             )
         });
         self.child = Some(child);
-        self.wait_ready();
     }
 
     /// Waits until the server answers PING with +PONG (or NOAUTH, for a
     /// server with `--requirepass`).
-    fn wait_ready(&mut self) {
+    /// Panics if it does not answer in time; `Err` (with its stderr) if it
+    /// exited first.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!(
+                return Err(format!(
                     "server on port {} exited with {status} before answering PING\n--- stderr ---\n{}",
                     self.port,
                     self.stderr()
-                );
+                ));
             }
             if self.try_ping() {
-                return;
+                return Ok(());
             }
             if Instant::now() > deadline {
                 panic!(
