@@ -12,7 +12,7 @@ use super::reply::Reply;
 use super::request::{RequestDecoder, RequestError};
 use super::session::{ServerState, Session};
 use crate::kv::{Change, Kv, QueuedWrite};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
@@ -166,6 +166,38 @@ async fn monitor<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Whether `args` is a blocking list pop (checked by the first letter
+/// first: this runs for every request).
+fn blocks(args: &[Bytes]) -> bool {
+    args.first().is_some_and(|name| {
+        name.first().is_some_and(|c| c.eq_ignore_ascii_case(&b'b'))
+            && std::str::from_utf8(name)
+                .is_ok_and(|n| super::blocking::is_blocking(&n.to_ascii_lowercase()))
+    })
+}
+
+/// Awaits a blocking command's reply while watching the socket: a client
+/// that disconnects (or is killed) while blocked stops waiting, as in
+/// Redis. Whatever it pipelines meanwhile is kept for afterwards.
+async fn until_answered_or_gone<S: AsyncRead + Unpin>(
+    reply: impl std::future::Future<Output = Reply>,
+    stream: &mut S,
+    input: &mut BytesMut,
+    stop: &CancellationToken,
+) -> Option<Reply> {
+    tokio::pin!(reply);
+    loop {
+        tokio::select! {
+            reply = &mut reply => return Some(reply),
+            read = stream.read_buf(input), if input.len() < MAX_PENDING_INPUT => match read {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            },
+            _ = stop.cancelled() => return None,
+        }
+    }
+}
+
 /// The next Pub/Sub message for this connection; never, for a connection
 /// that subscribes to nothing; `None` once it was evicted for falling
 /// behind.
@@ -204,6 +236,9 @@ async fn idle_for_too_long(timeout: &mut tokio::sync::watch::Receiver<u64>) {
         }
     }
 }
+
+/// Input a blocked client may pipeline before it is no longer read.
+const MAX_PENDING_INPUT: usize = 1 << 20;
 
 /// Serves one accepted socket: directly, or over TLS once the handshake
 /// (run here, in the connection's own task) has succeeded.
@@ -267,7 +302,33 @@ pub async fn serve<K: Kv, S: AsyncRead + AsyncWrite + Unpin>(
                         Err(args) => args,
                     };
                     finish_queued(&mut pending, &mut output, &server, &session).await;
-                    let reply = dispatch(&*kv, &server, &mut session, args).await;
+                    let reply = if blocks(&args) {
+                        // Output of earlier pipelined commands goes out
+                        // before this one waits.
+                        if !output.is_empty() {
+                            if send(&mut stream, &output).await.is_err() {
+                                return;
+                            }
+                            server
+                                .obs
+                                .net_output
+                                .fetch_add(output.len() as u64, Ordering::Relaxed);
+                            output.clear();
+                        }
+                        match until_answered_or_gone(
+                            dispatch(&*kv, &server, &mut session, args),
+                            &mut stream,
+                            &mut input,
+                            &stop,
+                        )
+                        .await
+                        {
+                            Some(reply) => reply,
+                            None => return,
+                        }
+                    } else {
+                        dispatch(&*kv, &server, &mut session, args).await
+                    };
                     reply.encode(&mut output, session.resp3);
                     if session.monitor {
                         if send(&mut stream, &output).await.is_err() {

@@ -36,6 +36,9 @@ enum Forwarded {
         watched: Vec<Watched>,
         commands: Vec<Vec<Bytes>>,
     },
+    /// Keys (with their databases) pushed to through another node, for
+    /// this node's blocked clients.
+    KeysReady { keys: Vec<(u8, Bytes)> },
     /// A message published through another node, for this node's
     /// subscribers.
     Publish {
@@ -64,7 +67,10 @@ fn conditional_key<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> Option<&'a Byte
         "set" if has_option(3, &["NX", "XX", "GET"]) => args.get(1),
         "zadd" if has_option(2, &["NX", "XX", "GT", "LT"]) => args.get(1),
         "setnx" | "getset" | "getdel" | "msetnx" | "hsetnx" | "smove" | "spop" | "zpopmin"
-        | "zpopmax" => args.get(1),
+        | "zpopmax" | "lpop" | "rpop" | "lmove" | "rpoplpush" | "blpop" | "brpop" | "blmove"
+        | "brpoplpush" => args.get(1),
+        "lmpop" => args.get(2),
+        "blmpop" => args.get(3),
         // The name taken is what two racers would both claim.
         "renamenx" => args.get(2),
         _ => None,
@@ -172,6 +178,25 @@ pub async fn publish_to_peers<K: Kv>(kv: &K, shard: bool, channel: &Bytes, messa
         .sum()
 }
 
+/// Tells every other member that is up which keys were pushed to here;
+/// a member that misses it finds the element at its blocked clients'
+/// next poll.
+pub async fn announce_ready<K: Kv>(kv: &K, keys: Vec<(u8, Bytes)>) {
+    let peers = kv.live_peers();
+    if peers.is_empty() {
+        return;
+    }
+    let Ok(payload) = postcard::to_stdvec(&Forwarded::KeysReady { keys }).map(Bytes::from) else {
+        return;
+    };
+    futures::future::join_all(
+        peers
+            .into_iter()
+            .map(|peer| kv.forward_command(peer, payload.clone())),
+    )
+    .await;
+}
+
 /// Runs the commands other nodes forward to this one.
 pub struct ForwardedRunner<K> {
     kv: Weak<K>,
@@ -217,6 +242,15 @@ async fn run_here<K: Kv>(kv: &K, server: &ServerState, request: Forwarded) -> An
             let received = server.pubsub.publish(shard, &channel, &message);
             return Answer {
                 reply: Reply::Int(received as i64),
+                db: 0,
+            };
+        }
+        Forwarded::KeysReady { keys } => {
+            for (db, key) in &keys {
+                server.key_waiters.wake(*db, key);
+            }
+            return Answer {
+                reply: Reply::ok(),
                 db: 0,
             };
         }

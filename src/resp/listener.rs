@@ -27,6 +27,11 @@ pub async fn run<K: Kv + 'static>(
     let local = listener.local_addr().ok();
     let mut connections = JoinSet::new();
     let sampler = tokio::spawn(super::observe::run_sampler(server.clone(), stop.clone()));
+    let announcer = tokio::spawn(super::blocking::announce_ready_keys(
+        kv.clone(),
+        server.clone(),
+        stop.clone(),
+    ));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -90,4 +95,5 @@ pub async fn run<K: Kv + 'static>(
     }
     while connections.join_next().await.is_some() {}
     sampler.abort();
+    announcer.abort();
 }

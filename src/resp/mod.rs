@@ -3,6 +3,7 @@
 //! [`crate::kv::Kv`] facade, never the ring, the network or fjall.
 
 pub mod auth_limit;
+pub mod blocking;
 pub mod cmd;
 pub mod conn;
 pub mod database;

@@ -283,6 +283,8 @@ pub struct ServerState {
     pub pause: Mutex<Option<Pause>>,
     /// Pub/Sub subscriptions of this node's connections.
     pub pubsub: super::pubsub::PubSub,
+    /// Clients blocked on list keys, and pushes to announce.
+    pub key_waiters: super::blocking::KeyWaiters,
     /// The script running now (SCRIPT KILL's target).
     pub running_scripts: super::cmd::scripting::RunningScripts,
 }
@@ -328,6 +330,7 @@ impl ServerState {
             scripts: Default::default(),
             running_scripts: Default::default(),
             pubsub: Default::default(),
+            key_waiters: Default::default(),
             connections: DashMap::new(),
             pause: Mutex::new(None),
         }

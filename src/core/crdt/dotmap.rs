@@ -78,12 +78,14 @@ impl<V: TagValue> DotMap<V> {
     }
 
     /// Every element with its tags, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &BTreeMap<Dot, V>)> {
+    pub fn iter(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = (&Bytes, &BTreeMap<Dot, V>)> + ExactSizeIterator {
         self.entries.iter()
     }
 
     /// Element names in order.
-    pub fn keys(&self) -> impl Iterator<Item = &Bytes> {
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &Bytes> + ExactSizeIterator {
         self.entries.keys()
     }
 

@@ -5,6 +5,8 @@
 //! - [`Counter`]: concurrent increments sum; a reset forgets what it saw.
 //! - [`DotMap`]: add-wins observed-remove map; sets and hashes are one.
 //! - [`ZSet`]: add-wins members whose scores are counters.
+//! - [`List`]: a sequence at dense positions; concurrent pushes all
+//!   survive in one order, pops remove what they observed.
 //!
 //! A typed value lives inside a sibling of the key's [`crate::core::Object`]
 //! (see [`TypedValue`]), so replication, hints, read repair, handoff and
@@ -13,12 +15,14 @@
 
 pub mod counter;
 pub mod dotmap;
+pub mod list;
 mod resolve;
 mod typed;
 pub mod zset;
 
 pub use counter::{Amount, Counter};
 pub use dotmap::{DotMap, TagValue};
+pub use list::List;
 pub use resolve::{Resolved, resolve};
 pub use typed::{HashField, TypeKind, TypedValue};
 pub use zset::ZSet;

@@ -3,6 +3,7 @@
 use super::Authority;
 use super::counter::Counter;
 use super::dotmap::{DotMap, TagValue};
+use super::list::List;
 use super::zset::ZSet;
 use crate::core::version::{Dot, VersionVector};
 use bytes::Bytes;
@@ -46,6 +47,8 @@ pub enum TypeKind {
     Set,
     /// A sorted set.
     ZSet,
+    /// A list.
+    List,
 }
 
 impl TypeKind {
@@ -56,6 +59,7 @@ impl TypeKind {
             TypeKind::Hash => "hash",
             TypeKind::Set => "set",
             TypeKind::ZSet => "zset",
+            TypeKind::List => "list",
         }
     }
 }
@@ -71,6 +75,9 @@ pub enum TypedValue {
     Set(DotMap<()>),
     /// ZADD and friends.
     ZSet(ZSet),
+    /// LPUSH and friends (last, so records written before lists existed
+    /// still decode).
+    List(List),
 }
 
 impl TypedValue {
@@ -81,6 +88,7 @@ impl TypedValue {
             TypedValue::Hash(_) => TypeKind::Hash,
             TypedValue::Set(_) => TypeKind::Set,
             TypedValue::ZSet(_) => TypeKind::ZSet,
+            TypedValue::List(_) => TypeKind::List,
         }
     }
 
@@ -91,6 +99,7 @@ impl TypedValue {
             TypeKind::Hash => TypedValue::Hash(DotMap::new()),
             TypeKind::Set => TypedValue::Set(DotMap::new()),
             TypeKind::ZSet => TypedValue::ZSet(ZSet::new()),
+            TypeKind::List => TypedValue::List(List::new()),
         }
     }
 
@@ -102,6 +111,7 @@ impl TypedValue {
             TypedValue::Hash(h) => h.is_empty(),
             TypedValue::Set(s) => s.is_empty(),
             TypedValue::ZSet(z) => z.is_empty(),
+            TypedValue::List(l) => l.is_empty(),
         }
     }
 
@@ -112,6 +122,7 @@ impl TypedValue {
             TypedValue::Hash(h) => h.clear(),
             TypedValue::Set(s) => s.clear(),
             TypedValue::ZSet(z) => z.clear(),
+            TypedValue::List(l) => l.clear(),
         }
     }
 
@@ -146,6 +157,11 @@ impl TypedValue {
                     dst.set(member, score);
                 }
             }
+            (TypedValue::List(src), TypedValue::List(dst)) => {
+                for value in src.values() {
+                    dst.push_back(value);
+                }
+            }
             _ => {}
         }
     }
@@ -158,6 +174,7 @@ impl TypedValue {
             (TypedValue::Hash(a), TypedValue::Hash(b)) => a.merge(b),
             (TypedValue::Set(a), TypedValue::Set(b)) => a.merge(b),
             (TypedValue::ZSet(a), TypedValue::ZSet(b)) => a.merge(b),
+            (TypedValue::List(a), TypedValue::List(b)) => a.merge(b),
             _ => {}
         }
     }
@@ -186,6 +203,7 @@ impl TypedValue {
             }
             TypedValue::Hash(h) => h.stamp(dot, observed, now_ms),
             TypedValue::Set(s) => s.stamp(dot, observed, now_ms),
+            TypedValue::List(l) => l.stamp(dot, observed, now_ms),
             TypedValue::ZSet(z) => {
                 let zs: Vec<&ZSet> = stored
                     .iter()
@@ -209,6 +227,7 @@ impl TypedValue {
                 .sum(),
             TypedValue::Set(s) => s.iter().map(|(k, tags)| k.len() + tags.len() * 24).sum(),
             TypedValue::ZSet(z) => z.approx_len(),
+            TypedValue::List(l) => l.approx_len(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod docs;
 pub mod dynamo;
 pub mod hashes;
 pub mod keys;
+pub mod lists;
 pub mod object;
 pub mod pubsub;
 pub mod rename;
@@ -25,6 +26,7 @@ pub mod transactions;
 pub mod typed;
 pub mod zsets;
 
+use super::blocking;
 use super::database::InDb;
 use super::forward;
 use super::observe;
@@ -161,6 +163,28 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("zinter", -3, ["readonly", "movablekeys"], 0, 0, 0, "sorted-set", "Returns the intersect of multiple sorted sets."),
     spec!("zdiff", -3, ["readonly", "movablekeys"], 0, 0, 0, "sorted-set", "Returns the difference between multiple sorted sets."),
     spec!("zscan", -3, ["readonly"], 1, 1, 1, "sorted-set", "Iterates over members and scores of a sorted set."),
+    spec!("lpush", -3, ["write", "denyoom", "fast"], 1, 1, 1, "list", "Prepends one or more elements to a list. Creates the key if it doesn't exist."),
+    spec!("rpush", -3, ["write", "denyoom", "fast"], 1, 1, 1, "list", "Appends one or more elements to a list. Creates the key if it doesn't exist."),
+    spec!("lpushx", -3, ["write", "denyoom", "fast"], 1, 1, 1, "list", "Prepends one or more elements to a list only when the list exists."),
+    spec!("rpushx", -3, ["write", "denyoom", "fast"], 1, 1, 1, "list", "Appends an element to a list only when the list exists."),
+    spec!("lpop", -2, ["write", "fast"], 1, 1, 1, "list", "Returns the first elements in a list after removing it. Deletes the list if the last element was popped."),
+    spec!("rpop", -2, ["write", "fast"], 1, 1, 1, "list", "Returns and removes the last elements of a list. Deletes the list if the last element was popped."),
+    spec!("llen", 2, ["readonly", "fast"], 1, 1, 1, "list", "Returns the length of a list."),
+    spec!("lrange", 4, ["readonly"], 1, 1, 1, "list", "Returns a range of elements from a list."),
+    spec!("lindex", 3, ["readonly"], 1, 1, 1, "list", "Returns an element from a list by its index."),
+    spec!("lset", 4, ["write", "denyoom"], 1, 1, 1, "list", "Sets the value of an element in a list by its index."),
+    spec!("linsert", 5, ["write", "denyoom"], 1, 1, 1, "list", "Inserts an element before or after another element in a list."),
+    spec!("lrem", 4, ["write"], 1, 1, 1, "list", "Removes elements from a list (the ones it observed). Deletes the list if the last element was removed."),
+    spec!("ltrim", 4, ["write"], 1, 1, 1, "list", "Removes elements from both ends a list. Deletes the list if all elements were trimmed."),
+    spec!("lpos", -3, ["readonly"], 1, 1, 1, "list", "Returns the index of matching elements in a list."),
+    spec!("lmove", 5, ["write", "denyoom"], 1, 2, 1, "list", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved."),
+    spec!("rpoplpush", 3, ["write", "denyoom"], 1, 2, 1, "list", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped."),
+    spec!("lmpop", -4, ["write", "movablekeys"], 0, 0, 0, "list", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped."),
+    spec!("blpop", -3, ["write", "blocking"], 1, -2, 1, "list", "Removes and returns the first element in a list. Blocks until an element is available otherwise (woken by a push through any node)."),
+    spec!("brpop", -3, ["write", "blocking"], 1, -2, 1, "list", "Removes and returns the last element in a list. Blocks until an element is available otherwise (woken by a push through any node)."),
+    spec!("blmove", 6, ["write", "denyoom", "blocking"], 1, 2, 1, "list", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise."),
+    spec!("brpoplpush", 4, ["write", "denyoom", "blocking"], 1, 2, 1, "list", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise."),
+    spec!("blmpop", -5, ["write", "blocking", "movablekeys"], 0, 0, 0, "list", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise."),
     spec!("del", -2, ["write"], 1, -1, 1, "generic", "Deletes one or more keys (versioned tombstones)."),
     spec!("unlink", -2, ["write", "fast"], 1, -1, 1, "generic", "Deletes one or more keys (versioned tombstones)."),
     spec!("exists", -2, ["readonly", "fast"], 1, -1, 1, "generic", "Determines whether one or more keys exist."),
@@ -301,6 +325,11 @@ pub async fn dispatch<K: Kv>(
     wait_while_paused(server, spec).await;
     let started = std::time::Instant::now();
     prepare(server, session, spec, &args);
+    if blocking::is_blocking(spec.name) && !session.forwarded {
+        let reply = Box::pin(blocking::run(kv, server, session, spec, &args)).await;
+        observe::finished(server, session, idx, spec, &args, started, &reply);
+        return reply;
+    }
     // The rare paths are boxed: EXEC's state holds a whole `execute` of its
     // own, which inline would be carried by every command's future.
     if let Some(node) = forward::serialising_node(kv, session, spec, &args)
@@ -311,19 +340,36 @@ pub async fn dispatch<K: Kv>(
     }
     let reply = match spec.name {
         "exec" => Box::pin(transactions::exec(kv, server, session)).await,
-        _ if touches_data(spec) => match shared_gate(server).await {
-            // Shared: waits only while an EXEC or a script of this node runs.
-            Some(_shared) => execute(kv, server, session, spec, &args).await,
-            None => Err(Reply::Error(
-                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
-                    .into(),
-            )),
-        },
-        _ => execute(kv, server, session, spec, &args).await,
+        _ => Ok(execute_shared(kv, server, session, spec, &args).await),
     };
     let reply = reply.unwrap_or_else(|e| e);
     observe::finished(server, session, idx, spec, &args, started, &reply);
     reply
+}
+
+/// Runs a command here, holding the atomic gate shared if it touches
+/// data (so it waits only while an EXEC or a script of this node runs).
+pub async fn execute_shared<K: Kv>(
+    kv: &K,
+    server: &ServerState,
+    session: &mut Session,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+) -> Reply {
+    if !touches_data(spec) {
+        return execute(kv, server, session, spec, args)
+            .await
+            .unwrap_or_else(|e| e);
+    }
+    match shared_gate(server).await {
+        Some(_shared) => execute(kv, server, session, spec, args)
+            .await
+            .unwrap_or_else(|e| e),
+        None => Reply::Error(
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+                .into(),
+        ),
+    }
 }
 
 /// Holds a command back while CLIENT PAUSE is in force for it: every data,
@@ -387,7 +433,7 @@ async fn shared_gate(server: &ServerState) -> Option<tokio::sync::RwLockReadGuar
 fn touches_data(spec: &CommandSpec) -> bool {
     matches!(
         spec.group,
-        "string" | "bitmap" | "hash" | "set" | "sorted-set" | "generic"
+        "string" | "bitmap" | "hash" | "set" | "sorted-set" | "list" | "generic"
     ) && spec.name != "wait"
 }
 
@@ -455,6 +501,7 @@ async fn execute<K: Kv>(
         "hash" => hashes::run(kv, spec.name, args).await,
         "set" => sets::run(kv, spec.name, args).await,
         "sorted-set" => zsets::run(kv, spec.name, args).await,
+        "list" => lists::run(kv, server, session.db, spec.name, args).await,
         "generic" if spec.name == "wait" => server::run(kv, server, session, spec.name, args).await,
         "generic" if databases::handles(spec.name) => {
             databases::run(all, server, session, spec.name, args).await
@@ -545,6 +592,25 @@ pub fn parse_f64(arg: &[u8]) -> Result<f64, Reply> {
         .and_then(|s| s.parse::<f64>().ok())
         .filter(|f| !f.is_nan())
         .ok_or_else(|| Reply::err("value is not a valid float"))
+}
+
+/// A blocking command's timeout in seconds (fractions allowed) as Redis
+/// parses it; `None` for 0, which waits for ever.
+pub fn parse_timeout(arg: &[u8]) -> Result<Option<std::time::Duration>, Reply> {
+    let secs = std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|f| f.is_finite())
+        .ok_or_else(|| Reply::err("timeout is not a float or out of range"))?;
+    if secs < 0.0 {
+        return Err(Reply::err("timeout is negative"));
+    }
+    if secs == 0.0 {
+        return Ok(None);
+    }
+    std::time::Duration::try_from_secs_f64(secs)
+        .map(Some)
+        .map_err(|_| Reply::err("timeout is out of range"))
 }
 
 /// Case-insensitive comparison of an argument with an ASCII keyword.

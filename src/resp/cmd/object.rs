@@ -116,5 +116,7 @@ fn encoding(value: &LiveValue) -> &'static str {
                 "skiplist"
             }
         }
+        // Redis 7.0 keeps every list as a quicklist.
+        Some(TypedValue::List(_)) => "quicklist",
     }
 }

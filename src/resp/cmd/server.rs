@@ -107,6 +107,7 @@ fn command_info(spec: &CommandSpec) -> Reply {
         "hash" => "@hash",
         "set" => "@set",
         "sorted-set" => "@sortedset",
+        "list" => "@list",
         "bitmap" => "@bitmap",
         "transactions" => "@transaction",
         "scripting" => "@scripting",
@@ -513,7 +514,10 @@ fn section_fields<K: Kv>(kv: &K, server: &ServerState, section: &str) -> Vec<(St
         "clients" => vec![
             ("connected_clients", server.clients.len().to_string()),
             ("maxclients", server.maxclients.to_string()),
-            ("blocked_clients", "0".into()),
+            (
+                "blocked_clients",
+                server.key_waiters.blocked_clients().to_string(),
+            ),
         ],
         "memory" => {
             let (rss, peak) = server.obs.memory_now();
