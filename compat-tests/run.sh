@@ -13,6 +13,8 @@
 #      the `limits` fixed- and sliding-window limiters, django-redis incr/decr
 #   b4. compat-tests/test_pubsub.py — redis-py PubSub: get_message, patterns,
 #      a run_in_thread listener getting 500 messages in order
+#   b5. compat-tests/test_queues.py — RQ 1.11: 1,000 jobs enqueued, a worker process
+#      completes every one (RQ_JOBS)
 #   c. redis-benchmark -t ping,set,get,incr,sadd,hset,spop,zadd,zpopmin,mset -n 100000 -q — no error lines,
 #      all 6 result lines present, counter:__rand_int__ >= 100000 afterwards
 #   d. --requirepass on a second instance: NOAUTH/WRONGPASS/AUTH, redis-cli -a,
@@ -53,10 +55,10 @@ for tool in redis-cli redis-benchmark python3; do
 done
 
 # --- python venv with redis-py + pytest ---
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django, django_redis, limits' 2>/dev/null; then
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django, django_redis, limits, rq' 2>/dev/null; then
   echo "== creating venv $VENV (redis, pytest, prometheus_client, django, django-redis, limits)"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade redis pytest prometheus_client django django-redis limits
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade redis pytest prometheus_client django django-redis limits 'rq==1.11.1'
 fi
 PY="$VENV/bin/python"
 echo "== redis-py $("$PY" -c 'import redis; print(redis.__version__)'), pytest $("$PY" -c 'import pytest; print(pytest.__version__)')"
@@ -221,6 +223,10 @@ step scripting env DYNKV_HOST="$HOST" DYNKV_PORT="$PORT" \
 # b4. Pub/Sub through redis-py
 step pubsub env DYNKV_HOST="$HOST" DYNKV_PORT="$PORT" \
   "$PY" -m pytest -p no:cacheprovider -q -rfEs "$HERE/test_pubsub.py"
+
+# b5. RQ job queue: enqueue, a worker process completes every job
+step rq env DYNKV_HOST="$HOST" DYNKV_PORT="$PORT" DYNKV_RQ_JOBS="${RQ_JOBS:-1000}" \
+  "$PY" -m pytest -p no:cacheprovider -q -rfEs "$HERE/test_queues.py"
 
 # c. redis-benchmark
 bench() {

@@ -127,18 +127,23 @@ def test_cjson_and_eval_ro(p):
         r.eval_ro("return redis.call('DEL', KEYS[1])", 1, p + "h")
 
 
-def test_limits_fixed_and_sliding_window_rate_limiters(p):
+def test_limits_fixed_sliding_and_moving_window_rate_limiters(p):
     """The `limits` package's Redis storage counts hits with Lua scripts."""
     from limits import RateLimitItemPerMinute, storage, strategies
 
     store = storage.storage_from_string("redis://%s:%d" % (HOST, PORT), password=PASSWORD)
     item = RateLimitItemPerMinute(5)
-    for strategy in (strategies.FixedWindowRateLimiter, strategies.SlidingWindowCounterRateLimiter):
+    for strategy in (
+        strategies.FixedWindowRateLimiter,
+        strategies.SlidingWindowCounterRateLimiter,
+        # Keeps each hit's time in a list (LPUSH/LRANGE/LTRIM in Lua).
+        strategies.MovingWindowRateLimiter,
+    ):
         limiter = strategy(store)
         who = p + strategy.__name__
         assert [limiter.hit(item, who) for _ in range(7)] == [True] * 5 + [False] * 2
         assert limiter.get_window_stats(item, who).remaining == 0
-        assert limiter.hit(item, p + "someone-else")
+        assert limiter.hit(item, who + ":someone-else")
         limiter.clear(item, who)
         assert limiter.hit(item, who)
 

@@ -57,11 +57,11 @@ command -v cargo >/dev/null || { echo "FAIL: cargo not found; install a Rust too
 
 # ---- python venv for the redis-py suite
 VENV="$ROOT/compat-tests/.venv"
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django, django_redis, limits' 2>/dev/null; then
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django, django_redis, limits, rq' 2>/dev/null; then
   log "creating python venv $VENV (redis, pytest, prometheus_client, django, django-redis, limits)"
   rm -rf "$VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip redis pytest prometheus_client django django-redis limits
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip redis pytest prometheus_client django django-redis limits 'rq==1.11.1'
 fi
 export VENV
 

@@ -78,15 +78,19 @@ fn pushes_on_both_sides_of_a_partition_all_survive_in_one_order() {
     let c = Cluster::start_with(3, (3, 1, 1), &["--fsync", "no"], |_| 0);
     c.wait_converged(&[0, 1, 2], Duration::from_secs(60));
     c.ok(0, &["RPUSH", "conv:list", "base"]);
-    wait_for(Duration::from_secs(30), "the base element everywhere", || {
-        for i in 0..3 {
-            let got = strings(&c.q(i, &["LRANGE", "conv:list", "0", "-1"]));
-            if got != ["base"] {
-                return Err(format!("{}: {got:?}", name(i)));
+    wait_for(
+        Duration::from_secs(30),
+        "the base element everywhere",
+        || {
+            for i in 0..3 {
+                let got = strings(&c.q(i, &["LRANGE", "conv:list", "0", "-1"]));
+                if got != ["base"] {
+                    return Err(format!("{}: {got:?}", name(i)));
+                }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        },
+    );
     c.cut(&[0], &[1, 2]);
     let per_side = 50;
     for k in 0..per_side {
@@ -119,7 +123,11 @@ fn pushes_on_both_sides_of_a_partition_all_survive_in_one_order() {
     for side in ["left", "right"] {
         let order: Vec<&String> = merged.iter().filter(|e| e.starts_with(side)).collect();
         let want: Vec<String> = (0..per_side).map(|k| format!("{side}-{k}")).collect();
-        assert_eq!(order, want.iter().collect::<Vec<_>>(), "{side} keeps its push order");
+        assert_eq!(
+            order,
+            want.iter().collect::<Vec<_>>(),
+            "{side} keeps its push order"
+        );
     }
 }
 
@@ -161,7 +169,8 @@ fn four_consumers_through_three_nodes_pop_every_element_once() {
                             Reply::Array(kv) => got.push(kv[1].as_str()),
                             Reply::Bulk(b) => got.push(String::from_utf8_lossy(&b).into_owned()),
                             Reply::Nil => {
-                                let done = conn.cmd_str(&["EXISTS", "jobs:pushed"]) == Reply::Int(1);
+                                let done =
+                                    conn.cmd_str(&["EXISTS", "jobs:pushed"]) == Reply::Int(1);
                                 if done && conn.cmd_str(&["LLEN", "jobs"]) == Reply::Int(0) {
                                     break;
                                 }
@@ -195,6 +204,9 @@ fn four_consumers_through_three_nodes_pop_every_element_once() {
     assert!(twice.is_empty(), "popped more than once: {twice:?}");
     assert_eq!(seen.len(), total, "every pushed element popped");
     for k in 0..total {
-        assert!(seen.contains_key(format!("job-{k}").as_str()), "job-{k} lost");
+        assert!(
+            seen.contains_key(format!("job-{k}").as_str()),
+            "job-{k} lost"
+        );
     }
 }

@@ -381,7 +381,7 @@ mod tests {
                 l.insert_at(at, Bytes::from(v.to_be_bytes().to_vec()));
                 prop_assert_eq!(l.len(), i + 1);
             }
-            let got: Vec<u64> = l.values().map(|b| u64::from_be_bytes(b[..].try_into().unwrap())).collect();
+            let got: Vec<u64> = l.values().map(|b| u64::from_be_bytes(b[..].try_into().unwrap_or_default())).collect();
             prop_assert_eq!(got, model);
         }
 
