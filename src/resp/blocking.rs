@@ -12,7 +12,7 @@
 //! others wait again (Redis serves them first come, first served; dynkv
 //! does not promise an order).
 
-use super::cmd::{CommandSpec, execute_shared, parse_timeout};
+use super::cmd::{CommandSpec, parse_timeout, run_once};
 use super::forward;
 use super::reply::Reply;
 use super::session::{ServerState, Session};
@@ -162,7 +162,7 @@ pub async fn run<K: Kv>(
     };
     if wait.keys.is_empty() {
         // Nothing to wait on: the attempt answers (BLMPOP's numkeys error).
-        return attempt(kv, server, session, spec, args).await;
+        return run_once(kv, server, session, spec, args).await;
     }
     let deadline = wait.timeout.map(|t| tokio::time::Instant::now() + t);
     let db = session.db;
@@ -182,7 +182,7 @@ pub async fn run<K: Kv>(
                 .map(|n| Box::pin(n.notified()))
                 .collect::<Vec<_>>(),
         );
-        let reply = attempt(kv, server, session, spec, args).await;
+        let reply = run_once(kv, server, session, spec, args).await;
         if !matches!(reply, Reply::Null | Reply::NullArray) {
             return reply;
         }
@@ -225,21 +225,4 @@ impl Drop for Blocked<'_> {
         }
         self.waiters.forget(self.db, self.keys);
     }
-}
-
-/// One try of the command, without blocking: at the node that serialises
-/// its first key, or here.
-async fn attempt<K: Kv>(
-    kv: &K,
-    server: &ServerState,
-    session: &mut Session,
-    spec: &'static CommandSpec,
-    args: &[Bytes],
-) -> Reply {
-    if let Some(node) = forward::serialising_node(kv, session, spec, args)
-        && let Some(reply) = Box::pin(forward::run_at(kv, session, node, spec, args.to_vec())).await
-    {
-        return reply;
-    }
-    execute_shared(kv, server, session, spec, args).await
 }

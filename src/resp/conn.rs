@@ -166,6 +166,27 @@ async fn monitor<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Sends what `output` holds (counting it in INFO) and empties it;
+/// false when the client is gone.
+async fn flush<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    output: &mut BytesMut,
+    server: &ServerState,
+) -> bool {
+    if output.is_empty() {
+        return true;
+    }
+    if send(stream, output).await.is_err() {
+        return false;
+    }
+    server
+        .obs
+        .net_output
+        .fetch_add(output.len() as u64, Ordering::Relaxed);
+    output.clear();
+    true
+}
+
 /// Whether `args` is a blocking list pop (checked by the first letter
 /// first: this runs for every request).
 fn blocks(args: &[Bytes]) -> bool {
@@ -305,15 +326,8 @@ pub async fn serve<K: Kv, S: AsyncRead + AsyncWrite + Unpin>(
                     let reply = if blocks(&args) {
                         // Output of earlier pipelined commands goes out
                         // before this one waits.
-                        if !output.is_empty() {
-                            if send(&mut stream, &output).await.is_err() {
-                                return;
-                            }
-                            server
-                                .obs
-                                .net_output
-                                .fetch_add(output.len() as u64, Ordering::Relaxed);
-                            output.clear();
+                        if !flush(&mut stream, &mut output, &server).await {
+                            return;
                         }
                         match until_answered_or_gone(
                             dispatch(&*kv, &server, &mut session, args),
@@ -343,15 +357,10 @@ pub async fn serve<K: Kv, S: AsyncRead + AsyncWrite + Unpin>(
                         let _ = send(&mut stream, &output).await;
                         return;
                     }
-                    if output.len() >= FLUSH_THRESHOLD {
-                        if send(&mut stream, &output).await.is_err() {
-                            return;
-                        }
-                        server
-                            .obs
-                            .net_output
-                            .fetch_add(output.len() as u64, Ordering::Relaxed);
-                        output.clear();
+                    if output.len() >= FLUSH_THRESHOLD
+                        && !flush(&mut stream, &mut output, &server).await
+                    {
+                        return;
                     }
                 }
                 Ok(None) => {
@@ -371,14 +380,9 @@ pub async fn serve<K: Kv, S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         if !output.is_empty() {
-            if send(&mut stream, &output).await.is_err() {
+            if !flush(&mut stream, &mut output, &server).await {
                 return;
             }
-            server
-                .obs
-                .net_output
-                .fetch_add(output.len() as u64, Ordering::Relaxed);
-            output.clear();
             // CLIENT LIST lines are refreshed lazily: formatting one per
             // reply batch would cost more than the command itself.
             if session.listed_at.elapsed() >= LIST_REFRESH {

@@ -158,10 +158,7 @@ impl List {
 
 /// A position's value: the latest of its concurrent LSETs.
 fn latest(tags: &std::collections::BTreeMap<Dot, HashField>) -> Bytes {
-    tags.iter()
-        .max_by(|a, b| (a.1.timestamp_ms, a.0).cmp(&(b.1.timestamp_ms, b.0)))
-        .map(|(_, f)| f.value.clone())
-        .unwrap_or_default()
+    HashField::latest(tags).cloned().unwrap_or_default()
 }
 
 /// A tie-breaker no other element will draw (never 0, which the

@@ -21,6 +21,14 @@ pub struct HashField {
 }
 
 impl HashField {
+    /// The value readers see among one field's concurrent writes: the
+    /// latest (`timestamp_ms`, then dot), the same on every replica.
+    pub fn latest(tags: &std::collections::BTreeMap<Dot, HashField>) -> Option<&Bytes> {
+        tags.iter()
+            .max_by(|a, b| (a.1.timestamp_ms, a.0).cmp(&(b.1.timestamp_ms, b.0)))
+            .map(|(_, f)| &f.value)
+    }
+
     /// A field value to be written.
     pub fn new(value: Bytes) -> Self {
         HashField {
@@ -139,11 +147,8 @@ impl TypedValue {
             }
             (TypedValue::Hash(src), TypedValue::Hash(dst)) => {
                 for (field, tags) in src.iter() {
-                    let latest = tags
-                        .iter()
-                        .max_by(|a, b| (a.1.timestamp_ms, a.0).cmp(&(b.1.timestamp_ms, b.0)));
-                    if let Some((_, value)) = latest {
-                        dst.insert(field.clone(), HashField::new(value.value.clone()));
+                    if let Some(value) = HashField::latest(tags) {
+                        dst.insert(field.clone(), HashField::new(value.clone()));
                     }
                 }
             }

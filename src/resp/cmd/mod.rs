@@ -325,51 +325,58 @@ pub async fn dispatch<K: Kv>(
     wait_while_paused(server, spec).await;
     let started = std::time::Instant::now();
     prepare(server, session, spec, &args);
-    if blocking::is_blocking(spec.name) && !session.forwarded {
-        let reply = Box::pin(blocking::run(kv, server, session, spec, &args)).await;
-        observe::finished(server, session, idx, spec, &args, started, &reply);
-        return reply;
-    }
-    // The rare paths are boxed: EXEC's state holds a whole `execute` of its
-    // own, which inline would be carried by every command's future.
-    if let Some(node) = forward::serialising_node(kv, session, spec, &args)
-        && let Some(reply) = Box::pin(forward::run_at(kv, session, node, spec, args.clone())).await
-    {
-        observe::finished(server, session, idx, spec, &args, started, &reply);
-        return reply;
-    }
-    let reply = match spec.name {
-        "exec" => Box::pin(transactions::exec(kv, server, session)).await,
-        _ => Ok(execute_shared(kv, server, session, spec, &args).await),
+    let reply = if blocking::is_blocking(spec.name) && !session.forwarded {
+        Box::pin(blocking::run(kv, server, session, spec, &args)).await
+    } else {
+        run_once(kv, server, session, spec, &args).await
     };
-    let reply = reply.unwrap_or_else(|e| e);
     observe::finished(server, session, idx, spec, &args, started, &reply);
     reply
 }
 
-/// Runs a command here, holding the atomic gate shared if it touches
-/// data (so it waits only while an EXEC or a script of this node runs).
-pub async fn execute_shared<K: Kv>(
+/// Runs a command once, without blocking: at the node that serialises its
+/// key if it is a conditional one (and that node answers), else here.
+pub async fn run_once<K: Kv>(
     kv: &K,
     server: &ServerState,
     session: &mut Session,
     spec: &'static CommandSpec,
     args: &[Bytes],
 ) -> Reply {
-    if !touches_data(spec) {
-        return execute(kv, server, session, spec, args)
-            .await
-            .unwrap_or_else(|e| e);
+    // The rare paths are boxed: EXEC's state holds a whole `execute` of its
+    // own, which inline would be carried by every command's future.
+    if let Some(node) = forward::serialising_node(kv, session, spec, args)
+        && let Some(reply) = Box::pin(forward::run_at(kv, session, node, spec, args.to_vec())).await
+    {
+        return reply;
     }
-    match shared_gate(server).await {
-        Some(_shared) => execute(kv, server, session, spec, args)
-            .await
-            .unwrap_or_else(|e| e),
-        None => Reply::Error(
-            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
-                .into(),
-        ),
-    }
+    let reply = match spec.name {
+        "exec" => Box::pin(transactions::exec(kv, server, session)).await,
+        _ => execute_shared(kv, server, session, spec, args).await,
+    };
+    reply.unwrap_or_else(|e| e)
+}
+
+/// Runs a command here, holding the atomic gate shared if it touches
+/// data (so it waits only while an EXEC or a script of this node runs).
+async fn execute_shared<K: Kv>(
+    kv: &K,
+    server: &ServerState,
+    session: &mut Session,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+) -> CmdResult {
+    let _shared = if touches_data(spec) {
+        Some(shared_gate(server).await.ok_or_else(|| {
+            Reply::Error(
+                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+                    .into(),
+            )
+        })?)
+    } else {
+        None
+    };
+    execute(kv, server, session, spec, args).await
 }
 
 /// Holds a command back while CLIENT PAUSE is in force for it: every data,

@@ -120,11 +120,8 @@ pub fn zset(v: &mut TypedValue) -> Result<&mut ZSet, Reply> {
 
 /// A hash field's current value: the latest of its concurrent writes.
 pub fn field_value(h: &DotMap<HashField>, field: &[u8]) -> Option<Bytes> {
-    h.get(field).and_then(|tags| {
-        tags.iter()
-            .max_by(|a, b| (a.1.timestamp_ms, a.0).cmp(&(b.1.timestamp_ms, b.0)))
-            .map(|(_, f)| f.value.clone())
-    })
+    h.get(field)
+        .and_then(|tags| HashField::latest(tags).cloned())
 }
 
 /// Parses a COUNT-style argument: a non-negative integer.
