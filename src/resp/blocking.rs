@@ -135,7 +135,7 @@ fn wait_of(spec: &CommandSpec, args: &[Bytes]) -> Result<Wait, Reply> {
         _ => {
             let n = super::cmd::parse_i64(&args[2]).unwrap_or(0).max(0) as usize;
             let keys = args
-                .get(3..3 + n)
+                .get(3..3usize.saturating_add(n))
                 .map(<[Bytes]>::to_vec)
                 .unwrap_or_default();
             (keys, &args[1], Reply::NullArray)
