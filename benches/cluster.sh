@@ -17,7 +17,8 @@
 # Env:
 #   N=300000         requests per test
 #   CLIENTS=50       parallel connections (-c)
-#   TESTS=set,get    redis-benchmark tests (-t); every test it reports gets a row
+#   TESTS=set,get    redis-benchmark tests (-t); every test it reports gets a row;
+#                    TESTS=default runs redis-benchmark's default list (no -t)
 #                    (benches/types.sh runs the data-type tests)
 #   DYNKV_BIN=path   dynkv binary (default ${CARGO_TARGET_DIR:-target}/release/dynkv,
 #                    built with cargo build --release if missing)
@@ -31,6 +32,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 N="${N:-300000}"
 CLIENTS="${CLIENTS:-50}"
 TESTS="${TESTS:-set,get}"
+TEST_ARGS=(-t "$TESTS"); TEST_DESC="-t $TESTS"
+[[ $TESTS == default ]] && { TEST_ARGS=(); TEST_DESC="(default test list)"; }
 OUT="${OUT:-$ROOT/benches/results-cluster.md}"
 HOST=127.0.0.1
 
@@ -115,14 +118,14 @@ NAMES=()   # test names as redis-benchmark reports them (from the redis run)
 run_bench() { # NAME PORT PID...
   local name="$1" port="$2" out t line p
   shift 2
-  echo "-- $name: redis-benchmark -t $TESTS -c $CLIENTS -n $N -q" >&2
-  out="$(timeout 1800 redis-benchmark -h "$HOST" -p "$port" -t "$TESTS" -c "$CLIENTS" -n "$N" -q 2>&1 \
+  echo "-- $name: redis-benchmark $TEST_DESC -c $CLIENTS -n $N -q" >&2
+  out="$(timeout 1800 redis-benchmark -h "$HOST" -p "$port" "${TEST_ARGS[@]}" -c "$CLIENTS" -n "$N" -q 2>&1 \
           | tr '\r' '\n')" || { echo "FAIL: redis-benchmark against $name failed:"; echo "$out"; return 1; }
   if grep -qE '(^|[^A-Z])ERR ' <<<"$out"; then
     echo "FAIL: error lines from $name:"; grep -E '(^|[^A-Z])ERR ' <<<"$out" | head -n 5; return 1
   fi
   if [[ $name == redis ]]; then
-    mapfile -t NAMES < <(grep -E '^[A-Z_]+( \([0-9]+ keys\))?: [0-9.]+ requests per second' <<<"$out" \
+    mapfile -t NAMES < <(grep -E '^[A-Z_0-9]+( \([^)]*\))?: [0-9.]+ requests per second' <<<"$out" \
       | sed -E 's/: [0-9.]+ requests per second.*//' | awk '!seen[$0]++')
   fi
   for t in "${NAMES[@]}"; do
@@ -145,7 +148,7 @@ run_bench cluster "${CPORT[0]}" "${CPID[@]}"
 
 # The benchmark's key must have reached every replica (N=3 on 3 nodes) with
 # the value GET returns through node 1.
-if [[ ",$TESTS," == *,set,* ]]; then
+if [[ ",$TESTS," == *,set,* || $TESTS == default ]]; then
   BKEY='key:__rand_int__'
   BVAL="$(redis-cli -h "$HOST" -p "${CPORT[0]}" GET "$BKEY")"
   [[ -n "$BVAL" ]] || { echo "FAIL: GET $BKEY through cluster node 1 is empty after the benchmark"; exit 1; }
@@ -170,7 +173,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else 
   echo "- redis: $(redis-server --version | awk '{print $3}' | tr -d 'v='), appendonly yes, appendfsync everysec"
   echo "- dynkv: $DYNKV_BIN (built $(date -u -r "$DYNKV_BIN" '+%Y-%m-%d %H:%M UTC'); repo HEAD $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')), --fsync everysec"
   echo "- cluster: 3 nodes, N=3 R=2 W=2, benchmark against node 1 (the benchmark key was checked on all 3 replicas afterwards)"
-  echo "- command: \`redis-benchmark -t $TESTS -c $CLIENTS -n $N -q\`"
+  echo "- command: \`redis-benchmark $TEST_DESC -c $CLIENTS -n $N -q\`"
   echo
   echo "| test | redis ops/s | single ops/s | cluster ops/s | single/redis | cluster/redis | redis p50 ms | single p50 ms | cluster p50 ms |"
   echo "|------|------------:|-------------:|--------------:|-------------:|--------------:|-------------:|--------------:|---------------:|"

@@ -14,7 +14,8 @@
 #   CLIENTS=50       parallel connections (-c)
 #   DATA=100         value size in bytes (-d)
 #   PIPELINES="1 16" pipeline depths (-P) to run
-#   TESTS=set,get    redis-benchmark tests (-t); every test it reports gets a row
+#   TESTS=set,get    redis-benchmark tests (-t); every test it reports gets a row;
+#                    TESTS=default runs redis-benchmark's default list (no -t)
 #                    (benches/types.sh runs the data-type tests)
 #   R=               if set, passed as -r R (random keys); default: one key per test,
 #                    exactly like plain redis-benchmark
@@ -32,6 +33,8 @@ CLIENTS="${CLIENTS:-50}"
 DATA="${DATA:-100}"
 PIPELINES="${PIPELINES:-1 16}"
 TESTS="${TESTS:-set,get}"
+TEST_ARGS=(-t "$TESTS"); TEST_DESC="-t $TESTS"
+[[ $TESTS == default ]] && { TEST_ARGS=(); TEST_DESC="(default test list)"; }
 OUT="${OUT:-$ROOT/benches/results-single.md}"
 HOST=127.0.0.1
 
@@ -93,8 +96,9 @@ NAMES=()         # test names as redis-benchmark reports them, in order
 run_bench() { # NAME PORT PIPELINE
   local name="$1" port="$2" pl="$3" out extra=()
   [[ -n "${R:-}" ]] && extra=(-r "$R")
-  echo "-- $name: redis-benchmark -t $TESTS -c $CLIENTS -n $N -d $DATA -P $pl ${extra[*]}" >&2
-  out="$(timeout 1800 redis-benchmark -h "$HOST" -p "$port" -t "$TESTS" -c "$CLIENTS" -n "$N" \
+  extra+=("${TEST_ARGS[@]}")
+  echo "-- $name: redis-benchmark -c $CLIENTS -n $N -d $DATA -P $pl ${extra[*]}" >&2
+  out="$(timeout 1800 redis-benchmark -h "$HOST" -p "$port" -c "$CLIENTS" -n "$N" \
           -d "$DATA" -P "$pl" "${extra[@]}" --csv 2>&1)" || { echo "FAIL: redis-benchmark against $name failed:"; echo "$out"; return 1; }
   echo "$out" >&2
   if grep -qiE '^(error|.*ERR )' <<<"$out"; then
@@ -129,7 +133,7 @@ field() { awk -v i="$2" '{print $i}' <<<"${RES[$1]}"; } # KEY INDEX(1=rps 4=p50 
   echo "- client and servers share the same machine; servers are benchmarked one at a time"
   echo "- redis: $(redis-server --version | awk '{print $3}' | tr -d 'v='), appendonly yes, appendfsync everysec"
   echo "- dynkv: $DYNKV_DESC, --fsync everysec"
-  echo "- command: \`redis-benchmark -t $TESTS -c $CLIENTS -n $N -d $DATA -P <pipeline>${R:+ -r $R}\`"
+  echo "- command: \`redis-benchmark $TEST_DESC -c $CLIENTS -n $N -d $DATA -P <pipeline>${R:+ -r $R}\`"
   echo
   echo "| test | pipeline | redis ops/s | dynkv ops/s | dynkv/redis | redis p50 ms | dynkv p50 ms | redis p99 ms | dynkv p99 ms |"
   echo "|------|---------:|------------:|------------:|------------:|-------------:|-------------:|-------------:|-------------:|"

@@ -114,6 +114,11 @@ pub struct Cli {
     /// Close a client after this many idle seconds (0 = never, the default).
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
     pub timeout: Option<u64>,
+    /// Keyspace notification classes, as Redis's `notify-keyspace-events`
+    /// spells them (e.g. `KEA`, `Kg$xe`; default empty = off). CONFIG SET
+    /// changes it on one node; set it on every node of a cluster.
+    #[arg(long, value_name = "CLASSES", value_parser = parse_notify_keyspace_events)]
+    pub notify_keyspace_events: Option<u32>,
     /// Repair stale replicas in the background after reads: on | off
     /// (default on; off leaves repair to anti-entropy alone).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
@@ -356,6 +361,11 @@ pub fn parse_on_off(s: &str) -> Result<bool, String> {
     }
 }
 
+/// Parses `notify-keyspace-events` classes.
+pub fn parse_notify_keyspace_events(s: &str) -> Result<u32, String> {
+    crate::resp::notify::parse_classes(s).map_err(str::to_string)
+}
+
 /// Largest `timeout`, as in Redis.
 pub const MAX_TIMEOUT_SECS: u64 = i32::MAX as u64;
 
@@ -411,6 +421,7 @@ struct FileConfig {
     tls_auth_clients: Option<String>,
     protected_mode: Option<YesNo>,
     timeout: Option<u64>,
+    notify_keyspace_events: Option<String>,
     read_repair: Option<YesNo>,
     anti_entropy_interval: Option<u64>,
 }
@@ -481,6 +492,8 @@ pub struct Config {
     pub protected_mode: bool,
     /// Idle seconds before a client is closed; 0 = never.
     pub timeout_secs: u64,
+    /// Keyspace notification classes (see [`crate::resp::notify`]).
+    pub notify_keyspace_events: u32,
     /// `--read-repair`: background repair after reads.
     pub read_repair: bool,
     /// `--anti-entropy-interval` in seconds (0 = only while rebuilding).
@@ -605,6 +618,13 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("timeout: {e}")))?,
             (None, None) => 0,
         };
+        let notify_keyspace_events =
+            match (cli.notify_keyspace_events, &file.notify_keyspace_events) {
+                (Some(flags), _) => flags,
+                (None, Some(text)) => parse_notify_keyspace_events(text)
+                    .map_err(|e| ConfigError::Invalid(format!("notify-keyspace-events: {e}")))?,
+                (None, None) => 0,
+            };
         let read_repair = match (cli.read_repair, &file.read_repair) {
             (Some(on), _) => on,
             (None, Some(YesNo::Bool(on))) => *on,
@@ -682,6 +702,7 @@ impl Config {
             tls,
             protected_mode,
             timeout_secs,
+            notify_keyspace_events,
             read_repair,
             anti_entropy_interval_secs,
             storage_cached_files: crate::fdlimit::MAX_STORAGE_CACHED_FILES as usize,
@@ -952,6 +973,29 @@ mod tests {
             ..Cli::default()
         };
         assert_eq!(resolve(both).ok(), Some(5));
+    }
+
+    #[test]
+    fn notify_keyspace_events_from_flag_file_or_default() {
+        let resolve = |cli: Cli| Config::resolve(cli).map(|c| c.notify_keyspace_events);
+        assert_eq!(resolve(Cli::default()).ok(), Some(0));
+        let flag = Cli::try_parse_from(["dynkv", "--notify-keyspace-events", "KEA"]).expect("flag");
+        assert_eq!(
+            resolve(flag).ok(),
+            crate::resp::notify::parse_classes("KEA").ok()
+        );
+        assert!(Cli::try_parse_from(["dynkv", "--notify-keyspace-events", "Kq"]).is_err());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dynkv.toml");
+        std::fs::write(&path, "notify-keyspace-events = \"Kg$x\"\n").expect("write config");
+        let file = Cli {
+            config: Some(path),
+            ..Cli::default()
+        };
+        assert_eq!(
+            resolve(file).ok(),
+            crate::resp::notify::parse_classes("Kg$x").ok()
+        );
     }
 
     #[test]

@@ -371,14 +371,22 @@ pub trait Kv: Send + Sync {
         None
     }
 
-    /// Sends an encoded command to `node`'s [`CommandRunner`] and returns
-    /// its encoded reply.
     /// The other members this node believes up (Pub/Sub delivers to
     /// them). None for a node alone.
     fn live_peers(&self) -> Vec<NodeId> {
         Vec::new()
     }
 
+    /// Keys (as stored: database prefix included) whose values this node's
+    /// sweeper found expired and took out, for keyspace notifications'
+    /// `expired` event. Each expiry is reported by one node of the cluster
+    /// only. `None` when this store reports none.
+    fn expired_keys(&self) -> Option<tokio::sync::broadcast::Receiver<Bytes>> {
+        None
+    }
+
+    /// Sends an encoded command to `node`'s [`CommandRunner`] and returns
+    /// its encoded reply.
     fn forward_command(
         &self,
         node: NodeId,

@@ -76,6 +76,9 @@ pub struct SweepPage {
     pub next: u64,
     /// Records holding only tombstones older than the grace (Replica mode).
     pub purgeable: Vec<(Bytes, Object)>,
+    /// Keys whose value this call found expired and took out (keyspace
+    /// notifications' `expired` event).
+    pub expired: Vec<Bytes>,
 }
 
 /// Dots handed out between two durable lease records: a crash can skip at
@@ -428,7 +431,7 @@ impl<S: ReplicaStore> LocalKv<S> {
                 tracing::warn!("expiry sweep failed: {e}");
                 return SweepPage {
                     next: cursor,
-                    purgeable: Vec::new(),
+                    ..SweepPage::default()
                 };
             }
         };
@@ -437,16 +440,32 @@ impl<S: ReplicaStore> LocalKv<S> {
             _ => 0,
         };
         let mut purgeable = Vec::new();
+        let mut expired = Vec::new();
         for (_, key, obj) in page {
             let result = match mode {
-                SweepMode::Alone => self.collect_alone(key, obj, now, grace).await,
-                SweepMode::Replica => self.convert_expired(key, obj, now).await.map(|kept| {
-                    if let Some((key, obj)) = kept
-                        && gc::purgeable(&obj, now, grace)
-                    {
-                        purgeable.push((key, obj));
-                    }
-                }),
+                SweepMode::Alone => {
+                    self.collect_alone(key.clone(), obj, now, grace)
+                        .await
+                        .map(|was_live| {
+                            if was_live {
+                                expired.push(key);
+                            }
+                        })
+                }
+                SweepMode::Replica => {
+                    self.convert_expired(key, obj, now)
+                        .await
+                        .map(|(kept, was_live)| {
+                            if let Some((key, obj)) = kept {
+                                if was_live {
+                                    expired.push(key.clone());
+                                }
+                                if gc::purgeable(&obj, now, grace) {
+                                    purgeable.push((key, obj));
+                                }
+                            }
+                        })
+                }
             };
             if let Err(e) = result {
                 tracing::warn!("expiry sweep failed: {e}");
@@ -458,22 +477,27 @@ impl<S: ReplicaStore> LocalKv<S> {
             self.tombstones.store(counted, Ordering::Relaxed);
             metrics::gauge!("dynkv_tombstones").set(counted as f64);
         }
-        SweepPage { next, purgeable }
+        SweepPage {
+            next,
+            purgeable,
+            expired,
+        }
     }
 
-    /// A lone node's sweep of one record: removed once collectible.
+    /// A lone node's sweep of one record: removed once collectible. True
+    /// when what it removed was a live key's expired value.
     async fn collect_alone(
         &self,
         key: Bytes,
         obj: Object,
         now: u64,
         grace: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         if !gc::lone_collectible(&obj, now, grace) {
             if gc::all_tombstones(&obj) {
                 self.pass_tombstones.fetch_add(1, Ordering::Relaxed);
             }
-            return Ok(());
+            return Ok(false);
         }
         let counts = self.counts.clone();
         let db = db_index(&key);
@@ -483,7 +507,8 @@ impl<S: ReplicaStore> LocalKv<S> {
         // Re-checked on the writer: a write may have revived the key.
         update(&*self.store, key, move |current| match current {
             Some(obj) if gc::lone_collectible(&obj, now, grace) => {
-                if counts_as_key(&obj) {
+                let was_live = counts_as_key(&obj);
+                if was_live {
                     // A dead object whose winner is a value: it expired.
                     counts.add_live(db, -1);
                     expired.fetch_add(1, Ordering::Relaxed);
@@ -496,22 +521,24 @@ impl<S: ReplicaStore> LocalKv<S> {
                     metrics::counter!("dynkv_tombstones_purged_total").increment(1);
                 }
                 collected.fetch_add(1, Ordering::Relaxed);
-                (Write::Remove, ())
+                (Write::Remove, was_live)
             }
-            _ => (Write::Keep, ()),
+            _ => (Write::Keep, false),
         })
         .await
     }
 
     /// A replica's sweep of one record: expired values become tombstones
     /// (never removed here: only the cluster purge removes dead data).
-    /// Returns the record as it now stands.
+    /// Returns the record as it now stands, and whether this call turned a
+    /// live key's value into a tombstone.
     async fn convert_expired(
         &self,
         key: Bytes,
         obj: Object,
         now: u64,
-    ) -> Result<Option<(Bytes, Object)>, StoreError> {
+    ) -> Result<(Option<(Bytes, Object)>, bool), StoreError> {
+        let mut was_live = false;
         let obj = if gc::expire(&obj, now).is_some() {
             let expired = self.keys_expired.clone();
             // Converted on the writer from the record as it is then, so a
@@ -520,10 +547,11 @@ impl<S: ReplicaStore> LocalKv<S> {
                 .apply_queued(key.clone(), move |current| {
                     match gc::expire(&current, now) {
                         Some(next) => {
-                            if counts_as_key(&current) && !counts_as_key(&next) {
+                            let ended = counts_as_key(&current) && !counts_as_key(&next);
+                            if ended {
                                 expired.fetch_add(1, Ordering::Relaxed);
                             }
-                            (Some(next.clone()), Some(next))
+                            (Some(next.clone()), Some((next, ended)))
                         }
                         None => (None, None),
                     }
@@ -531,8 +559,11 @@ impl<S: ReplicaStore> LocalKv<S> {
                 .await
                 .await?;
             match converted {
-                Some(next) => next,
-                None => return Ok(None),
+                Some((next, ended)) => {
+                    was_live = ended;
+                    next
+                }
+                None => return Ok((None, false)),
             }
         } else {
             obj
@@ -540,7 +571,7 @@ impl<S: ReplicaStore> LocalKv<S> {
         if gc::all_tombstones(&obj) {
             self.pass_tombstones.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(Some((key, obj)))
+        Ok((Some((key, obj)), was_live))
     }
 
     /// Deletes `key` if its record is still exactly `expected` (the purge's

@@ -223,6 +223,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     server.set_protected_mode(config.protected_mode);
     server.set_read_repair(config.read_repair);
     server.set_timeout_secs(config.timeout_secs);
+    server.notify.set_classes(config.notify_keyspace_events);
     server
         .databases
         .store(config.databases, std::sync::atomic::Ordering::Relaxed);

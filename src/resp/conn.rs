@@ -46,10 +46,12 @@ async fn queue_plain_set<K: Kv>(
         return Err(args);
     };
     // Inside MULTI the SET is queued by the transaction instead; under
-    // CLIENT PAUSE the dispatcher holds it back.
+    // CLIENT PAUSE the dispatcher holds it back; keyspace notifications are
+    // emitted by the dispatcher once the write is done.
     if !session.authenticated
         || session.multi.is_some()
         || !name.eq_ignore_ascii_case(b"set")
+        || server.notify.enabled()
         || server.pause.lock().is_some()
     {
         return Err(args);

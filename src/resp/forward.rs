@@ -46,6 +46,9 @@ enum Forwarded {
         channel: Bytes,
         message: Bytes,
     },
+    /// Keyspace notifications (channel, message) of another node, in the
+    /// order it emitted them, for this node's subscribers.
+    Notify { messages: Vec<(Bytes, Bytes)> },
 }
 
 /// The answer, with the database the connection ends up in (a SELECT
@@ -197,6 +200,24 @@ pub async fn announce_ready<K: Kv>(kv: &K, keys: Vec<(u8, Bytes)>) {
     .await;
 }
 
+/// Hands keyspace notifications to every other member that is up (one
+/// message per batch); waits for all, so batches arrive in order.
+pub async fn notify_peers<K: Kv>(kv: &K, messages: Vec<(Bytes, Bytes)>) {
+    let peers = kv.live_peers();
+    if peers.is_empty() {
+        return;
+    }
+    let Ok(payload) = postcard::to_stdvec(&Forwarded::Notify { messages }).map(Bytes::from) else {
+        return;
+    };
+    futures::future::join_all(
+        peers
+            .into_iter()
+            .map(|peer| kv.forward_command(peer, payload.clone())),
+    )
+    .await;
+}
+
 /// Runs the commands other nodes forward to this one.
 pub struct ForwardedRunner<K> {
     kv: Weak<K>,
@@ -242,6 +263,15 @@ async fn run_here<K: Kv>(kv: &K, server: &ServerState, request: Forwarded) -> An
             let received = server.pubsub.publish(shard, &channel, &message);
             return Answer {
                 reply: Reply::Int(received as i64),
+                db: 0,
+            };
+        }
+        Forwarded::Notify { messages } => {
+            for (channel, message) in &messages {
+                server.pubsub.publish(false, channel, message);
+            }
+            return Answer {
+                reply: Reply::ok(),
                 db: 0,
             };
         }

@@ -32,6 +32,12 @@ pub async fn run<K: Kv + 'static>(
         server.clone(),
         stop.clone(),
     ));
+    // Only the first listener (of the plain and TLS ports) gets the queue.
+    let notifier = tokio::spawn(super::notify::deliver(
+        kv.clone(),
+        server.clone(),
+        stop.clone(),
+    ));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -96,4 +102,5 @@ pub async fn run<K: Kv + 'static>(
     while connections.join_next().await.is_some() {}
     sampler.abort();
     announcer.abort();
+    notifier.abort();
 }

@@ -10,6 +10,7 @@ pub mod database;
 pub mod forward;
 pub mod glob;
 pub mod listener;
+pub mod notify;
 pub mod observe;
 pub mod protected;
 pub mod pubsub;

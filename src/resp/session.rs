@@ -285,6 +285,8 @@ pub struct ServerState {
     pub pubsub: super::pubsub::PubSub,
     /// Clients blocked on list keys, and pushes to announce.
     pub key_waiters: super::blocking::KeyWaiters,
+    /// Keyspace notifications: the classes on, and the queue to peers.
+    pub notify: super::notify::Notifier,
     /// The script running now (SCRIPT KILL's target).
     pub running_scripts: super::cmd::scripting::RunningScripts,
 }
@@ -331,6 +333,7 @@ impl ServerState {
             running_scripts: Default::default(),
             pubsub: Default::default(),
             key_waiters: Default::default(),
+            notify: Default::default(),
             connections: DashMap::new(),
             pause: Mutex::new(None),
         }

@@ -60,6 +60,7 @@ pub async fn sweeper<E: NodeEnv>(node: Arc<ClusterKv<E>>, stop: CancellationToke
         };
         let page = node.local.sweep(cursor, mode).await;
         cursor = page.next;
+        node.report_expired(page.expired, mode);
         if mode == SweepMode::Alone {
             continue;
         }
@@ -81,6 +82,25 @@ impl<E: NodeEnv> ClusterKv<E> {
     fn owners(&self, key: &[u8]) -> Vec<NodeId> {
         let n = self.effective_n();
         self.walk(key).into_iter().take(n).collect()
+    }
+
+    /// Reports the keys whose expiry the sweep carried out. Every replica
+    /// sweeps its own copy, so only the key's first reachable owner speaks
+    /// for it: one `expired` event per expiry, cluster-wide.
+    fn report_expired(&self, keys: Vec<Bytes>, mode: SweepMode) {
+        if self.expired_keys.receiver_count() == 0 {
+            return;
+        }
+        for key in keys {
+            let speaks = mode == SweepMode::Alone || {
+                let owners = self.owners(&key);
+                owners.iter().find(|m| self.membership.is_up(m)) == Some(self.me())
+            };
+            if speaks {
+                // No listener left is not an error: nobody wants the event.
+                let _ = self.expired_keys.send(key);
+            }
+        }
     }
 
     /// Of the purgeable records found here, those this node purges: it is

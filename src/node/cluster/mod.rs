@@ -185,10 +185,16 @@ pub struct ClusterKv<E: NodeEnv = Production> {
     locks: Vec<tokio::sync::Mutex<()>>,
     /// Runs the client commands other nodes forward here.
     command_runner: std::sync::OnceLock<Arc<dyn crate::kv::CommandRunner>>,
+    /// Expired keys the sweeper reports (see [`Kv::expired_keys`]).
+    pub(crate) expired_keys: tokio::sync::broadcast::Sender<Bytes>,
     /// Background work (replication fan-out, read repair) outlives the
     /// request that started it, so it needs an owned handle to the node.
     this: std::sync::Weak<ClusterKv<E>>,
 }
+
+/// Expired-key reports a slow listener may fall behind by before it misses
+/// some (notifications are best effort, as in Redis).
+const EXPIRED_KEYS_BACKLOG: usize = 4_096;
 
 /// Extra time a request of `bytes` may take on the wire: a 32 MiB value
 /// must not look like a dead peer because it takes longer than a small one.
@@ -250,6 +256,7 @@ impl<E: NodeEnv> ClusterKv<E> {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             command_runner: std::sync::OnceLock::new(),
+            expired_keys: tokio::sync::broadcast::Sender::new(EXPIRED_KEYS_BACKLOG),
             this: this.clone(),
         })
     }
@@ -588,6 +595,10 @@ impl<E: NodeEnv> Kv for ClusterKv<E> {
             .take(self.effective_n())
             .find(|m| m == me || self.membership.is_up(m))?;
         (&first != me).then_some(first)
+    }
+
+    fn expired_keys(&self) -> Option<tokio::sync::broadcast::Receiver<Bytes>> {
+        Some(self.expired_keys.subscribe())
     }
 
     fn live_peers(&self) -> Vec<NodeId> {

@@ -16,6 +16,17 @@ use bytes::Bytes;
 /// Most keys SCAN examines per call when COUNT is not given (Redis: 10).
 const DEFAULT_SCAN_COUNT: usize = 10;
 
+/// Which of `keys` hold a live value (for DEL's keyspace notifications,
+/// whose reply only counts them). A key that cannot be read counts as
+/// absent: the notification is best effort, the DEL itself still runs.
+pub async fn existing<K: Kv>(kv: &K, keys: &[Bytes]) -> Vec<bool> {
+    let mut found = Vec::with_capacity(keys.len());
+    for key in keys {
+        found.push(matches!(read(kv, key.clone()).await, Ok(Some(_))));
+    }
+    found
+}
+
 /// Runs a keyspace command.
 pub async fn run<K: Kv>(kv: &K, name: &str, args: &[Bytes]) -> CmdResult {
     match name {

@@ -502,6 +502,31 @@ async fn execute<K: Kv>(
 ) -> CmdResult {
     let all = kv;
     let kv = &InDb::new(all, session.db);
+    if server.notify.enabled() && spec.flags.contains(&"write") {
+        let db = session.db;
+        let existed = match spec.name {
+            "del" | "unlink" if args.len() > 2 => Some(keys::existing(kv, &args[1..]).await),
+            _ => None,
+        };
+        let result = Box::pin(run_group(kv, all, server, session, spec, args)).await;
+        if let Ok(reply) = &result {
+            let events = super::notify::events_of(spec.name, args, reply, existed.as_deref());
+            server.notify.emit(server, db, events);
+        }
+        return result;
+    }
+    run_group(kv, all, server, session, spec, args).await
+}
+
+/// Runs a command in its group's module.
+async fn run_group<K: Kv>(
+    kv: &InDb<'_, K>,
+    all: &K,
+    server: &ServerState,
+    session: &mut Session,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+) -> CmdResult {
     match spec.group {
         "string" => strings::run(kv, server, spec.name, args).await,
         "bitmap" => bits::run(kv, server, spec.name, args).await,

@@ -228,7 +228,10 @@ fn config_params(server: &ServerState) -> Vec<(&'static str, String)> {
         ("maxclients", server.maxclients.to_string()),
         ("maxmemory", "0".into()),
         ("maxmemory-policy", "noeviction".into()),
-        ("notify-keyspace-events", String::new()),
+        (
+            "notify-keyspace-events",
+            crate::resp::notify::classes_to_string(server.notify.classes()),
+        ),
         ("port", server.port.to_string()),
         (
             "protected-mode",
@@ -320,6 +323,8 @@ enum Update {
     ProtectedMode(bool),
     /// Applied to every connection, idle ones included.
     Timeout(u64),
+    /// `notify-keyspace-events` classes.
+    NotifyKeyspaceEvents(u32),
     /// Remembered for CONFIG GET only.
     Remembered(String, String),
 }
@@ -396,6 +401,9 @@ fn config(server: &ServerState, args: &[Bytes]) -> CmdResult {
                 "protected-mode" => Update::ProtectedMode(
                     crate::config::parse_yes_no(&value).map_err(|e| set_failed(&name, e))?,
                 ),
+                "notify-keyspace-events" => Update::NotifyKeyspaceEvents(
+                    crate::resp::notify::parse_classes(&value).map_err(|e| set_failed(&name, e))?,
+                ),
                 "timeout" => Update::Timeout(
                     crate::config::parse_timeout(&value).map_err(|e| set_failed(&name, e))?,
                 ),
@@ -410,6 +418,7 @@ fn config(server: &ServerState, args: &[Bytes]) -> CmdResult {
                 Update::LatencyThreshold(ms) => server.obs.latency.set_threshold_ms(ms),
                 Update::ProtectedMode(on) => server.set_protected_mode(on),
                 Update::Timeout(secs) => server.set_timeout_secs(secs),
+                Update::NotifyKeyspaceEvents(flags) => server.notify.set_classes(flags),
                 Update::Remembered(name, value) => {
                     server.config_overrides.lock().insert(name, value);
                 }

@@ -1,0 +1,157 @@
+//! Keyspace notifications (`notify-keyspace-events`): the `__keyspace@` and
+//! `__keyevent@` messages of string, generic and expiry events on one real
+//! node, exactly as redis-server sends them (`DYNKV_TEST_AGAINST=redis`),
+//! and on a 3-node cluster a subscriber on node 3 getting the events of
+//! writes made through nodes 1 and 2, with one `expired` per expiry though
+//! every replica expires its own copy.
+
+mod common;
+
+use common::cluster::Cluster;
+use common::{RawConn, Reply, Server};
+use std::time::Duration;
+
+/// (channel, message) of a pushed `message` or `pmessage`.
+fn next_message(sub: &mut RawConn) -> (String, String) {
+    let reply = sub.read().expect("a keyspace notification");
+    let Reply::Array(items) = reply else {
+        panic!("not a push: {reply:?}");
+    };
+    let text = |r: &Reply| match r {
+        Reply::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+        other => panic!("not a bulk: {other:?}"),
+    };
+    match items.len() {
+        3 => (text(&items[1]), text(&items[2])),
+        4 => (text(&items[2]), text(&items[3])),
+        _ => panic!("unexpected push {items:?}"),
+    }
+}
+
+fn expect(sub: &mut RawConn, expected: &[(&str, &str)]) {
+    for (channel, message) in expected {
+        assert_eq!(
+            next_message(sub),
+            (channel.to_string(), message.to_string()),
+            "notification"
+        );
+    }
+}
+
+#[test]
+fn string_generic_and_expiry_events_as_in_redis() {
+    let s = Server::start();
+    let mut admin = s.raw();
+    assert_eq!(
+        admin.cmd_str(&["CONFIG", "SET", "notify-keyspace-events", "Kg$xe"]),
+        Reply::Simple("OK".into())
+    );
+    let got = admin.cmd_str(&["CONFIG", "GET", "notify-keyspace-events"]);
+    assert_eq!(
+        got,
+        Reply::Array(vec![
+            Reply::Bulk(b"notify-keyspace-events".to_vec()),
+            Reply::Bulk(b"g$xeK".to_vec())
+        ])
+    );
+    let bad = admin.cmd_str(&["CONFIG", "SET", "notify-keyspace-events", "Kq"]);
+    assert!(
+        bad.as_str().contains("Invalid event class character"),
+        "{bad:?}"
+    );
+
+    let mut sub = s.raw();
+    sub.set_read_timeout(Duration::from_secs(20));
+    sub.cmd_str(&["PSUBSCRIBE", "__keyspace@0__:*"]);
+    sub.cmd_str(&["SUBSCRIBE", "done"]);
+    let mut c = s.raw();
+    c.cmd_str(&["SET", "a", "1"]);
+    // Refused writes say nothing.
+    c.cmd_str(&["SET", "a", "2", "NX"]);
+    c.cmd_str(&["SADD", "ignored-class", "m"]);
+    c.cmd_str(&["APPEND", "a", "x"]);
+    c.cmd_str(&["INCRBY", "n", "5"]);
+    c.cmd_str(&["DEL", "a", "missing"]);
+    c.cmd_str(&["RENAME", "n", "m"]);
+    c.cmd_str(&["EXPIRE", "m", "100"]);
+    c.cmd_str(&["PERSIST", "m"]);
+    c.cmd_str(&["MSET", "p", "1", "q", "2"]);
+    expect(
+        &mut sub,
+        &[
+            ("__keyspace@0__:a", "set"),
+            ("__keyspace@0__:a", "append"),
+            ("__keyspace@0__:n", "incrby"),
+            ("__keyspace@0__:a", "del"),
+            ("__keyspace@0__:n", "rename_from"),
+            ("__keyspace@0__:m", "rename_to"),
+            ("__keyspace@0__:m", "expire"),
+            ("__keyspace@0__:m", "persist"),
+            ("__keyspace@0__:p", "set"),
+            ("__keyspace@0__:q", "set"),
+        ],
+    );
+    // A value with a TTL: set, expire, and once it is gone, expired.
+    c.cmd_str(&["SET", "t", "v", "PX", "100"]);
+    expect(
+        &mut sub,
+        &[
+            ("__keyspace@0__:t", "set"),
+            ("__keyspace@0__:t", "expire"),
+            ("__keyspace@0__:t", "expired"),
+        ],
+    );
+    // Turned off: nothing more before the marker.
+    admin.cmd_str(&["CONFIG", "SET", "notify-keyspace-events", ""]);
+    c.cmd_str(&["SET", "a", "3"]);
+    c.cmd_str(&["PUBLISH", "done", "marker"]);
+    assert_eq!(next_message(&mut sub), ("done".into(), "marker".into()));
+}
+
+/// Writes through nodes 1 and 2 notify a subscriber on node 3; an expiry is
+/// announced once, by the key's first owner.
+#[test]
+fn events_reach_subscribers_on_every_node() {
+    if common::is_real_redis() {
+        return;
+    }
+    let c = Cluster::start(3);
+    for node in 0..3 {
+        c.ok(node, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+    }
+    let mut sub = c.conn(2);
+    sub.set_read_timeout(Duration::from_secs(20));
+    sub.cmd_str(&["PSUBSCRIBE", "__keyevent@0__:*"]);
+    sub.cmd_str(&["SUBSCRIBE", "done"]);
+    c.ok(0, &["SET", "x", "1"]);
+    c.q(1, &["HSET", "h", "f", "v"]);
+    c.ok(0, &["SET", "e", "v", "PX", "100"]);
+    let mut seen = Vec::new();
+    while !seen.contains(&("__keyevent@0__:expired".to_string(), "e".to_string())) {
+        seen.push(next_message(&mut sub));
+    }
+    for wanted in [
+        ("__keyevent@0__:set", "x"),
+        ("__keyevent@0__:hset", "h"),
+        ("__keyevent@0__:set", "e"),
+        ("__keyevent@0__:expire", "e"),
+    ] {
+        assert!(
+            seen.contains(&(wanted.0.to_string(), wanted.1.to_string())),
+            "{wanted:?} missing from {seen:?}"
+        );
+    }
+    // Every replica's sweeper has run since; none other announced it.
+    std::thread::sleep(Duration::from_secs(3));
+    c.q(0, &["PUBLISH", "done", "marker"]);
+    loop {
+        let (channel, message) = next_message(&mut sub);
+        if channel == "done" {
+            break;
+        }
+        assert_ne!(
+            channel, "__keyevent@0__:expired",
+            "a second expired event for {message}"
+        );
+    }
+}
