@@ -11,11 +11,14 @@
 # record today: a push or pop costs time in proportion to the list's length
 # (see the README's "Lists, queues and blocking pops").
 #
-#   benches/lists.sh             # N=10000
-#   N=2000 benches/lists.sh      # a quick run
+# The cluster replicates the whole list on every write, so its run is
+# smaller again (CLUSTER_N).
+#
+#   benches/lists.sh                        # N=10000, CLUSTER_N=2000
+#   N=2000 CLUSTER_N=500 benches/lists.sh   # a quick run
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export TESTS=default
 export N="${N:-10000}"
 PIPELINES=1 OUT="${OUT_SINGLE:-$ROOT/benches/results-lists-single.md}" "$ROOT/benches/compare.sh"
-OUT="${OUT_CLUSTER:-$ROOT/benches/results-lists-cluster.md}" "$ROOT/benches/cluster.sh"
+N="${CLUSTER_N:-2000}" OUT="${OUT_CLUSTER:-$ROOT/benches/results-lists-cluster.md}" "$ROOT/benches/cluster.sh"

@@ -26,8 +26,10 @@
 #      (from COMMAND DOCS) read off a tmux pane; skipped if tmux is missing
 #   h. compat-tests/tls.sh: redis-cli --tls and redis-py ssl=True on --tls-port
 #      (test CA made with openssl), --tls-auth-clients yes and no
-#   j. (dynkv only) redis-benchmark's data-type tests against a 3-node cluster
-#      through benches/cluster.sh (CLUSTER_BENCH_N requests, default 2000)
+#   c2. redis-benchmark's default test list (lists included) -n LIST_BENCH_N
+#      (default 1000): no error lines, every test's result line present
+#   j. (dynkv only) redis-benchmark's default test list against a 3-node cluster
+#      through benches/cluster.sh (CLUSTER_BENCH_N requests, default 500)
 #
 # Env:
 #   DYNKV_BIN=path      dynkv binary to use (default target/release/dynkv, built
@@ -267,6 +269,30 @@ bench() {
 }
 step redis-benchmark bench
 
+# c2. redis-benchmark's default test list (no -t: the list tests LPUSH, RPUSH,
+# LPOP, RPOP, LRANGE_100..600 among them): no error line, every test reported
+bench_default() {
+  local out ok=0 t n="${LIST_BENCH_N:-1000}"
+  out="$(timeout 900 redis-benchmark -h "$HOST" -p "$PORT" -n "$n" -q 2>&1 | tr '\r' '\n')" || {
+    echo "FAIL: redis-benchmark (default tests) exited non-zero"; echo "$out" | tail -n 20; return 1; }
+  if grep -qE '(^|[^A-Z])ERR ' <<<"$out"; then
+    echo "FAIL: redis-benchmark (default tests) printed error lines:"
+    grep -E '(^|[^A-Z])ERR ' <<<"$out" | sort | uniq -c | head -n 10; ok=1
+  fi
+  for t in PING_INLINE PING_MBULK SET GET INCR LPUSH RPUSH LPOP RPOP SADD HSET SPOP ZADD ZPOPMIN \
+           'LPUSH (needed to benchmark LRANGE)' 'LRANGE_100 (first 100 elements)' \
+           'LRANGE_300 (first 300 elements)' 'LRANGE_500 (first 500 elements)' \
+           'LRANGE_600 (first 600 elements)' 'MSET (10 keys)'; do
+    if grep -qF "$t: " <<<"$out" && grep -F "$t: " <<<"$out" | grep -q 'requests per second'; then
+      echo "PASS: redis-benchmark $t result line"
+    else
+      echo "FAIL: redis-benchmark $t result line missing"; ok=1
+    fi
+  done
+  return $ok
+}
+step redis-benchmark-default bench_default
+
 # d. --requirepass on a second, short-lived instance
 auth_checks() {
   local pw="s3cret-pw" ok=0 got
@@ -341,12 +367,13 @@ if [[ "$TARGET" != "redis" ]]; then
   step keyslot env PY="$PY" "$HERE/keyslot.sh" "$HOST" "$PORT"
 fi
 
-# j. the redis-benchmark data-type tests against a 3-node cluster (N=3 R=2
-# W=2), next to redis-server and a single node: no error line, every test
-# reported (benches/cluster.sh at a small size; full size: benches/types.sh)
+# j. redis-benchmark's default test list (the data-type and list tests among
+# them) against a 3-node cluster (N=3 R=2 W=2), next to redis-server and a
+# single node: no error line, every test reported (benches/cluster.sh at a
+# small size; full size: benches/types.sh and benches/lists.sh)
 if [[ "$TARGET" != "redis" ]]; then
-  step redis-benchmark-cluster env N="${CLUSTER_BENCH_N:-2000}" DYNKV_BIN="$DYNKV_BIN" \
-    TESTS=ping,set,get,incr,sadd,hset,spop,zadd,zpopmin,mset OUT="$WORK/types-cluster.md" \
+  step redis-benchmark-cluster env N="${CLUSTER_BENCH_N:-500}" DYNKV_BIN="$DYNKV_BIN" \
+    TESTS=default OUT="$WORK/default-cluster.md" \
     "$ROOT/benches/cluster.sh"
 fi
 

@@ -66,3 +66,33 @@ def test_listener_thread_gets_every_message_in_order():
     worker.stop()
     worker.join(10)
     assert received == [str(i) for i in range(500)]
+
+
+def test_keyspace_notifications_for_an_expiry_handler():
+    # The common pattern: a worker reacting to keys that expire (session
+    # timeouts, delayed jobs) through __keyevent@0__:expired.
+    r = client()
+    before = r.config_get("notify-keyspace-events")["notify-keyspace-events"]
+    r.config_set("notify-keyspace-events", "Ex")
+    try:
+        key = "ks:%s" % uuid.uuid4().hex[:8]
+        ps = r.pubsub()
+        ps.psubscribe("__keyevent@0__:expired")
+        next_message_of_type(ps, "psubscribe")
+        r.set(key, "v", px=100)
+        msg = next_message(ps)
+        assert msg["channel"] == "__keyevent@0__:expired"
+        assert msg["data"] == key
+        assert r.exists(key) == 0
+        ps.close()
+    finally:
+        r.config_set("notify-keyspace-events", before)
+
+
+def next_message_of_type(ps, kind, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        msg = ps.get_message(timeout=0.5)
+        if msg is not None and msg["type"] == kind:
+            return msg
+    raise AssertionError("no %s within %.0f s" % (kind, timeout))
