@@ -147,29 +147,35 @@ pub async fn run_at<K: Kv>(
     })
 }
 
-/// Hands a published message to every other member that is up; returns
-/// how many subscribers there received it. Waits for all of them, so the
-/// next message of the same publisher cannot overtake this one.
-pub async fn publish_to_peers<K: Kv>(kv: &K, shard: bool, channel: &Bytes, message: &Bytes) -> i64 {
+/// Sends `request` to every other member that is up and waits for all
+/// their answers (so the caller's next request cannot overtake this one);
+/// an unreachable member's answer is its error.
+async fn to_live_peers<K: Kv>(kv: &K, request: &Forwarded) -> Vec<Result<Bytes, KvError>> {
     let peers = kv.live_peers();
     if peers.is_empty() {
-        return 0;
+        return Vec::new();
     }
+    let Ok(payload) = postcard::to_stdvec(request).map(Bytes::from) else {
+        return Vec::new();
+    };
+    futures::future::join_all(
+        peers
+            .into_iter()
+            .map(|peer| kv.forward_command(peer, payload.clone())),
+    )
+    .await
+}
+
+/// Hands a published message to every other member that is up; returns
+/// how many subscribers there received it.
+pub async fn publish_to_peers<K: Kv>(kv: &K, shard: bool, channel: &Bytes, message: &Bytes) -> i64 {
     let request = Forwarded::Publish {
         shard,
         channel: channel.clone(),
         message: message.clone(),
     };
-    let Ok(payload) = postcard::to_stdvec(&request).map(Bytes::from) else {
-        return 0;
-    };
-    let answers = futures::future::join_all(
-        peers
-            .into_iter()
-            .map(|peer| kv.forward_command(peer, payload.clone())),
-    )
-    .await;
-    answers
+    to_live_peers(kv, &request)
+        .await
         .into_iter()
         .filter_map(|answer| {
             let answer = answer.ok()?;
@@ -185,37 +191,13 @@ pub async fn publish_to_peers<K: Kv>(kv: &K, shard: bool, channel: &Bytes, messa
 /// a member that misses it finds the element at its blocked clients'
 /// next poll.
 pub async fn announce_ready<K: Kv>(kv: &K, keys: Vec<(u8, Bytes)>) {
-    let peers = kv.live_peers();
-    if peers.is_empty() {
-        return;
-    }
-    let Ok(payload) = postcard::to_stdvec(&Forwarded::KeysReady { keys }).map(Bytes::from) else {
-        return;
-    };
-    futures::future::join_all(
-        peers
-            .into_iter()
-            .map(|peer| kv.forward_command(peer, payload.clone())),
-    )
-    .await;
+    to_live_peers(kv, &Forwarded::KeysReady { keys }).await;
 }
 
 /// Hands keyspace notifications to every other member that is up (one
-/// message per batch); waits for all, so batches arrive in order.
+/// message per batch), batches in order.
 pub async fn notify_peers<K: Kv>(kv: &K, messages: Vec<(Bytes, Bytes)>) {
-    let peers = kv.live_peers();
-    if peers.is_empty() {
-        return;
-    }
-    let Ok(payload) = postcard::to_stdvec(&Forwarded::Notify { messages }).map(Bytes::from) else {
-        return;
-    };
-    futures::future::join_all(
-        peers
-            .into_iter()
-            .map(|peer| kv.forward_command(peer, payload.clone())),
-    )
-    .await;
+    to_live_peers(kv, &Forwarded::Notify { messages }).await;
 }
 
 /// Runs the commands other nodes forward to this one.
