@@ -108,6 +108,83 @@ fn string_generic_and_expiry_events_as_in_redis() {
     assert_eq!(next_message(&mut sub), ("done".into(), "marker".into()));
 }
 
+/// The type classes (`l`, `s`, `h`, `z`) name their events as Redis does,
+/// through `__keyevent@` channels (message: the key), with the `del` of a
+/// collection a removal emptied.
+#[test]
+fn collection_events_as_in_redis() {
+    let s = Server::start();
+    let mut admin = s.raw();
+    admin.cmd_str(&["CONFIG", "SET", "notify-keyspace-events", "Eglshz"]);
+    let mut sub = s.raw();
+    sub.set_read_timeout(Duration::from_secs(20));
+    sub.cmd_str(&["PSUBSCRIBE", "__keyevent@0__:*"]);
+    let mut c = s.raw();
+    for cmd in [
+        &["RPUSH", "l", "a", "b", "c"][..],
+        &["LPUSH", "l", "z"],
+        &["LPOP", "l"],
+        &["RPOP", "l"],
+        &["LSET", "l", "0", "x"],
+        &["LINSERT", "l", "BEFORE", "x", "w"],
+        &["LREM", "l", "1", "w"],
+        &["LTRIM", "l", "0", "5"],
+        &["LMOVE", "l", "l2", "LEFT", "RIGHT"],
+        &["HSET", "h", "f", "1"],
+        &["HINCRBY", "h", "n", "2"],
+        &["HDEL", "h", "f", "nope"],
+        &["SADD", "s", "m", "n"],
+        &["SREM", "s", "m"],
+        &["SMOVE", "s", "s2", "n"],
+        &["ZADD", "z", "1", "a", "2", "b"],
+        &["ZINCRBY", "z", "5", "a"],
+        &["ZREM", "z", "a"],
+        &["ZPOPMIN", "z"],
+        // Changing nothing emits nothing.
+        &["SREM", "s", "absent"],
+        &["HDEL", "h", "absent"],
+        &["LPOP", "missing"],
+    ] {
+        let reply = c.cmd_str(cmd);
+        assert!(!reply.is_error(), "{cmd:?}: {reply:?}");
+    }
+    c.cmd_str(&["SADD", "last", "x"]);
+    let wanted = [
+        ("rpush", "l"),
+        ("lpush", "l"),
+        ("lpop", "l"),
+        ("rpop", "l"),
+        ("lset", "l"),
+        ("linsert", "l"),
+        ("lrem", "l"),
+        ("ltrim", "l"),
+        ("rpush", "l2"),
+        ("lpop", "l"),
+        ("hset", "h"),
+        ("hincrby", "h"),
+        ("hdel", "h"),
+        ("sadd", "s"),
+        ("srem", "s"),
+        ("srem", "s"),
+        ("del", "s"),
+        ("sadd", "s2"),
+        ("zadd", "z"),
+        ("zincr", "z"),
+        ("zrem", "z"),
+        ("zpopmin", "z"),
+        ("del", "z"),
+        ("sadd", "last"),
+    ];
+    let expected: Vec<(String, String)> = wanted
+        .iter()
+        .map(|(event, key)| (format!("__keyevent@0__:{event}"), key.to_string()))
+        .collect();
+    let got: Vec<(String, String)> = (0..expected.len())
+        .map(|_| next_message(&mut sub))
+        .collect();
+    assert_eq!(got, expected);
+}
+
 /// Writes through nodes 1 and 2 notify a subscriber on node 3; an expiry is
 /// announced once, by the key's first owner.
 #[test]

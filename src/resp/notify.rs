@@ -384,7 +384,8 @@ pub fn events_of(
             })
             .unwrap_or_default(),
         "rpoplpush" | "brpoplpush" if changed(reply) && args.len() > 2 => {
-            vec![event(LIST, "rpop", key), event(LIST, "lpush", &args[2])]
+            // Redis announces the push to the destination first.
+            vec![event(LIST, "lpush", &args[2]), event(LIST, "rpop", key)]
         }
         "lmove" | "blmove" if changed(reply) && args.len() > 4 => {
             let from = if args[3].eq_ignore_ascii_case(b"left") {
@@ -397,7 +398,7 @@ pub fn events_of(
             } else {
                 "rpush"
             };
-            vec![event(LIST, from, key), event(LIST, to, &args[2])]
+            vec![event(LIST, to, &args[2]), event(LIST, from, key)]
         }
         "hset" | "hmset" => one(HASH, "hset"),
         "hsetnx" => if_changed(HASH, "hset"),
@@ -434,6 +435,56 @@ pub fn events_of(
         "zrangestore" => if_changed(ZSET, "zrangestore"),
         _ => Vec::new(),
     }
+}
+
+/// Events that take elements out of a collection (and may empty it).
+const REMOVALS: &[&str] = &[
+    "lpop",
+    "rpop",
+    "lrem",
+    "ltrim",
+    "hdel",
+    "srem",
+    "spop",
+    "zrem",
+    "zpopmin",
+    "zpopmax",
+    "zrembyscore",
+    "zrembyrank",
+    "zrembylex",
+];
+
+fn is_removal(ev: &Event) -> bool {
+    ev.db.is_none() && REMOVALS.contains(&ev.name)
+}
+
+/// Keys whose elements these events removed, each once: one that is gone
+/// afterwards was emptied by the command.
+pub fn may_empty(events: &[Event]) -> Vec<Bytes> {
+    let mut keys: Vec<Bytes> = Vec::new();
+    for ev in events.iter().filter(|ev| is_removal(ev)) {
+        if !keys.contains(&ev.key) {
+            keys.push(ev.key.clone());
+        }
+    }
+    keys
+}
+
+/// `events` with a `del` after the removal that emptied each of `gone`,
+/// where Redis announces it.
+pub fn with_deletions(events: Vec<Event>, gone: &[Bytes]) -> Vec<Event> {
+    let mut out = Vec::with_capacity(events.len() + gone.len());
+    let mut announced: Vec<Bytes> = Vec::new();
+    for ev in events {
+        let emptied = is_removal(&ev) && gone.contains(&ev.key) && !announced.contains(&ev.key);
+        let key = ev.key.clone();
+        out.push(ev);
+        if emptied {
+            out.push(event(GENERIC, "del", &key));
+            announced.push(key);
+        }
+    }
+    out
 }
 
 /// SET's events: `set` when it stored (NX/XX may refuse; with GET the reply
@@ -542,7 +593,7 @@ mod tests {
                 &["lmove", "a", "b", "LEFT", "RIGHT"],
                 Reply::bulk("x")
             ),
-            vec![("lpop", Bytes::from("a")), ("rpush", Bytes::from("b"))]
+            vec![("rpush", Bytes::from("b")), ("lpop", Bytes::from("a"))]
         );
         let existed = [true, false, true];
         let dels: Vec<Bytes> = events_of(

@@ -510,7 +510,21 @@ async fn execute<K: Kv>(
         };
         let result = Box::pin(run_group(kv, all, server, session, spec, args)).await;
         if let Ok(reply) = &result {
-            let events = super::notify::events_of(spec.name, args, reply, existed.as_deref());
+            let mut events = super::notify::events_of(spec.name, args, reply, existed.as_deref());
+            if server.notify.classes() & super::notify::GENERIC != 0 {
+                // Redis also says `del` when a removal left a collection empty.
+                let emptied = super::notify::may_empty(&events);
+                if !emptied.is_empty() {
+                    let present = keys::existing(kv, &emptied).await;
+                    let gone: Vec<Bytes> = emptied
+                        .into_iter()
+                        .zip(present)
+                        .filter(|(_, present)| !present)
+                        .map(|(key, _)| key)
+                        .collect();
+                    events = super::notify::with_deletions(events, &gone);
+                }
+            }
             server.notify.emit(server, db, events);
         }
         return result;
