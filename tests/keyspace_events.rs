@@ -76,6 +76,8 @@ fn string_generic_and_expiry_events_as_in_redis() {
     c.cmd_str(&["EXPIRE", "m", "100"]);
     c.cmd_str(&["PERSIST", "m"]);
     c.cmd_str(&["MSET", "p", "1", "q", "2"]);
+    // An expiry already past deletes the key: `del`, not `expire`.
+    c.cmd_str(&["EXPIRE", "q", "0"]);
     expect(
         &mut sub,
         &[
@@ -89,6 +91,7 @@ fn string_generic_and_expiry_events_as_in_redis() {
             ("__keyspace@0__:m", "persist"),
             ("__keyspace@0__:p", "set"),
             ("__keyspace@0__:q", "set"),
+            ("__keyspace@0__:q", "del"),
         ],
     );
     // A value with a TTL: set, expire, and once it is gone, expired.

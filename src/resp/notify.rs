@@ -280,6 +280,7 @@ pub fn events_of(
     args: &[Bytes],
     reply: &Reply,
     existed: Option<&[bool]>,
+    now_ms: u64,
 ) -> Vec<Event> {
     if matches!(reply, Reply::Error(_)) || args.len() < 2 {
         return Vec::new();
@@ -340,7 +341,11 @@ pub fn events_of(
                 None => Vec::new(),
             }
         }
-        "expire" | "pexpire" | "expireat" | "pexpireat" => if_changed(GENERIC, "expire"),
+        "expire" | "pexpire" | "expireat" | "pexpireat" => {
+            // A time already past deletes the key, and Redis says so.
+            let past = expiry_ms(name, args.get(2), now_ms).is_some_and(|at| at <= now_ms as i128);
+            if_changed(GENERIC, if past { "del" } else { "expire" })
+        }
         "persist" => if_changed(GENERIC, "persist"),
         "rename" | "renamenx" if changed(reply) && args.len() > 2 => {
             vec![
@@ -518,6 +523,18 @@ fn set_events(args: &[Bytes], reply: &Reply) -> Vec<Event> {
     events
 }
 
+/// When an EXPIRE-family command's time argument falls, in ms since the
+/// epoch (wide, so no argument overflows).
+fn expiry_ms(name: &str, arg: Option<&Bytes>, now_ms: u64) -> Option<i128> {
+    let n: i128 = std::str::from_utf8(arg?).ok()?.parse::<i64>().ok()?.into();
+    Some(match name {
+        "expire" => now_ms as i128 + n * 1000,
+        "pexpire" => now_ms as i128 + n,
+        "expireat" => n * 1000,
+        _ => n,
+    })
+}
+
 /// COPY's `DB n` option.
 fn db_option(args: &[Bytes]) -> Option<u8> {
     let at = args.iter().position(|a| a.eq_ignore_ascii_case(b"db"))?;
@@ -562,16 +579,25 @@ mod tests {
 
     #[test]
     fn refused_writes_emit_nothing() {
-        assert!(events_of("set", &args(&["set", "k", "v", "NX"]), &Reply::Null, None).is_empty());
-        assert!(events_of("sadd", &args(&["sadd", "s", "m"]), &Reply::Int(0), None).is_empty());
-        assert!(events_of("del", &args(&["del", "a"]), &Reply::Int(0), None).is_empty());
-        assert!(events_of("incr", &args(&["incr", "k"]), &Reply::err("x"), None).is_empty());
+        assert!(
+            events_of(
+                "set",
+                &args(&["set", "k", "v", "NX"]),
+                &Reply::Null,
+                None,
+                0
+            )
+            .is_empty()
+        );
+        assert!(events_of("sadd", &args(&["sadd", "s", "m"]), &Reply::Int(0), None, 0).is_empty());
+        assert!(events_of("del", &args(&["del", "a"]), &Reply::Int(0), None, 0).is_empty());
+        assert!(events_of("incr", &args(&["incr", "k"]), &Reply::err("x"), None, 0).is_empty());
     }
 
     #[test]
     fn commands_name_redis_events() {
         let names = |name: &str, words: &[&str], reply: Reply| -> Vec<(&'static str, Bytes)> {
-            events_of(name, &args(words), &reply, None)
+            events_of(name, &args(words), &reply, None, 1_000_000)
                 .into_iter()
                 .map(|e| (e.name, e.key))
                 .collect()
@@ -595,12 +621,25 @@ mod tests {
             ),
             vec![("rpush", Bytes::from("b")), ("lpop", Bytes::from("a"))]
         );
+        assert_eq!(
+            names("expire", &["expire", "k", "0"], Reply::Int(1)),
+            vec![("del", Bytes::from("k"))]
+        );
+        assert_eq!(
+            names("pexpireat", &["pexpireat", "k", "999999"], Reply::Int(1)),
+            vec![("del", Bytes::from("k"))]
+        );
+        assert_eq!(
+            names("expire", &["expire", "k", "10"], Reply::Int(1)),
+            vec![("expire", Bytes::from("k"))]
+        );
         let existed = [true, false, true];
         let dels: Vec<Bytes> = events_of(
             "del",
             &args(&["del", "a", "b", "c"]),
             &Reply::Int(2),
             Some(&existed),
+            0,
         )
         .into_iter()
         .map(|e| e.key)

@@ -510,7 +510,8 @@ async fn execute<K: Kv>(
         };
         let result = Box::pin(run_group(kv, all, server, session, spec, args)).await;
         if let Ok(reply) = &result {
-            let mut events = super::notify::events_of(spec.name, args, reply, existed.as_deref());
+            let mut events =
+                super::notify::events_of(spec.name, args, reply, existed.as_deref(), kv.now_ms());
             if server.notify.classes() & super::notify::GENERIC != 0 {
                 // Redis also says `del` when a removal left a collection empty.
                 let emptied = super::notify::may_empty(&events);
