@@ -52,7 +52,7 @@ async fn queue_plain_set<K: Kv>(
         || session.multi.is_some()
         || !name.eq_ignore_ascii_case(b"set")
         || server.notify.enabled()
-        || server.pause.lock().is_some()
+        || server.current_pause().is_some()
     {
         return Err(args);
     }

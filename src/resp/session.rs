@@ -280,7 +280,10 @@ pub struct ServerState {
     /// KILL).
     pub connections: DashMap<u64, ConnectionHandle>,
     /// CLIENT PAUSE: until when, and whether only writes wait.
-    pub pause: Mutex<Option<Pause>>,
+    pause: Mutex<Option<Pause>>,
+    /// Whether `pause` may hold one: every command checks, so the common
+    /// case is one load, not a lock shared by every connection.
+    paused: AtomicBool,
     /// Pub/Sub subscriptions of this node's connections.
     pub pubsub: super::pubsub::PubSub,
     /// Clients blocked on list keys, and pushes to announce.
@@ -336,7 +339,28 @@ impl ServerState {
             notify: Default::default(),
             connections: DashMap::new(),
             pause: Mutex::new(None),
+            paused: AtomicBool::new(false),
         }
+    }
+
+    /// Starts (`Some`) or ends (`None`) a CLIENT PAUSE.
+    pub fn set_pause(&self, pause: Option<Pause>) {
+        let mut current = self.pause.lock();
+        *current = pause;
+        self.paused.store(pause.is_some(), Ordering::Release);
+    }
+
+    /// The CLIENT PAUSE in force, if any (one that has run out is ended).
+    pub fn current_pause(&self) -> Option<Pause> {
+        if !self.paused.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut current = self.pause.lock();
+        if current.is_some_and(|p| Instant::now() >= p.until) {
+            *current = None;
+            self.paused.store(false, Ordering::Release);
+        }
+        *current
     }
 
     /// The same state, signing context tokens with `key` (the cluster

@@ -338,15 +338,15 @@ fn client(server: &ServerState, session: &mut Session, args: &[Bytes]) -> CmdRes
                 Some(mode) if is(mode, "WRITE") => true,
                 Some(_) => return Err(syntax_error()),
             };
-            *server.pause.lock() = Some(crate::resp::session::Pause {
+            server.set_pause(Some(crate::resp::session::Pause {
                 until: std::time::Instant::now() + std::time::Duration::from_millis(ms as u64),
                 writes_only,
-            });
+            }));
             Ok(Reply::ok())
         }
         "unpause" => {
             arity(2)?;
-            *server.pause.lock() = None;
+            server.set_pause(None);
             Ok(Reply::ok())
         }
         "help" => Ok(Reply::Array(

@@ -395,7 +395,7 @@ async fn wait_while_paused(server: &ServerState, spec: &CommandSpec) {
         data && (!writes_only || may_write)
     };
     loop {
-        let pause = *server.pause.lock();
+        let pause = server.current_pause();
         let Some(pause) = pause else { return };
         let now = std::time::Instant::now();
         if now >= pause.until || !held_back(pause.writes_only) {
