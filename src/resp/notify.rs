@@ -442,6 +442,35 @@ pub fn events_of(
     }
 }
 
+/// The events of a command that answered `reply` (see [`events_of`]), with
+/// the `del` Redis also announces when a removal left a collection empty
+/// (read back from `kv`, only while the generic class is on).
+pub async fn events_after<K: Kv>(
+    kv: &K,
+    server: &ServerState,
+    name: &str,
+    args: &[Bytes],
+    reply: &Reply,
+    existed: Option<Vec<bool>>,
+) -> Vec<Event> {
+    let events = events_of(name, args, reply, existed.as_deref(), kv.now_ms());
+    if server.notify.classes() & GENERIC == 0 {
+        return events;
+    }
+    let emptied = may_empty(&events);
+    if emptied.is_empty() {
+        return events;
+    }
+    let present = super::cmd::keys::existing(kv, &emptied).await;
+    let gone: Vec<Bytes> = emptied
+        .into_iter()
+        .zip(present)
+        .filter(|(_, present)| !present)
+        .map(|(key, _)| key)
+        .collect();
+    with_deletions(events, &gone)
+}
+
 /// Events that take elements out of a collection (and may empty it).
 const REMOVALS: &[&str] = &[
     "lpop",
@@ -465,7 +494,7 @@ fn is_removal(ev: &Event) -> bool {
 
 /// Keys whose elements these events removed, each once: one that is gone
 /// afterwards was emptied by the command.
-pub fn may_empty(events: &[Event]) -> Vec<Bytes> {
+fn may_empty(events: &[Event]) -> Vec<Bytes> {
     let mut keys: Vec<Bytes> = Vec::new();
     for ev in events.iter().filter(|ev| is_removal(ev)) {
         if !keys.contains(&ev.key) {
@@ -477,7 +506,7 @@ pub fn may_empty(events: &[Event]) -> Vec<Bytes> {
 
 /// `events` with a `del` after the removal that emptied each of `gone`,
 /// where Redis announces it.
-pub fn with_deletions(events: Vec<Event>, gone: &[Bytes]) -> Vec<Event> {
+fn with_deletions(events: Vec<Event>, gone: &[Bytes]) -> Vec<Event> {
     let mut out = Vec::with_capacity(events.len() + gone.len());
     let mut announced: Vec<Bytes> = Vec::new();
     for ev in events {

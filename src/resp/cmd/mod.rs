@@ -395,14 +395,22 @@ async fn wait_while_paused(server: &ServerState, spec: &CommandSpec) {
         data && (!writes_only || may_write)
     };
     loop {
-        let pause = server.current_pause();
-        let Some(pause) = pause else { return };
-        let now = std::time::Instant::now();
-        if now >= pause.until || !held_back(pause.writes_only) {
+        // A pause that has run out is ended by `current_pause`.
+        let Some(pause) = server.current_pause() else {
+            return;
+        };
+        if !held_back(pause.writes_only) {
             return;
         }
+        let now = std::time::Instant::now();
         // Polled, so CLIENT UNPAUSE releases waiters within a few ms.
-        tokio::time::sleep((pause.until - now).min(std::time::Duration::from_millis(10))).await;
+        tokio::time::sleep(
+            pause
+                .until
+                .saturating_duration_since(now)
+                .min(std::time::Duration::from_millis(10)),
+        )
+        .await;
     }
 }
 
@@ -510,22 +518,8 @@ async fn execute<K: Kv>(
         };
         let result = Box::pin(run_group(kv, all, server, session, spec, args)).await;
         if let Ok(reply) = &result {
-            let mut events =
-                super::notify::events_of(spec.name, args, reply, existed.as_deref(), kv.now_ms());
-            if server.notify.classes() & super::notify::GENERIC != 0 {
-                // Redis also says `del` when a removal left a collection empty.
-                let emptied = super::notify::may_empty(&events);
-                if !emptied.is_empty() {
-                    let present = keys::existing(kv, &emptied).await;
-                    let gone: Vec<Bytes> = emptied
-                        .into_iter()
-                        .zip(present)
-                        .filter(|(_, present)| !present)
-                        .map(|(key, _)| key)
-                        .collect();
-                    events = super::notify::with_deletions(events, &gone);
-                }
-            }
+            let events =
+                super::notify::events_after(kv, server, spec.name, args, reply, existed).await;
             server.notify.emit(server, db, events);
         }
         return result;
