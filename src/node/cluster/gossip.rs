@@ -5,8 +5,8 @@
 //! in-process exchange.
 //!
 //! A round sends the digest of this node's state to one random reachable
-//! peer (and to every unreachable one, so a returning node is noticed
-//! within a second). Full states travel only when the two differ; who sends
+//! peer (and to every suspected or unreachable one, so a dead node is
+//! confirmed down and a returning one noticed within seconds). Full states travel only when the two differ; who sends
 //! what is decided in [`crate::core::gossip`]. The full-state exchange
 //! ([`Request::Gossip`], both states every round) is still served, and
 //! [`exchange_full`] still sends it, so its cost can be measured.
@@ -64,18 +64,20 @@ impl<E: NodeEnv> GossipNode for ClusterKv<E> {
     }
 }
 
-/// One round: exchange with one random reachable peer, probe every
-/// unreachable one.
+/// One round: exchange with one random healthy peer, probe every
+/// suspected or unreachable one. Probing the suspected ones each round is
+/// what bounds detection time: a peer that missed once is confirmed down
+/// (or cleared) within [`crate::core::failure::MISSES_BEFORE_DOWN`] rounds
+/// instead of waiting for the random pick to land on it.
 pub async fn round<G: GossipNode>(node: &G) {
     let membership = node.membership();
     membership.settle_peer_log();
-    let (up, down): (Vec<NodeId>, Vec<NodeId>) = membership
+    let (healthy, mut targets): (Vec<NodeId>, Vec<NodeId>) = membership
         .peers()
         .into_iter()
-        .partition(|p| membership.is_up(p));
-    let mut targets = down;
-    if !up.is_empty() {
-        targets.push(up[node.random_index(up.len())].clone());
+        .partition(|p| !membership.is_suspected(p));
+    if !healthy.is_empty() {
+        targets.push(healthy[node.random_index(healthy.len())].clone());
     }
     for peer in targets {
         exchange(node, peer).await;

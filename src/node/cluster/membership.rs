@@ -209,6 +209,12 @@ impl Membership {
         node == &self.me || self.detector.lock().liveness(node) != Liveness::Down
     }
 
+    /// Whether `node` missed a request since it last answered (suspected
+    /// or down).
+    pub fn is_suspected(&self, node: &NodeId) -> bool {
+        node != &self.me && self.detector.lock().liveness(node) != Liveness::Up
+    }
+
     /// `node` answered (or sent us something).
     pub fn mark_up(&self, node: &NodeId) {
         if self.detector.lock().on_success(node) {
