@@ -59,6 +59,14 @@ pub struct Cli {
     /// Password clients must AUTH with.
     #[arg(long)]
     pub requirepass: Option<String>,
+    /// memcached text/meta protocol port (default 11211, off when that is
+    /// taken or `--requirepass` is set; 0 turns it off).
+    #[arg(long)]
+    pub memcache_port: Option<u16>,
+    /// Largest value memcached clients may store (memcached's `-I`,
+    /// default 1mb).
+    #[arg(long, value_name = "BYTES", value_parser = parse_memcache_max_item_size)]
+    pub memcache_max_item_size: Option<usize>,
     /// Secret every member of the cluster shares: cluster-port connections
     /// and context tokens are authenticated with it. Default: generated in
     /// the data dir at the first start of a node that founds a cluster.
@@ -309,6 +317,35 @@ pub fn parse_proto_max_bulk_len(text: &str) -> Result<usize, MemoryValueError> {
         })
 }
 
+/// Where the memcached front end listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemcachePort {
+    /// Not at all (`--memcache-port 0`, or the default under `--requirepass`).
+    Off,
+    /// The default port: if it is taken, the node runs without it.
+    Default(u16),
+    /// A port the operator named: failing to bind it stops the start.
+    Explicit(u16),
+}
+
+/// memcached's default port.
+pub const DEFAULT_MEMCACHE_PORT: u16 = 11211;
+/// memcached's default item size limit (`-I 1m`).
+pub const DEFAULT_MEMCACHE_MAX_ITEM_SIZE: usize = 1024 * 1024;
+/// The item size limit's range: memcached's `-I` accepts 1k to 1g; the top
+/// is held to the RESP bulk limit so both protocols store the same values.
+const MEMCACHE_ITEM_SIZE_RANGE: (usize, usize) = (1024, MAX_PROTO_MAX_BULK_LEN);
+
+/// Parses and range-checks `--memcache-max-item-size`.
+pub fn parse_memcache_max_item_size(text: &str) -> Result<usize, MemoryValueError> {
+    let bytes = parse_memory(text).ok_or(MemoryValueError::NotAMemoryValue)?;
+    let (min, max) = MEMCACHE_ITEM_SIZE_RANGE;
+    usize::try_from(bytes)
+        .ok()
+        .filter(|b| (min..=max).contains(b))
+        .ok_or(MemoryValueError::OutOfRange { min, max })
+}
+
 /// A byte size in the TOML file: a plain integer or Redis's text form.
 #[derive(Deserialize, Debug)]
 #[serde(untagged)]
@@ -414,6 +451,8 @@ struct FileConfig {
     tombstone_grace: Option<u64>,
     databases: Option<usize>,
     proto_max_bulk_len: Option<MemoryValue>,
+    memcache_port: Option<u16>,
+    memcache_max_item_size: Option<MemoryValue>,
     tls_port: Option<u16>,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
@@ -461,6 +500,10 @@ pub struct Config {
     pub w: usize,
     /// Client password.
     pub requirepass: Option<String>,
+    /// The memcached port and whether it was asked for explicitly.
+    pub memcache: MemcachePort,
+    /// Largest value memcached clients may store, in bytes.
+    pub memcache_max_item_size: usize,
     /// `--cluster-secret` / `--cluster-secret-file`, read; `None` when
     /// neither was given (the node then uses or generates the one in its
     /// data dir). Its `Debug` is redacted.
@@ -605,6 +648,23 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("proto-max-bulk-len: {e}")))?,
             (None, None) => DEFAULT_PROTO_MAX_BULK_LEN,
         };
+        let memcache_max_item_size =
+            match (cli.memcache_max_item_size, &file.memcache_max_item_size) {
+                (Some(bytes), _) => bytes,
+                (None, Some(value)) => parse_memcache_max_item_size(&value.text())
+                    .map_err(|e| ConfigError::Invalid(format!("memcache-max-item-size: {e}")))?,
+                (None, None) => DEFAULT_MEMCACHE_MAX_ITEM_SIZE,
+            };
+        let requirepass = cli.requirepass.or(file.requirepass);
+        // A password-protected RESP port must not get an open memcached
+        // door beside it: the default port stays shut, a named one asks
+        // for memcached's text-protocol authentication.
+        let memcache = match cli.memcache_port.or(file.memcache_port) {
+            Some(0) => MemcachePort::Off,
+            Some(p) => MemcachePort::Explicit(p),
+            None if requirepass.is_some() => MemcachePort::Off,
+            None => MemcachePort::Default(DEFAULT_MEMCACHE_PORT),
+        };
         let protected_mode = match (cli.protected_mode, &file.protected_mode) {
             (Some(on), _) => on,
             (None, Some(YesNo::Bool(on))) => *on,
@@ -663,7 +723,9 @@ impl Config {
             n,
             r,
             w,
-            requirepass: cli.requirepass.or(file.requirepass),
+            requirepass,
+            memcache,
+            memcache_max_item_size,
             cluster_secret: resolve_secret(
                 cli.cluster_secret,
                 cli.cluster_secret_file,
@@ -815,6 +877,36 @@ mod tests {
             ..Cli::default()
         };
         assert_eq!(resolve(file).ok().as_deref(), Some("10.0.0.7"));
+    }
+
+    #[test]
+    fn memcache_port_is_shut_by_default_under_a_password() {
+        let port = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).expect("parse");
+            let c = Config::resolve(cli).expect("resolve");
+            (c.memcache, c.memcache_max_item_size)
+        };
+        assert_eq!(
+            port(&["dynkv"]),
+            (
+                MemcachePort::Default(DEFAULT_MEMCACHE_PORT),
+                DEFAULT_MEMCACHE_MAX_ITEM_SIZE
+            )
+        );
+        assert_eq!(
+            port(&["dynkv", "--memcache-port", "0"]).0,
+            MemcachePort::Off
+        );
+        assert_eq!(port(&["dynkv", "--requirepass", "pw"]).0, MemcachePort::Off);
+        assert_eq!(
+            port(&["dynkv", "--requirepass", "pw", "--memcache-port", "11300"]).0,
+            MemcachePort::Explicit(11300)
+        );
+        assert_eq!(
+            port(&["dynkv", "--memcache-max-item-size", "2mb"]).1,
+            2 * 1024 * 1024
+        );
+        assert!(Cli::try_parse_from(["dynkv", "--memcache-max-item-size", "10"]).is_err());
     }
 
     #[test]

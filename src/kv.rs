@@ -34,19 +34,29 @@ pub struct LiveValue {
     pub expires_at_ms: Option<u64>,
     /// The data type, when the key holds one.
     pub typed: Option<TypedValue>,
+    /// memcached client flags of a string (0 when a Redis command wrote it).
+    pub flags: u32,
+    /// A fingerprint of every version the object holds (its causal
+    /// context): memcached's cas unique. Equal exactly when no write came
+    /// in between, siblings included.
+    pub cas: u64,
 }
 
 impl LiveValue {
     /// The live value of `obj` at `now_ms`.
     pub fn of(obj: &Object, now_ms: u64) -> Option<LiveValue> {
+        let cas = obj.context.fingerprint();
         match resolve(obj, now_ms)? {
             Resolved::Str {
                 data,
                 expires_at_ms,
+                flags,
             } => Some(LiveValue {
                 data,
                 expires_at_ms,
                 typed: None,
+                flags,
+                cas,
             }),
             Resolved::Typed {
                 value,
@@ -58,6 +68,8 @@ impl LiveValue {
                 },
                 expires_at_ms,
                 typed: Some(value),
+                flags: 0,
+                cas,
             }),
         }
     }
@@ -87,6 +99,7 @@ impl LiveValue {
             None => Change::Write {
                 data: self.data,
                 expires_at_ms,
+                flags: self.flags,
             },
         }
     }
@@ -103,6 +116,8 @@ pub enum Change {
         data: Bytes,
         /// Absolute expiry in ms since the epoch.
         expires_at_ms: Option<u64>,
+        /// memcached client flags (0 from Redis commands).
+        flags: u32,
     },
     /// Write a tombstone that supersedes every version the coordinator read.
     Delete,
@@ -124,10 +139,8 @@ impl Change {
             Change::Write {
                 data,
                 expires_at_ms,
-            } => Some(Payload::Value {
-                data,
-                expires_at_ms,
-            }),
+                flags,
+            } => Some(Payload::string(data, expires_at_ms, flags)),
             Change::Delete => Some(Payload::Tombstone),
             Change::WriteTyped {
                 value,

@@ -18,6 +18,7 @@ pub mod core;
 pub mod fdlimit;
 pub mod kv;
 pub mod logging;
+pub mod memcache;
 pub mod net;
 pub mod node;
 pub mod obs;

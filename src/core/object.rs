@@ -27,13 +27,24 @@ pub enum Payload {
     },
     /// A versioned deletion.
     Tombstone,
-    /// A replicated data type (counter, hash, set, sorted set). Last in
-    /// the enum so records written before it existed still decode.
+    /// A replicated data type (counter, hash, set, sorted set). Placed
+    /// after the older variants so records written before it still decode.
     Typed {
         /// The state.
         value: TypedValue,
         /// Absolute expiry, milliseconds since the Unix epoch.
         expires_at_ms: Option<u64>,
+    },
+    /// A string stored with memcached's client flags (nonzero ones: a
+    /// string without flags stays a [`Payload::Value`]). Redis commands see
+    /// a plain string; memcached `get` hands the flags back.
+    Flagged {
+        /// The opaque value bytes.
+        data: Bytes,
+        /// Absolute expiry, milliseconds since the Unix epoch.
+        expires_at_ms: Option<u64>,
+        /// The 32-bit flags the memcached client stored with it.
+        flags: u32,
     },
 }
 
@@ -46,30 +57,41 @@ impl Payload {
         }
     }
 
+    /// A string with memcached flags (a plain value when they are 0).
+    pub fn string(data: Bytes, expires_at_ms: Option<u64>, flags: u32) -> Self {
+        if flags == 0 {
+            Payload::Value {
+                data,
+                expires_at_ms,
+            }
+        } else {
+            Payload::Flagged {
+                data,
+                expires_at_ms,
+                flags,
+            }
+        }
+    }
+
     /// Absolute expiry of a value or data type (`None` for a tombstone).
     pub fn expires_at_ms(&self) -> Option<u64> {
         match self {
-            Payload::Value { expires_at_ms, .. } | Payload::Typed { expires_at_ms, .. } => {
-                *expires_at_ms
-            }
+            Payload::Value { expires_at_ms, .. }
+            | Payload::Flagged { expires_at_ms, .. }
+            | Payload::Typed { expires_at_ms, .. } => *expires_at_ms,
             Payload::Tombstone => None,
         }
     }
 
     /// Whether this is a value or data type not expired at `now_ms`.
     pub fn is_live(&self, now_ms: u64) -> bool {
-        match self {
-            Payload::Value { expires_at_ms, .. } | Payload::Typed { expires_at_ms, .. } => {
-                expires_at_ms.is_none_or(|at| at > now_ms)
-            }
-            Payload::Tombstone => false,
-        }
+        !matches!(self, Payload::Tombstone) && self.expires_at_ms().is_none_or(|at| at > now_ms)
     }
 
     /// Rough size of what it holds, in bytes.
     pub fn approx_len(&self) -> usize {
         match self {
-            Payload::Value { data, .. } => data.len(),
+            Payload::Value { data, .. } | Payload::Flagged { data, .. } => data.len(),
             Payload::Typed { value, .. } => value.approx_len(),
             Payload::Tombstone => 0,
         }
@@ -82,6 +104,11 @@ impl Payload {
             Payload::Value {
                 data,
                 expires_at_ms,
+            }
+            | Payload::Flagged {
+                data,
+                expires_at_ms,
+                ..
             } if expires_at_ms.is_none_or(|at| at > now_ms) => Some(data),
             _ => None,
         }

@@ -142,6 +142,22 @@ impl VersionVector {
         }
     }
 
+    /// A stable 64-bit digest of the vector (never 0): equal vectors give
+    /// equal digests on every node and every build.
+    pub fn fingerprint(&self) -> u64 {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        for (node, counter) in &self.0 {
+            h.update((node.as_str().len() as u32).to_be_bytes());
+            h.update(node.as_str().as_bytes());
+            h.update(counter.to_be_bytes());
+        }
+        let digest = h.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first).max(1)
+    }
+
     /// True when no event is recorded.
     pub fn is_empty(&self) -> bool {
         self.0.values().all(|&c| c == 0)

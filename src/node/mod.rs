@@ -158,6 +158,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         }
         None => None,
     };
+    let memcache_listener = bind_memcache_port(&config).await?;
     let cluster_listener = TcpListener::bind(&cluster_addr)
         .await
         .with_context(|| format!("cannot listen on cluster port {cluster_addr}"))?;
@@ -214,9 +215,25 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         )
         .with_context_key(secret.context_key()),
     );
-    kv.set_command_runner(Arc::new(crate::resp::forward::ForwardedRunner::new(
+    // Built even when this node's memcached port is off: other nodes hand
+    // it the conditional memcached commands of the keys it serialises.
+    let memcache = Arc::new(crate::memcache::state::MemcacheState::new(
+        config.memcache_max_item_size,
+        config.requirepass.clone(),
+        memcache_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map_or(0, |a| a.port()),
+        config.maxclients as u64,
+    ));
+    let resp_runner = Arc::new(crate::resp::forward::ForwardedRunner::new(
         Arc::downgrade(&kv),
         server.clone(),
+    ));
+    kv.set_command_runner(Arc::new(crate::memcache::forward::Runner::new(
+        resp_runner,
+        Arc::downgrade(&kv),
+        memcache.clone(),
     )));
     server.set_proto_max_bulk_len(config.proto_max_bulk_len);
     server.set_tls(config.tls.clone());
@@ -269,7 +286,12 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
             .await;
         }
     };
-    tokio::join!(plain, tls);
+    let memcached = async {
+        if let Some(listener) = memcache_listener {
+            crate::memcache::run(listener, kv.clone(), memcache.clone(), stop.clone()).await;
+        }
+    };
+    tokio::join!(plain, tls, memcached);
     stop.cancel();
     while workers.join_next().await.is_some() {}
     signals.abort();
@@ -282,6 +304,30 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     }
     tracing::info!("dynkv stopped; storage flushed");
     Ok(())
+}
+
+/// The memcached port: a busy default port only costs the memcached front
+/// end (another memcached may well run there), a busy named one stops the
+/// start like any other port.
+async fn bind_memcache_port(config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    use crate::config::MemcachePort;
+    match config.memcache {
+        MemcachePort::Off => Ok(None),
+        MemcachePort::Explicit(port) => Ok(Some(
+            bind_client_port(&format!("{}:{port}", config.bind)).await?,
+        )),
+        MemcachePort::Default(port) => {
+            match TcpListener::bind(format!("{}:{port}", config.bind)).await {
+                Ok(listener) => Ok(Some(listener)),
+                Err(e) => {
+                    tracing::warn!(
+                        "memcached port {port} is not available ({e}); running without the memcached protocol (set --memcache-port to choose another)"
+                    );
+                    Ok(None)
+                }
+            }
+        }
+    }
 }
 
 async fn bind_client_port(addr: &str) -> anyhow::Result<TcpListener> {

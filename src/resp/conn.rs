@@ -59,6 +59,7 @@ async fn queue_plain_set<K: Kv>(
     let change = Change::Write {
         data: value.clone(),
         expires_at_ms: None,
+        flags: 0,
     };
     let started = Instant::now();
     let db = InDb::new(kv, session.db);

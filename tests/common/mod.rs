@@ -45,6 +45,7 @@ pub struct Server {
     port: u16,
     cluster_port: u16,
     metrics_port: u16,
+    memcache_port: u16,
     extra_args: Vec<String>,
     data_dir: tempfile::TempDir,
     log_dir: tempfile::TempDir,
@@ -62,7 +63,7 @@ impl Server {
     /// real Redis only `--requirepass PW`, `--fsync P` and
     /// `--proto-max-bulk-len N` are translated, the rest ignored).
     pub fn start_with(args: &[&str]) -> Server {
-        let ports = free_ports(3);
+        let ports = free_ports(4);
         let password = args
             .iter()
             .position(|a| *a == "--requirepass")
@@ -73,6 +74,7 @@ impl Server {
             port: ports[0],
             cluster_port: ports[1],
             metrics_port: ports[2],
+            memcache_port: ports[3],
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             data_dir: tempfile::Builder::new()
                 .prefix("dynkv-test-data")
@@ -92,9 +94,13 @@ impl Server {
             match server.wait_ready() {
                 Ok(()) => break,
                 Err(e) if attempt < 5 && e.contains("Address already in use") => {
-                    let ports = free_ports(3);
-                    (server.port, server.cluster_port, server.metrics_port) =
-                        (ports[0], ports[1], ports[2]);
+                    let ports = free_ports(4);
+                    (
+                        server.port,
+                        server.cluster_port,
+                        server.metrics_port,
+                        server.memcache_port,
+                    ) = (ports[0], ports[1], ports[2], ports[3]);
                     server.data_dir = tempfile::Builder::new()
                         .prefix("dynkv-test-data")
                         .tempdir()
@@ -204,6 +210,10 @@ impl Server {
                 .arg(self.metrics_port.to_string())
                 .arg("--data-dir")
                 .arg(self.data_dir.path());
+            if !self.extra_args.iter().any(|a| a == "--memcache-port") {
+                cmd.arg("--memcache-port")
+                    .arg(self.memcache_port.to_string());
+            }
             if !self.extra_args.iter().any(|a| a == "--node-name") {
                 cmd.arg("--node-name").arg(format!("test-{}", self.port));
             }
@@ -276,6 +286,11 @@ impl Server {
     /// The client (RESP) address.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The memcached-protocol address (every test server gets a port).
+    pub fn memcache_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.memcache_port))
     }
 
     pub fn port(&self) -> u16 {

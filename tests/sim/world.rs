@@ -427,6 +427,7 @@ impl World {
                             Change::Write {
                                 data: v,
                                 expires_at_ms: None,
+                                flags: 0,
                             },
                         )
                         .await

@@ -21,6 +21,8 @@ pub enum Resolved {
         data: Bytes,
         /// Absolute expiry in ms.
         expires_at_ms: Option<u64>,
+        /// memcached client flags (0 when a Redis command wrote it).
+        flags: u32,
     },
     /// A data type, joined over its concurrent siblings.
     Typed {
@@ -45,6 +47,16 @@ pub fn resolve(obj: &Object, now_ms: u64) -> Option<Resolved> {
         } => Some(Resolved::Str {
             data: data.clone(),
             expires_at_ms: *expires_at_ms,
+            flags: 0,
+        }),
+        Payload::Flagged {
+            data,
+            expires_at_ms,
+            flags,
+        } => Some(Resolved::Str {
+            data: data.clone(),
+            expires_at_ms: *expires_at_ms,
+            flags: *flags,
         }),
         Payload::Typed {
             value,

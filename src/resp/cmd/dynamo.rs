@@ -22,7 +22,9 @@ pub async fn run<K: Kv>(kv: &K, context_key: &DerivedKey, name: &str, args: &[By
                 .siblings
                 .iter()
                 .map(|s| match &s.payload {
-                    Payload::Value { .. } => Reply::bulk_or_null(s.payload.live_data(now).cloned()),
+                    Payload::Value { .. } | Payload::Flagged { .. } => {
+                        Reply::bulk_or_null(s.payload.live_data(now).cloned())
+                    }
                     Payload::Tombstone => Reply::Null,
                     // A data type has no one string form: DYN.GET shows
                     // its type, and the type's own commands show the value.

@@ -31,6 +31,7 @@ pub async fn write_copy<K: Kv>(
             None => Change::Write {
                 data: value.data.clone(),
                 expires_at_ms: value.expires_at_ms,
+                flags: value.flags,
             },
             Some(src) => {
                 let mut fresh = match cur.and_then(|c| c.typed) {

@@ -168,6 +168,7 @@ pub(super) fn write(data: Bytes, expires_at_ms: Option<u64>) -> Change {
     Change::Write {
         data,
         expires_at_ms,
+        flags: 0,
     }
 }
 

@@ -1,0 +1,479 @@
+//! The memcached front end, with real `dynkv` processes on loopback: the
+//! text protocol's replies, the shared keyspace with Redis clients, `cas`
+//! as the Dynamo context (one winner when two clients race, through one
+//! node and through two nodes of a cluster), writes and reads through a
+//! SIGKILLed node's peers, hostile input, and text-protocol authentication.
+//!
+//! ```text
+//! cargo test --release --test memcache -- --nocapture
+//! ```
+//!
+//! The round counts are `MEMCACHE_CAS_ROUNDS` (default 200).
+
+mod common;
+
+use common::cluster::{Cluster, wait_for};
+use common::{Reply, Server, is_real_redis, q};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+fn rounds() -> usize {
+    std::env::var("MEMCACHE_CAS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
+
+/// A memcached text-protocol connection.
+struct Mc {
+    r: BufReader<TcpStream>,
+}
+
+/// One `VALUE` of a get reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Item {
+    flags: u32,
+    data: Vec<u8>,
+    cas: Option<u64>,
+}
+
+impl Mc {
+    fn connect(addr: SocketAddr) -> Mc {
+        let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        Mc {
+            r: BufReader::new(s),
+        }
+    }
+
+    fn send(&mut self, raw: &[u8]) {
+        self.r.get_mut().write_all(raw).expect("send");
+    }
+
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.r.read_line(&mut l).expect("read line");
+        l.trim_end_matches(['\r', '\n']).to_string()
+    }
+
+    /// Sends `raw` and returns the one reply line.
+    fn one(&mut self, raw: &str) -> String {
+        self.send(raw.as_bytes());
+        self.line()
+    }
+
+    fn store(&mut self, cmd: &str, key: &str, flags: u32, exptime: i64, data: &str) -> String {
+        self.one(&format!(
+            "{cmd} {key} {flags} {exptime} {}\r\n{data}\r\n",
+            data.len()
+        ))
+    }
+
+    fn cas(&mut self, key: &str, data: &str, unique: u64) -> String {
+        self.one(&format!(
+            "cas {key} 0 0 {} {unique}\r\n{data}\r\n",
+            data.len()
+        ))
+    }
+
+    /// get/gets of one key.
+    fn get(&mut self, verb: &str, key: &str) -> Option<Item> {
+        self.send(format!("{verb} {key}\r\n").as_bytes());
+        let mut items = self.values();
+        assert!(items.len() <= 1, "{items:?}");
+        items.pop().map(|(_, item)| item)
+    }
+
+    /// Reads `VALUE` blocks up to `END`.
+    fn values(&mut self) -> Vec<(String, Item)> {
+        let mut out = Vec::new();
+        loop {
+            let header = self.line();
+            if header == "END" {
+                return out;
+            }
+            let parts: Vec<&str> = header.split(' ').collect();
+            assert!(
+                parts[0] == "VALUE" && (parts.len() == 4 || parts.len() == 5),
+                "unexpected reply line {header:?}"
+            );
+            let len: usize = parts[3].parse().expect("length");
+            let mut data = vec![0u8; len + 2];
+            self.r.read_exact(&mut data).expect("data block");
+            assert_eq!(&data[len..], b"\r\n");
+            data.truncate(len);
+            out.push((
+                parts[1].to_string(),
+                Item {
+                    flags: parts[2].parse().expect("flags"),
+                    data,
+                    cas: parts.get(4).map(|c| c.parse().expect("cas")),
+                },
+            ));
+        }
+    }
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(s.as_bytes().to_vec())
+}
+
+/// GET through redis-rs.
+fn redis_get(c: &mut redis::Connection, key: &str) -> Option<String> {
+    q(c, &["GET", key])
+}
+
+/// An integer reply through redis-rs.
+fn redis_int(c: &mut redis::Connection, args: &[&str]) -> i64 {
+    q(c, args)
+}
+
+#[test]
+fn text_protocol_replies_and_the_keyspace_shared_with_redis() {
+    if is_real_redis() {
+        return;
+    }
+    let s = Server::start();
+    let mut mc = Mc::connect(s.memcache_addr());
+    let mut redis = s.conn();
+
+    assert_eq!(mc.store("set", "greeting", 42, 0, "hello"), "STORED");
+    // Redis sees the bytes; memcached gets its flags back.
+    assert_eq!(redis_get(&mut redis, "greeting").as_deref(), Some("hello"));
+    let item = mc.get("get", "greeting").expect("present");
+    assert_eq!((item.flags, item.data.as_slice()), (42, &b"hello"[..]));
+    // An EXPIRE through Redis keeps the flags.
+    assert_eq!(redis_int(&mut redis, &["EXPIRE", "greeting", "100"]), 1);
+    assert_eq!(mc.get("get", "greeting").map(|i| i.flags), Some(42));
+    // A Redis SET is a memcached value without flags.
+    let _: () = q(&mut redis, &["SET", "from-redis", "r"]);
+    let item = mc.get("get", "from-redis").expect("present");
+    assert_eq!((item.flags, item.data), (0, b"r".to_vec()));
+
+    // Conditions.
+    assert_eq!(mc.store("add", "greeting", 0, 0, "x"), "NOT_STORED");
+    assert_eq!(mc.store("replace", "nothing", 0, 0, "x"), "NOT_STORED");
+    assert_eq!(mc.store("append", "greeting", 0, 0, "!"), "STORED");
+    assert_eq!(mc.store("prepend", "greeting", 0, 0, "> "), "STORED");
+    assert_eq!(
+        redis_get(&mut redis, "greeting").as_deref(),
+        Some("> hello!")
+    );
+    assert_eq!(mc.store("append", "nothing", 0, 0, "x"), "NOT_STORED");
+    assert_eq!(mc.one("delete greeting\r\n"), "DELETED");
+    assert_eq!(mc.one("delete greeting\r\n"), "NOT_FOUND");
+    assert_eq!(redis_int(&mut redis, &["EXISTS", "greeting"]), 0);
+
+    // incr through memcached and INCR through Redis add up on one counter.
+    assert_eq!(mc.one("incr hits 1\r\n"), "NOT_FOUND");
+    assert_eq!(mc.store("set", "hits", 0, 0, "10"), "STORED");
+    assert_eq!(mc.one("incr hits 5\r\n"), "15");
+    assert_eq!(redis_int(&mut redis, &["INCRBY", "hits", "7"]), 22);
+    assert_eq!(mc.one("decr hits 2\r\n"), "20");
+    assert_eq!(mc.one("decr hits 100\r\n"), "0");
+    assert_eq!(redis_get(&mut redis, "hits").as_deref(), Some("0"));
+    assert_eq!(
+        mc.one("incr from-redis 1\r\n"),
+        "CLIENT_ERROR cannot increment or decrement non-numeric value"
+    );
+
+    // exptime: negative is gone at once, touch and gat move it.
+    assert_eq!(mc.store("set", "gone", 0, -1, "x"), "STORED");
+    assert_eq!(mc.get("get", "gone"), None);
+    assert_eq!(mc.store("set", "ttl", 0, 100, "x"), "STORED");
+    let ttl = |redis: &mut redis::Connection| redis_int(redis, &["TTL", "ttl"]);
+    assert!((90..=100).contains(&ttl(&mut redis)));
+    assert_eq!(mc.one("touch ttl 1000\r\n"), "TOUCHED");
+    assert!((990..=1000).contains(&ttl(&mut redis)));
+    assert_eq!(mc.one("touch nothing 10\r\n"), "NOT_FOUND");
+    mc.send(b"gats 0 ttl\r\n");
+    let touched = mc.values();
+    assert_eq!(touched.len(), 1);
+    assert_eq!(ttl(&mut redis), -1);
+    // The cas gats hands out is the one after its touch.
+    let unique = touched[0].1.cas.expect("gats has a cas");
+    assert_eq!(mc.cas("ttl", "y", unique), "STORED");
+
+    // Multi-get skips misses and keeps order.
+    mc.store("set", "a", 1, 0, "A");
+    mc.store("set", "b", 2, 0, "B");
+    mc.send(b"get a missing b\r\n");
+    let got: Vec<(String, u32)> = mc.values().into_iter().map(|(k, i)| (k, i.flags)).collect();
+    assert_eq!(got, vec![("a".into(), 1), ("b".into(), 2)]);
+
+    // noreply: nothing comes back, and the next reply is the next command's.
+    mc.send(b"set quiet 0 0 1 noreply\r\nq\r\nincr hits 1 noreply\r\ndelete a noreply\r\n");
+    assert_eq!(mc.one("version\r\n").split(' ').next(), Some("VERSION"));
+    assert_eq!(redis_get(&mut redis, "quiet").as_deref(), Some("q"));
+    assert_eq!(redis_get(&mut redis, "hits").as_deref(), Some("1"));
+    assert_eq!(redis_int(&mut redis, &["EXISTS", "a"]), 0);
+
+    // flush_all empties the keyspace of both protocols.
+    assert_eq!(mc.one("flush_all\r\n"), "OK");
+    assert_eq!(redis_int(&mut redis, &["DBSIZE"]), 0);
+
+    // stats answers in memcached's shape.
+    mc.send(b"stats\r\n");
+    let mut fields = Vec::new();
+    loop {
+        let l = mc.line();
+        if l == "END" {
+            break;
+        }
+        assert!(l.starts_with("STAT "), "{l}");
+        fields.push(l);
+    }
+    assert!(fields.iter().any(|f| f.starts_with("STAT cmd_get ")));
+    assert!(fields.iter().any(|f| f.starts_with("STAT get_hits ")));
+    assert_eq!(mc.one("quit\r\n"), "");
+}
+
+#[test]
+fn cas_through_one_node_has_exactly_one_winner() {
+    if is_real_redis() {
+        return;
+    }
+    let s = Server::start();
+    let addr = s.memcache_addr();
+    race_cas(&[addr, addr], rounds());
+}
+
+#[test]
+fn cas_through_two_nodes_of_a_cluster_has_exactly_one_winner() {
+    if is_real_redis() {
+        return;
+    }
+    let c = Cluster::start(3);
+    // A value set through node 1 reads through node 2, both protocols.
+    let mut one = Mc::connect(c.nodes[0].memcache_addr());
+    let mut two = Mc::connect(c.nodes[1].memcache_addr());
+    assert_eq!(one.store("set", "shared", 7, 0, "from-n1"), "STORED");
+    assert_eq!(c.q(1, &["GET", "shared"]), bulk("from-n1"));
+    assert_eq!(
+        two.get("get", "shared").map(|i| (i.flags, i.data)),
+        Some((7, b"from-n1".to_vec()))
+    );
+    c.q(1, &["SET", "other", "from-n2"]);
+    assert_eq!(
+        one.get("get", "other").map(|i| i.data),
+        Some(b"from-n2".to_vec())
+    );
+    // incr and INCR through different nodes sum.
+    assert_eq!(one.store("set", "count", 0, 0, "0"), "STORED");
+    for _ in 0..10 {
+        one.one("incr count 1\r\n");
+        c.q(2, &["INCR", "count"]);
+    }
+    assert_eq!(two.one("incr count 0\r\n"), "20");
+
+    race_cas(
+        &[c.nodes[0].memcache_addr(), c.nodes[1].memcache_addr()],
+        rounds(),
+    );
+}
+
+/// Two clients `gets` the same key, then both `cas` at once: one STORED,
+/// one EXISTS, every round.
+fn race_cas(addrs: &[SocketAddr; 2], rounds: usize) {
+    let mut setup = Mc::connect(addrs[0]);
+    let barrier = Arc::new(Barrier::new(2));
+    let mut clients: Vec<Mc> = addrs.iter().map(|&a| Mc::connect(a)).collect();
+    let mut both_won = 0;
+    let mut none_won = 0;
+    for round in 0..rounds {
+        let key = format!("race:{round}");
+        assert_eq!(setup.store("set", &key, 0, 0, "start"), "STORED");
+        // Both read before either writes.
+        let uniques: Vec<u64> = clients
+            .iter_mut()
+            .map(|c| {
+                // W + R > N: the set's acknowledgement means every
+                // coordinator's quorum read sees it.
+                let item = c.get("gets", &key).expect("the start value");
+                assert_eq!(item.data, b"start");
+                item.cas.expect("gets has a cas")
+            })
+            .collect();
+        let replies: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = clients
+                .iter_mut()
+                .zip(&uniques)
+                .enumerate()
+                .map(|(i, (c, &u))| {
+                    let barrier = barrier.clone();
+                    let key = key.clone();
+                    s.spawn(move || {
+                        barrier.wait();
+                        c.cas(&key, &format!("client{i}"), u)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("racer"))
+                .collect()
+        });
+        let stored = replies.iter().filter(|r| *r == "STORED").count();
+        let exists = replies.iter().filter(|r| *r == "EXISTS").count();
+        match (stored, exists) {
+            (1, 1) => {}
+            (2, _) => both_won += 1,
+            _ => none_won += 1,
+        }
+        assert!(
+            stored == 1 && exists == 1,
+            "round {round}: replies {replies:?}"
+        );
+    }
+    eprintln!("{rounds} cas races: one winner each (both won {both_won}, none won {none_won})");
+}
+
+#[test]
+fn memcached_clients_carry_on_through_a_sigkilled_node() {
+    if is_real_redis() {
+        return;
+    }
+    let mut c = Cluster::start(3);
+    let keys = 300;
+    let mut one = Mc::connect(c.nodes[0].memcache_addr());
+    for k in 0..keys / 3 {
+        assert_eq!(
+            one.store("set", &format!("k{k}"), 0, 0, &format!("v{k}")),
+            "STORED"
+        );
+    }
+    c.kill9(2);
+    let mut live = [
+        Mc::connect(c.nodes[0].memcache_addr()),
+        Mc::connect(c.nodes[1].memcache_addr()),
+    ];
+    for k in keys / 3..keys {
+        let mc = &mut live[k % 2];
+        assert_eq!(
+            mc.store("set", &format!("k{k}"), 0, 0, &format!("v{k}")),
+            "STORED",
+            "set k{k} with n3 down"
+        );
+    }
+    for k in 0..keys {
+        let mc = &mut live[(k + 1) % 2];
+        assert_eq!(
+            mc.get("get", &format!("k{k}")).map(|i| i.data),
+            Some(format!("v{k}").into_bytes()),
+            "get k{k} with n3 down"
+        );
+    }
+    c.restart(2);
+    // Hinted handoff (and anti-entropy) bring every key to the restarted
+    // node's own store.
+    wait_for(
+        Duration::from_secs(60),
+        "every key on the restarted node",
+        || {
+            let missing: Vec<usize> = (0..keys)
+                .filter(|k| {
+                    let v = c.local(2, &format!("k{k}"));
+                    v.values != vec![Some(format!("v{k}"))]
+                })
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{} missing, e.g. k{}", missing.len(), missing[0]))
+            }
+        },
+    );
+}
+
+#[test]
+fn hostile_input_gets_memcached_errors_and_the_node_keeps_serving() {
+    if is_real_redis() {
+        return;
+    }
+    let s = Server::start_with(&["--memcache-max-item-size", "4kb"]);
+    let mut mc = Mc::connect(s.memcache_addr());
+    let long_key = "k".repeat(251);
+    assert_eq!(
+        mc.store("set", &long_key, 0, 0, "x"),
+        "CLIENT_ERROR bad command line format"
+    );
+    // The data line of the refused set is read as a command.
+    assert_eq!(mc.line(), "ERROR");
+    assert_eq!(
+        mc.one(&format!("get {long_key}\r\n")),
+        "CLIENT_ERROR bad command line format"
+    );
+    assert_eq!(
+        mc.one("set a 0 0 -1\r\n"),
+        "CLIENT_ERROR bad command line format"
+    );
+    assert_eq!(
+        mc.one("set a 0 0 3\r\nabcd\r\n"),
+        "CLIENT_ERROR bad data chunk"
+    );
+    assert_eq!(mc.line(), "ERROR");
+    let big = "x".repeat(5000);
+    assert_eq!(
+        mc.store("set", "big", 0, 0, &big),
+        "SERVER_ERROR object too large for cache"
+    );
+    assert_eq!(mc.get("get", "big"), None);
+    // Appending past the limit is refused too.
+    assert_eq!(mc.store("set", "grow", 0, 0, &"y".repeat(4000)), "STORED");
+    assert_eq!(
+        mc.store("append", "grow", 0, 0, &"y".repeat(200)),
+        "SERVER_ERROR out of memory storing object"
+    );
+    // A binary-protocol request and junk are unknown commands.
+    mc.send(b"\x80\x01\x00\x05\x00\x00\x00\x00\r\n");
+    assert_eq!(mc.line(), "ERROR");
+    mc.send(b"\x00\xff\xfe garbage \x01\r\n");
+    assert_eq!(mc.line(), "ERROR");
+    assert_eq!(
+        mc.one("incr a notanumber\r\n"),
+        "CLIENT_ERROR invalid numeric delta argument"
+    );
+    assert_eq!(mc.store("set", "after", 0, 0, "fine"), "STORED");
+    assert_eq!(
+        mc.get("get", "after").map(|i| i.data),
+        Some(b"fine".to_vec())
+    );
+
+    // A line no command could be closes only that connection.
+    let mut endless = Mc::connect(s.memcache_addr());
+    let chunk = vec![b'z'; 1 << 20];
+    for _ in 0..3 {
+        if endless.r.get_mut().write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    assert_eq!(endless.line(), "CLIENT_ERROR line too long");
+    let mut fresh = Mc::connect(s.memcache_addr());
+    assert_eq!(
+        fresh.get("get", "after").map(|i| i.data),
+        Some(b"fine".to_vec())
+    );
+    let pong: String = q(&mut s.conn(), &["PING"]);
+    assert_eq!(pong, "PONG");
+}
+
+#[test]
+fn a_password_protected_node_asks_memcached_clients_to_authenticate() {
+    if is_real_redis() {
+        return;
+    }
+    let s = Server::start_with(&["--requirepass", "sesame"]);
+    let mut mc = Mc::connect(s.memcache_addr());
+    assert_eq!(mc.one("get x\r\n"), "CLIENT_ERROR unauthenticated");
+    assert_eq!(
+        mc.store("set", "auth", 0, 0, "user wrong"),
+        "CLIENT_ERROR authentication failure"
+    );
+    assert_eq!(mc.one("get x\r\n"), "CLIENT_ERROR unauthenticated");
+    assert_eq!(mc.store("set", "auth", 0, 0, "user sesame"), "STORED");
+    assert_eq!(mc.store("set", "x", 0, 0, "1"), "STORED");
+    assert_eq!(mc.get("get", "x").map(|i| i.data), Some(b"1".to_vec()));
+}
