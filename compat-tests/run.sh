@@ -30,6 +30,9 @@
 #      (default 1000): no error lines, every test's result line present
 #   j. (dynkv only) redis-benchmark's default test list against a 3-node cluster
 #      through benches/cluster.sh (CLUSTER_BENCH_N requests, default 500)
+#   k. compat-tests/memcache.sh — memccapable, libmemcached-tools, pymemcache and
+#      Perl Cache::Memcached on dynkv's memcached port (with DYNKV_TARGET=redis:
+#      on a real memcached, the same checks)
 #
 # Env:
 #   DYNKV_BIN=path      dynkv binary to use (default target/release/dynkv, built
@@ -57,16 +60,16 @@ for tool in redis-cli redis-benchmark python3; do
 done
 
 # --- python venv with redis-py + pytest ---
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django, django_redis, limits, rq' 2>/dev/null; then
-  echo "== creating venv $VENV (redis, pytest, prometheus_client, django, django-redis, limits)"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django, django_redis, limits, rq, pymemcache' 2>/dev/null; then
+  echo "== creating venv $VENV (redis, pytest, prometheus_client, django, django-redis, limits, rq, pymemcache)"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade redis pytest prometheus_client django django-redis limits 'rq==1.11.1'
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade redis pytest prometheus_client django django-redis limits 'rq==1.11.1' pymemcache
 fi
 PY="$VENV/bin/python"
 echo "== redis-py $("$PY" -c 'import redis; print(redis.__version__)'), pytest $("$PY" -c 'import pytest; print(pytest.__version__)')"
 
 # --- free ports (client, cluster, metrics) ---
-read -r PORT CPORT MPORT APORT ACPORT AMPORT < <(free_ports 6)
+read -r PORT CPORT MPORT APORT ACPORT AMPORT MCPORT < <(free_ports 7)
 
 WORK="$(mktemp -d -t dynkv-compat.XXXXXX)"
 PIDS=()
@@ -111,8 +114,12 @@ start_server() {
       >"$WORK/$name.log" 2>&1 &
   else
     echo "== starting $DYNKV_BIN '$name' on port $port (cluster $cport, metrics $mport, data $WORK/$name)"
+    # Only the servers asked for one get a memcached port (not 11211, which
+    # a real memcached may hold).
+    local mc=(--memcache-port 0)
+    [[ " $* " == *" --memcache-port "* ]] && mc=()
     "$DYNKV_BIN" --port "$port" --cluster-port "$cport" --metrics-port "$mport" \
-      --data-dir "$WORK/$name" --fsync everysec --node-name "$name" "$@" \
+      --data-dir "$WORK/$name" --fsync everysec --node-name "$name" "${mc[@]}" "$@" \
       >"$WORK/$name.log" 2>&1 &
   fi
   STARTED_PID=$!
@@ -129,7 +136,11 @@ start_server() {
   return 1
 }
 
-start_server compat1 "$PORT" "$CPORT" "$MPORT"
+if [[ "$TARGET" == "redis" ]]; then
+  start_server compat1 "$PORT" "$CPORT" "$MPORT"
+else
+  start_server compat1 "$PORT" "$CPORT" "$MPORT" --memcache-port "$MCPORT"
+fi
 SERVER_PID=$STARTED_PID
 echo "== server answers PING on $HOST:$PORT"
 
@@ -376,6 +387,24 @@ if [[ "$TARGET" != "redis" ]]; then
     TESTS=default OUT="$WORK/default-cluster.md" \
     "$ROOT/benches/cluster.sh"
 fi
+
+# k. memcached clients: on compat1's memcached port, or on a real memcached
+memcache_checks() {
+  if [[ "$TARGET" == "redis" ]]; then
+    command -v memcached >/dev/null || { echo "FAIL: memcached not found"; return 1; }
+    memcached -u "$(id -un)" -l "$HOST" -p "$MCPORT" -U 0 -B ascii >"$WORK/memcached.log" 2>&1 &
+    PIDS+=("$!")
+    local i
+    for i in $(seq 50); do
+      nc -z "$HOST" "$MCPORT" 2>/dev/null && break
+      sleep 0.1
+    done
+    MC_TARGET=memcached PY="$PY" "$HERE/memcache.sh" "$HOST" "$MCPORT"
+  else
+    MC_TARGET=dynkv DYNKV_PORT="$PORT" PY="$PY" "$HERE/memcache.sh" "$HOST" "$MCPORT"
+  fi
+}
+step memcache memcache_checks
 
 # h. TLS on the client port (its own short-lived servers)
 step tls env DYNKV_TARGET="$TARGET" DYNKV_BIN="${DYNKV_BIN:-}" PY="$PY" "$HERE/tls.sh"

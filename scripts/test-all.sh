@@ -3,9 +3,10 @@
 # Debian machine (this is what CI runs through .ci/run).
 #
 #   1. installs what is missing: redis-server redis-tools python3-venv netcat-openbsd tmux
-#      (apt, only if redis-cli/redis-server/redis-benchmark/tmux or venv support are
-#      missing) and a python venv at compat-tests/.venv with redis + pytest +
-#      prometheus_client + django + django-redis + limits
+#      memcached libmemcached-tools libcache-memcached-perl (apt, only if one of
+#      their tools, Cache::Memcached or venv support is missing) and a python venv
+#      at compat-tests/.venv with redis + pytest + prometheus_client + django +
+#      django-redis + limits + rq + pymemcache
 #   2. cargo build --release
 #   3. cargo test --release --no-fail-fast   (all Rust unit/integration tests;
 #                                       every test binary runs even after a failure)
@@ -33,9 +34,10 @@ as_root() {
 
 # ---- 1. system packages
 need_apt=0
-for tool in redis-cli redis-server redis-benchmark python3 tmux; do
+for tool in redis-cli redis-server redis-benchmark python3 tmux memcached memccapable; do
   command -v "$tool" >/dev/null || need_apt=1
 done
+perl -MCache::Memcached -e 1 2>/dev/null || need_apt=1
 venv_works() { # can python3 create a venv with pip? (Debian needs python3-venv)
   local d rc=1; d="$(mktemp -d)"
   if python3 -m venv "$d/v" >/dev/null 2>&1 && [[ -x "$d/v/bin/pip" ]]; then rc=0; fi
@@ -45,10 +47,11 @@ if [[ ! -x "$ROOT/compat-tests/.venv/bin/python" ]] && command -v python3 >/dev/
   need_apt=1
 fi
 if [[ $need_apt -eq 1 ]]; then
-  log "installing redis-server redis-tools python3-venv netcat-openbsd tmux (apt)"
+  log "installing redis-server redis-tools python3-venv netcat-openbsd tmux memcached libmemcached-tools libcache-memcached-perl (apt)"
   as_root apt-get update -q
   as_root apt-get install -y -q --no-install-recommends \
-    redis-server redis-tools python3 python3-venv netcat-openbsd tmux ca-certificates
+    redis-server redis-tools python3 python3-venv netcat-openbsd tmux ca-certificates \
+    memcached libmemcached-tools libcache-memcached-perl
 fi
 for tool in redis-cli redis-server redis-benchmark python3; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool still missing after install"; exit 1; }
@@ -57,11 +60,11 @@ command -v cargo >/dev/null || { echo "FAIL: cargo not found; install a Rust too
 
 # ---- python venv for the redis-py suite
 VENV="$ROOT/compat-tests/.venv"
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django, django_redis, limits, rq' 2>/dev/null; then
-  log "creating python venv $VENV (redis, pytest, prometheus_client, django, django-redis, limits)"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django, django_redis, limits, rq, pymemcache' 2>/dev/null; then
+  log "creating python venv $VENV (redis, pytest, prometheus_client, django, django-redis, limits, rq, pymemcache)"
   rm -rf "$VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip redis pytest prometheus_client django django-redis limits 'rq==1.11.1'
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip redis pytest prometheus_client django django-redis limits 'rq==1.11.1' pymemcache
 fi
 export VENV
 
