@@ -60,10 +60,10 @@ for tool in redis-cli redis-benchmark python3; do
 done
 
 # --- python venv with redis-py + pytest ---
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django, django_redis, limits, rq, pymemcache' 2>/dev/null; then
-  echo "== creating venv $VENV (redis, pytest, prometheus_client, django, django-redis, limits, rq, pymemcache)"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django, django_redis, limits, rq, pymemcache, meta_memcache' 2>/dev/null; then
+  echo "== creating venv $VENV (redis, pytest, prometheus_client, django, django-redis, limits, rq, pymemcache, meta-memcache)"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade redis pytest prometheus_client django django-redis limits 'rq==1.11.1' pymemcache
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade redis pytest prometheus_client django django-redis limits 'rq==1.11.1' pymemcache meta-memcache
 fi
 PY="$VENV/bin/python"
 echo "== redis-py $("$PY" -c 'import redis; print(redis.__version__)'), pytest $("$PY" -c 'import pytest; print(pytest.__version__)')"

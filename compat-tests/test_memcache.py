@@ -182,3 +182,97 @@ def test_same_keyspace_as_redis(raw):
     assert raw.incr("counter", 1) == 2
     assert r.incr("counter") == 3
     assert raw.incr("counter", 1) == 4
+
+
+# ---- meta protocol -------------------------------------------------------
+
+def meta_client():
+    from meta_memcache import CacheClient, ServerAddress, connection_pool_factory_builder
+
+    return CacheClient.cache_client_from_servers(
+        servers=[ServerAddress(host=HOST, port=PORT)],
+        connection_pool_factory_fn=connection_pool_factory_builder(),
+    )
+
+
+def test_meta_memcache_client(raw):
+    from meta_memcache import Key
+
+    raw.flush_all()
+    c = meta_client()
+    assert c.set(key=Key("mm:a"), value={"x": [1, 2]}, ttl=100) is True
+    assert c.get(key=Key("mm:a")) == {"x": [1, 2]}
+    assert c.delete(key=Key("mm:a")) is True
+    assert c.get(key=Key("mm:a")) is None
+    assert c.set(key=Key("mm:b"), value="text", ttl=0) is True
+    value, cas = c.get_cas(key=Key("mm:b"))
+    assert value == "text" and cas is not None
+    assert c.set(key=Key("mm:b"), value="new", ttl=0, cas_token=cas) is True
+    assert c.set(key=Key("mm:b"), value="newer", ttl=0, cas_token=cas) is False
+    assert c.get(key=Key("mm:b")) == "new"
+    assert c.delta_initialize(key=Key("mm:n"), delta=1, initial_value=10, initial_ttl=60) is True
+    assert c.delta_and_get(key=Key("mm:n"), delta=5) == 15
+    assert c.touch(key=Key("mm:b"), ttl=50) is True
+    got = c.multi_get(keys=[Key("mm:b"), Key("mm:zz")])
+    assert sorted((k.key, v) for k, v in got.items()) == [("mm:b", "new"), ("mm:zz", None)]
+    # a key longer than 250 bytes goes as a base64 digest (the b flag)
+    long_key = Key("k" * 300)
+    assert c.set(key=long_key, value="long", ttl=0) is True
+    assert c.get(key=long_key) == "long"
+
+
+class MetaConn:
+    """One raw connection: sends a meta command, reads one reply (a VA
+    reply's value included), returned without the final line ending."""
+
+    def __init__(self):
+        import socket
+
+        self.sock = socket.create_connection((HOST, PORT), timeout=10)
+        self.buf = b""
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            assert chunk, "connection closed"
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def __call__(self, cmd):
+        self.sock.sendall(cmd + b"\r\n")
+        line = self._line()
+        if line.startswith(b"VA "):
+            size = int(line.split(b" ")[1])
+            while len(self.buf) < size + 2:
+                self.buf += self.sock.recv(65536)
+            value, self.buf = self.buf[:size], self.buf[size + 2:]
+            return line + b"\r\n" + value
+        return line
+
+
+def test_meta_commands_raw(raw):
+    raw.flush_all()
+    r = MetaConn()
+    assert r(b"ms mk 2 T0 F5\r\nhi") == b"HD"
+    assert r(b"mg mk v f t s k Oxy") == b"VA 2 f5 t-1 s2 kmk Oxy\r\nhi"
+    assert r(b"mg mk") == b"HD"
+    assert r(b"mg none v q\r\nmn") == b"MN"
+    assert r(b"mg none v") == b"EN"
+    assert r(b"ms mk 1 MA\r\n!") == b"HD"
+    assert r(b"mg mk v") == b"VA 3\r\nhi!"
+    assert r(b"ms new 1 ME\r\nx") == b"HD"
+    assert r(b"ms new 1 ME\r\nx") == b"NS"
+    assert r(b"ms gone 1 MR\r\nx") == b"NS"
+    assert r(b"md new") == b"HD"
+    assert r(b"md new") == b"NF"
+    assert r(b"ma cnt") == b"NF"
+    assert r(b"ma cnt N0 J10 v") == b"VA 2\r\n10"
+    assert r(b"ma cnt D5 v") == b"VA 2\r\n15"
+    assert r(b"ma cnt MD D100 v") == b"VA 1\r\n0"
+    header = r(b"mg mk c")
+    assert header.startswith(b"HD c")
+    token = header.split(b" c")[1]
+    assert r(b"ms mk 1 C" + token + b"\r\nz") == b"HD"
+    assert r(b"ms mk 1 C" + token + b"\r\nz") == b"EX"
+    assert r(b"mn") == b"MN"

@@ -60,11 +60,11 @@ command -v cargo >/dev/null || { echo "FAIL: cargo not found; install a Rust too
 
 # ---- python venv for the redis-py suite
 VENV="$ROOT/compat-tests/.venv"
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django, django_redis, limits, rq, pymemcache' 2>/dev/null; then
-  log "creating python venv $VENV (redis, pytest, prometheus_client, django, django-redis, limits, rq, pymemcache)"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import redis, pytest, prometheus_client, django, django_redis, limits, rq, pymemcache, meta_memcache' 2>/dev/null; then
+  log "creating python venv $VENV (redis, pytest, prometheus_client, django, django-redis, limits, rq, pymemcache, meta-memcache)"
   rm -rf "$VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip redis pytest prometheus_client django django-redis limits 'rq==1.11.1' pymemcache
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip redis pytest prometheus_client django django-redis limits 'rq==1.11.1' pymemcache meta-memcache
 fi
 export VENV
 

@@ -273,6 +273,53 @@ fn cas_through_two_nodes_of_a_cluster_has_exactly_one_winner() {
         &[c.nodes[0].memcache_addr(), c.nodes[1].memcache_addr()],
         rounds(),
     );
+    race_meta_cas(
+        &[c.nodes[0].memcache_addr(), c.nodes[1].memcache_addr()],
+        rounds() / 4,
+    );
+}
+
+/// The meta protocol's compare-and-set (`mg k c`, then `ms k .. C<token>`)
+/// through two nodes: one HD, one EX, every round.
+fn race_meta_cas(addrs: &[SocketAddr; 2], rounds: usize) {
+    let mut clients: Vec<Mc> = addrs.iter().map(|&a| Mc::connect(a)).collect();
+    let barrier = Arc::new(Barrier::new(2));
+    for round in 0..rounds {
+        let key = format!("meta-race:{round}");
+        assert_eq!(clients[0].one(&format!("ms {key} 5\r\nstart\r\n")), "HD");
+        let tokens: Vec<String> = clients
+            .iter_mut()
+            .map(|c| {
+                let header = c.one(&format!("mg {key} c\r\n"));
+                header
+                    .strip_prefix("HD c")
+                    .unwrap_or_else(|| panic!("mg reply {header:?}"))
+                    .to_string()
+            })
+            .collect();
+        let replies: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = clients
+                .iter_mut()
+                .zip(&tokens)
+                .map(|(c, token)| {
+                    let barrier = barrier.clone();
+                    let key = key.clone();
+                    s.spawn(move || {
+                        barrier.wait();
+                        c.one(&format!("ms {key} 1 C{token}\r\nx\r\n"))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("racer"))
+                .collect()
+        });
+        let mut sorted = replies.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["EX", "HD"], "round {round}: {replies:?}");
+    }
+    eprintln!("{rounds} meta cas races: one winner each");
 }
 
 /// Two clients `gets` the same key, then both `cas` at once: one STORED,

@@ -102,27 +102,7 @@ impl Decoder for TextCodec {
                     return Ok(Some(Frame::Refused("CLIENT_ERROR bad data chunk")));
                 }
                 block.truncate(bytes);
-                let Command::Store {
-                    op,
-                    key,
-                    flags,
-                    exptime,
-                    cas,
-                    noreply,
-                    ..
-                } = header
-                else {
-                    return Ok(Some(Frame::Refused(super::command::ERROR)));
-                };
-                Ok(Some(Frame::Command(Command::Store {
-                    op,
-                    key,
-                    flags,
-                    exptime,
-                    data: block.freeze(),
-                    cas,
-                    noreply,
-                })))
+                Ok(Some(Frame::Command(header.with_data(block.freeze()))))
             }
         }
     }

@@ -112,6 +112,41 @@ pub enum Command {
     },
     /// quit.
     Quit,
+    /// A meta command (mg ms md ma mn me).
+    Meta(super::meta::MetaCommand),
+}
+
+impl Command {
+    /// The command with the data block read after its line.
+    pub fn with_data(self, block: Bytes) -> Command {
+        match self {
+            Command::Store {
+                op,
+                key,
+                flags,
+                exptime,
+                cas,
+                noreply,
+                ..
+            } => Command::Store {
+                op,
+                key,
+                flags,
+                exptime,
+                data: block,
+                cas,
+                noreply,
+            },
+            Command::Meta(super::meta::MetaCommand::Set { key, flags, .. }) => {
+                Command::Meta(super::meta::MetaCommand::Set {
+                    key,
+                    data: block,
+                    flags,
+                })
+            }
+            other => other,
+        }
+    }
 }
 
 /// What a command line asks for before its data block (if any) is read.
@@ -178,6 +213,7 @@ pub fn parse_line(line: &[u8]) -> Line {
                 .map(|g| String::from_utf8_lossy(g).into_owned()),
         }),
         b"quit" => Line::Command(Command::Quit),
+        b"mg" | b"ms" | b"md" | b"ma" | b"mn" | b"me" => super::meta::parse(name, args),
         _ => Line::Refused(ERROR),
     }
 }

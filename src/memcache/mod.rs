@@ -13,6 +13,8 @@ pub mod command;
 pub mod conn;
 pub mod exptime;
 pub mod forward;
+pub mod meta;
+pub mod meta_ops;
 pub mod ops;
 pub mod state;
 pub mod stats;

@@ -45,7 +45,7 @@ pub fn stored_key(key: &Bytes) -> Bytes {
     }
 }
 
-fn line(out: &mut BytesMut, text: &str) {
+pub(super) fn line(out: &mut BytesMut, text: &str) {
     out.put_slice(text.as_bytes());
     out.put_slice(b"\r\n");
 }
@@ -191,6 +191,7 @@ pub async fn run<K: Kv + 'static>(
         }
         Command::Stats { group } => super::stats::render(&**kv, state, group.as_deref(), out),
         Command::Quit => return Flow::Close,
+        Command::Meta(meta) => super::meta_ops::run(kv, state, session, meta, out).await,
     }
     Flow::Continue
 }
@@ -291,12 +292,12 @@ async fn get<K: Kv>(
 
 /// The live string value of `key` (None when absent, expired or a
 /// collection, which memcached cannot show).
-async fn read<K: Kv>(kv: &K, key: Bytes) -> Result<Option<LiveValue>, KvError> {
+pub(super) async fn read<K: Kv>(kv: &K, key: Bytes) -> Result<Option<LiveValue>, KvError> {
     let obj = kv.get(key, ReadOptions::default()).await?;
     Ok(LiveValue::of(&obj, kv.now_ms()).filter(LiveValue::is_string))
 }
 
-fn string_change(data: Bytes, expiry: Expiry, flags: u32) -> Change {
+pub(super) fn string_change(data: Bytes, expiry: Expiry, flags: u32) -> Change {
     match expiry {
         Expiry::Expired => Change::Delete,
         Expiry::Never => Change::Write {
@@ -413,47 +414,63 @@ impl Outcome {
 /// both protocols add up. memcached's values are unsigned 64-bit: decr
 /// stops at 0, and a result beyond the counter's signed range is stored
 /// as a plain number (wrapping at 2^64 as memcached does).
+/// One incr/decr step on what the key holds: the change to write and the
+/// new value, or memcached's refusal.
+pub(super) fn step_counter(
+    v: &LiveValue,
+    delta: u64,
+    incr: bool,
+    expires_at_ms: Option<u64>,
+) -> Result<(Change, u64), &'static str> {
+    let (counter, current) = match &v.typed {
+        Some(TypedValue::Counter(c)) if !c.is_float() => match u64::try_from(c.value().int) {
+            Ok(n) => (Some(c.clone()), n),
+            Err(_) => return Err(NON_NUMERIC),
+        },
+        Some(_) => return Err(NON_NUMERIC),
+        None => match super::command::number::<u64>(trim_spaces(&v.data)) {
+            Some(n) => (None, n),
+            None => return Err(NON_NUMERIC),
+        },
+    };
+    let next = if incr {
+        current.wrapping_add(delta)
+    } else {
+        current.saturating_sub(delta)
+    };
+    let change = match i64::try_from(next).ok().zip(i64::try_from(current).ok()) {
+        Some((next_i, current_i)) => {
+            let mut counter = counter.unwrap_or_else(|| Counter::with_base(Amount::int(current_i)));
+            counter.add(Amount::int(next_i - current_i));
+            Change::WriteTyped {
+                value: TypedValue::Counter(counter),
+                expires_at_ms,
+            }
+        }
+        None => Change::Write {
+            data: Bytes::from(next.to_string()),
+            expires_at_ms,
+            flags: v.flags,
+        },
+    };
+    Ok((change, next))
+}
+
+/// incr / decr. A numeric value becomes (or stays) the replicated counter
+/// Redis's INCR uses, so increments through different nodes and through
+/// both protocols add up. memcached's values are unsigned 64-bit: decr
+/// stops at 0, and a result beyond the counter's signed range is stored
+/// as a plain number (wrapping at 2^64 as memcached does).
 async fn arith<K: Kv>(kv: &K, stats: &Stats, key: Bytes, delta: u64, incr: bool) -> String {
     let result = kv
         .modify(key, move |cur, _| {
             let Some(v) = cur else {
                 return (Change::Keep, Err("NOT_FOUND"));
             };
-            let (counter, current) = match &v.typed {
-                Some(TypedValue::Counter(c)) if !c.is_float() => {
-                    match u64::try_from(c.value().int) {
-                        Ok(n) => (Some(c.clone()), n),
-                        Err(_) => return (Change::Keep, Err(NON_NUMERIC)),
-                    }
-                }
-                Some(_) => return (Change::Keep, Err(NON_NUMERIC)),
-                None => match super::command::number::<u64>(trim_spaces(&v.data)) {
-                    Some(n) => (None, n),
-                    None => return (Change::Keep, Err(NON_NUMERIC)),
-                },
-            };
-            let next = if incr {
-                current.wrapping_add(delta)
-            } else {
-                current.saturating_sub(delta)
-            };
-            let change = match i64::try_from(next).ok().zip(i64::try_from(current).ok()) {
-                Some((next_i, current_i)) => {
-                    let mut counter =
-                        counter.unwrap_or_else(|| Counter::with_base(Amount::int(current_i)));
-                    counter.add(Amount::int(next_i - current_i));
-                    Change::WriteTyped {
-                        value: TypedValue::Counter(counter),
-                        expires_at_ms: v.expires_at_ms,
-                    }
-                }
-                None => Change::Write {
-                    data: Bytes::from(next.to_string()),
-                    expires_at_ms: v.expires_at_ms,
-                    flags: v.flags,
-                },
-            };
-            (change, Ok(next))
+            match step_counter(&v, delta, incr, v.expires_at_ms) {
+                Ok((change, next)) => (change, Ok(next)),
+                Err(e) => (Change::Keep, Err(e)),
+            }
         })
         .await;
     let (hits, misses) = if incr {
@@ -476,7 +493,7 @@ async fn arith<K: Kv>(kv: &K, stats: &Stats, key: Bytes, delta: u64, incr: bool)
     }
 }
 
-const NON_NUMERIC: &str = "CLIENT_ERROR cannot increment or decrement non-numeric value";
+pub(super) const NON_NUMERIC: &str = "CLIENT_ERROR cannot increment or decrement non-numeric value";
 
 /// memcached pads a number that shrank with spaces; they read as nothing.
 fn trim_spaces(data: &[u8]) -> &[u8] {
@@ -485,7 +502,11 @@ fn trim_spaces(data: &[u8]) -> &[u8] {
 }
 
 /// Gives `key` a new exptime; the value it held, if it was present.
-async fn touch<K: Kv>(kv: &K, key: Bytes, exptime: i64) -> Result<Option<LiveValue>, KvError> {
+pub(super) async fn touch<K: Kv>(
+    kv: &K,
+    key: Bytes,
+    exptime: i64,
+) -> Result<Option<LiveValue>, KvError> {
     let expiry = resolve_exptime(exptime, kv.now_ms());
     kv.modify(key, move |cur, _| match cur.filter(LiveValue::is_string) {
         Some(v) => {
