@@ -27,7 +27,7 @@ JOBS="${FUZZ_JOBS:-2}"
 NICE="${FUZZ_NICE:-19}"
 WORK="${FUZZ_WORK:-$ROOT/fuzz/work}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/fuzz/target}"
-TARGETS="${FUZZ_TARGETS:-resp_request rpc_frame store_codec context_token}"
+TARGETS="${FUZZ_TARGETS:-resp_request rpc_frame store_codec context_token memcache_request}"
 read -r -a BUILD_FLAGS <<<"${FUZZ_BUILD_FLAGS:-}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
