@@ -22,6 +22,7 @@ struct Proc {
     child: Child,
     port: u16,
     cluster_port: u16,
+    memcache_port: u16,
     log: PathBuf,
     _data: tempfile::TempDir,
     _logs: tempfile::TempDir,
@@ -29,7 +30,7 @@ struct Proc {
 
 impl Proc {
     fn start(fd_limit: Option<u64>, bind: &str, extra: &[&str]) -> Proc {
-        let ports = free_ports(2);
+        let ports = free_ports(3);
         let data = tempfile::tempdir().expect("tempdir");
         let logs = tempfile::tempdir().expect("tempdir");
         let log = logs.path().join("stderr.log");
@@ -47,6 +48,8 @@ impl Proc {
                 &ports[1].to_string(),
                 "--metrics-port",
                 "0",
+                "--memcache-port",
+                &ports[2].to_string(),
             ])
             .arg("--data-dir")
             .arg(data.path())
@@ -63,6 +66,7 @@ impl Proc {
             child,
             port: ports[0],
             cluster_port: ports[1],
+            memcache_port: ports[2],
             log,
             _data: data,
             _logs: logs,
@@ -504,6 +508,21 @@ fn protected_mode_refuses_remote_clients_without_a_password() {
             && denied.matches("\r\n").count() == 1,
         "{denied:?}"
     );
+    // The memcached port beside it refuses the same clients.
+    let mut mc = TcpStream::connect_timeout(
+        &SocketAddr::new(ip, p.memcache_port),
+        Duration::from_secs(5),
+    )
+    .expect("connect to the memcached port over the non-loopback address");
+    mc.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = mc.write_all(b"version\r\n");
+    let mut refused = String::new();
+    let _ = mc.read_to_string(&mut refused);
+    assert!(
+        refused.starts_with("SERVER_ERROR protected mode"),
+        "{refused:?}"
+    );
     let mut local = p.raw();
     assert_eq!(local.cmd_str(&["PING"]), Reply::Simple("PONG".into()));
     let get = |c: &mut RawConn| match c.cmd_str(&["CONFIG", "GET", "protected-mode"]) {
@@ -523,7 +542,11 @@ fn protected_mode_refuses_remote_clients_without_a_password() {
     assert_eq!(ping_from(ip, p.port), "+PONG\r\n");
     local.cmd_str(&["CONFIG", "SET", "protected-mode", "yes"]);
     assert!(ping_from(ip, p.port).starts_with("-DENIED"));
-    assert!(info_field(&info(&mut local, "stats"), "protected_mode_denied") == "2");
+    // Two RESP refusals and the memcached one.
+    assert_eq!(
+        info_field(&info(&mut local, "stats"), "protected_mode_denied"),
+        "3"
+    );
 
     // A password lifts it; the flag sets it.
     let p = Proc::start(None, "0.0.0.0", &["--requirepass", "pw"]);

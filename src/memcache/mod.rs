@@ -32,6 +32,9 @@ use tokio_util::sync::CancellationToken;
 /// server (clients parse the leading numbers).
 pub const VERSION: &str = concat!("1.6.0-dynkv-", env!("CARGO_PKG_VERSION"));
 
+/// The reply to a client refused by protected mode before it is closed.
+pub const PROTECTED: &str = "SERVER_ERROR protected mode: without a password only loopback clients are accepted (see --protected-mode)\r\n";
+
 /// Accepts memcached clients on `listener` until `stop` fires.
 pub async fn run<K: Kv + 'static>(
     listener: TcpListener,
@@ -46,7 +49,7 @@ pub async fn run<K: Kv + 'static>(
             _ = stop.cancelled() => break,
         };
         while connections.try_join_next().is_some() {}
-        let (mut stream, _) = match accepted {
+        let (mut stream, peer) = match accepted {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!("memcached accept failed: {e}");
@@ -54,6 +57,12 @@ pub async fn run<K: Kv + 'static>(
                 continue;
             }
         };
+        if !state.admits(peer) {
+            // The RESP port's protected mode holds here too: without a
+            // password, only loopback clients.
+            let _ = stream.write_all(PROTECTED.as_bytes()).await;
+            continue;
+        }
         let stats = &state.stats;
         if stats.curr_connections.load(Ordering::Relaxed) >= state.max_connections {
             let _ = stream

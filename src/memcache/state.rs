@@ -97,8 +97,11 @@ impl Stats {
     }
 }
 
+/// Decides whether a client connecting from an address may stay (the
+/// node's protected mode, shared with the RESP port).
+pub type Admission = Box<dyn Fn(std::net::SocketAddr) -> bool + Send + Sync>;
+
 /// The memcached front end's shared state.
-#[derive(Debug)]
 pub struct MemcacheState {
     /// Largest value a client may store.
     pub max_item: usize,
@@ -112,6 +115,7 @@ pub struct MemcacheState {
     pub stats: Stats,
     /// Connections at most (shared limit with nothing else).
     pub max_connections: u64,
+    admit: Admission,
     started: Instant,
 }
 
@@ -124,8 +128,20 @@ impl MemcacheState {
             port,
             stats: Stats::default(),
             max_connections,
+            admit: Box::new(|_| true),
             started: Instant::now(),
         }
+    }
+
+    /// The same state, admitting only the clients `admit` accepts.
+    pub fn with_admission(mut self, admit: Admission) -> Self {
+        self.admit = admit;
+        self
+    }
+
+    /// Whether a client from `peer` may stay connected.
+    pub fn admits(&self, peer: std::net::SocketAddr) -> bool {
+        (self.admit)(peer)
     }
 
     /// Seconds since the node started.

@@ -217,15 +217,21 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     );
     // Built even when this node's memcached port is off: other nodes hand
     // it the conditional memcached commands of the keys it serialises.
-    let memcache = Arc::new(crate::memcache::state::MemcacheState::new(
-        config.memcache_max_item_size,
-        config.requirepass.clone(),
-        memcache_listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok())
-            .map_or(0, |a| a.port()),
-        config.maxclients as u64,
-    ));
+    let memcache = Arc::new(
+        crate::memcache::state::MemcacheState::new(
+            config.memcache_max_item_size,
+            config.requirepass.clone(),
+            memcache_listener
+                .as_ref()
+                .and_then(|l| l.local_addr().ok())
+                .map_or(0, |a| a.port()),
+            config.maxclients as u64,
+        )
+        .with_admission({
+            let server = server.clone();
+            Box::new(move |peer| !crate::resp::protected::refuse(&server, peer))
+        }),
+    );
     let resp_runner = Arc::new(crate::resp::forward::ForwardedRunner::new(
         Arc::downgrade(&kv),
         server.clone(),

@@ -6,8 +6,9 @@
 //!
 //! A round sends the digest of this node's state to one random reachable
 //! peer (and to every suspected or unreachable one, so a dead node is
-//! confirmed down and a returning one noticed within seconds). Full states travel only when the two differ; who sends
-//! what is decided in [`crate::core::gossip`]. The full-state exchange
+//! confirmed down and a returning one noticed within seconds). Full states
+//! travel only when the two differ; who sends what is decided in
+//! [`crate::core::gossip`]. The full-state exchange
 //! ([`Request::Gossip`], both states every round) is still served, and
 //! [`exchange_full`] still sends it, so its cost can be measured.
 
