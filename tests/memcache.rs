@@ -252,6 +252,12 @@ fn cas_through_two_nodes_of_a_cluster_has_exactly_one_winner() {
     let mut two = Mc::connect(c.nodes[1].memcache_addr());
     assert_eq!(one.store("set", "shared", 7, 0, "from-n1"), "STORED");
     assert_eq!(c.q(1, &["GET", "shared"]), bulk("from-n1"));
+    // ... and with redis-cli itself.
+    let cli = std::process::Command::new("redis-cli")
+        .args(["-p", &c.nodes[1].port().to_string(), "GET", "shared"])
+        .output()
+        .expect("run redis-cli");
+    assert_eq!(String::from_utf8_lossy(&cli.stdout).trim(), "from-n1");
     assert_eq!(
         two.get("get", "shared").map(|i| (i.flags, i.data)),
         Some((7, b"from-n1".to_vec()))
@@ -432,6 +438,22 @@ fn memcached_clients_carry_on_through_a_sigkilled_node() {
                 Err(format!("{} missing, e.g. k{}", missing.len(), missing[0]))
             }
         },
+    );
+
+    // With two of three nodes gone no quorum can answer: memcached clients
+    // are told so, never handed a silent miss or a lost write.
+    c.kill9(1);
+    c.kill9(2);
+    let mut alone = Mc::connect(c.nodes[0].memcache_addr());
+    let set = alone.store("set", "k0", 0, 0, "lost?");
+    assert!(
+        set.starts_with("SERVER_ERROR unavailable"),
+        "set without a quorum: {set:?}"
+    );
+    let get = alone.one("get k0\r\n");
+    assert!(
+        get.starts_with("SERVER_ERROR unavailable"),
+        "get without a quorum: {get:?}"
     );
 }
 

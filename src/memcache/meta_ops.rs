@@ -7,7 +7,7 @@ use super::exptime::{Expiry, resolve_exptime};
 use super::forward;
 use super::meta::{Flags, MetaCommand, Returned, return_flags};
 use super::ops::{
-    Session, line, read, server_error, step_counter, stored_key, string_change, touch,
+    Session, joined, line, read, server_error, step_counter, stored_key, string_change, touch,
 };
 use super::state::{MemcacheState, Stats};
 use crate::core::crdt::{Amount, Counter, TypedValue};
@@ -211,25 +211,10 @@ async fn set<K: Kv>(
             }
             match (mode, cur) {
                 (b'E', Some(_)) | (b'R' | b'A' | b'P', None) => (Change::Keep, Found::NotStored),
-                (b'A' | b'P', Some(v)) => {
-                    if v.data.len() + data.len() > max_item {
-                        return (Change::Keep, Found::TooLarge);
-                    }
-                    let mut joined = BytesMut::with_capacity(v.data.len() + data.len());
-                    if mode == b'A' {
-                        joined.put_slice(&v.data);
-                        joined.put_slice(&data);
-                    } else {
-                        joined.put_slice(&data);
-                        joined.put_slice(&v.data);
-                    }
-                    let change = Change::Write {
-                        data: joined.freeze(),
-                        expires_at_ms: v.expires_at_ms,
-                        flags: v.flags,
-                    };
-                    (change, Found::Done)
-                }
+                (b'A' | b'P', Some(v)) => match joined(&v, &data, mode == b'A', max_item) {
+                    Some(change) => (change, Found::Done),
+                    None => (Change::Keep, Found::TooLarge),
+                },
                 _ => (string_change(data, expiry, client_flags), Found::Done),
             }
         })

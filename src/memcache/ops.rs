@@ -313,6 +313,28 @@ pub(super) fn string_change(data: Bytes, expiry: Expiry, flags: u32) -> Change {
     }
 }
 
+/// append (or prepend) of `data` to the string `v`: the write, or `None`
+/// when the result would pass the item size limit. The flags and expiry
+/// sent with the command are ignored, as memcached ignores them.
+pub(super) fn joined(v: &LiveValue, data: &Bytes, append: bool, max_item: usize) -> Option<Change> {
+    if v.data.len() + data.len() > max_item {
+        return None;
+    }
+    let mut out = BytesMut::with_capacity(v.data.len() + data.len());
+    let (first, second) = if append {
+        (&v.data, data)
+    } else {
+        (data, &v.data)
+    };
+    out.put_slice(first);
+    out.put_slice(second);
+    Some(Change::Write {
+        data: out.freeze(),
+        expires_at_ms: v.expires_at_ms,
+        flags: v.flags,
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn store<K: Kv>(
     kv: &K,
@@ -346,25 +368,10 @@ async fn store<K: Kv>(
                 }
                 (StoreOp::Append | StoreOp::Prepend, None) => (Change::Keep, Outcome::NotStored),
                 (StoreOp::Append | StoreOp::Prepend, Some(v)) => {
-                    if v.data.len() + data.len() > max_item {
-                        return (Change::Keep, Outcome::TooLarge);
+                    match joined(&v, &data, op == StoreOp::Append, max_item) {
+                        Some(change) => (change, Outcome::Stored),
+                        None => (Change::Keep, Outcome::TooLarge),
                     }
-                    let mut joined = BytesMut::with_capacity(v.data.len() + data.len());
-                    let (first, second) = if op == StoreOp::Append {
-                        (&v.data, &data)
-                    } else {
-                        (&data, &v.data)
-                    };
-                    joined.put_slice(first);
-                    joined.put_slice(second);
-                    // The flags and expiry given with append are ignored,
-                    // as memcached ignores them.
-                    let change = Change::Write {
-                        data: joined.freeze(),
-                        expires_at_ms: v.expires_at_ms,
-                        flags: v.flags,
-                    };
-                    (change, Outcome::Stored)
                 }
                 (StoreOp::Cas, None) => (Change::Keep, Outcome::NotFound),
                 (StoreOp::Cas, Some(v)) if v.cas != cas => (Change::Keep, Outcome::Exists),
