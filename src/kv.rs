@@ -38,14 +38,23 @@ pub struct LiveValue {
     pub flags: u32,
     /// A fingerprint of every version the object holds (its causal
     /// context): memcached's cas unique. Equal exactly when no write came
-    /// in between, siblings included.
+    /// in between, siblings included. Computed only by
+    /// [`LiveValue::versioned`] (0 from [`LiveValue::of`]), so a plain GET
+    /// does not pay for the digest.
     pub cas: u64,
 }
 
 impl LiveValue {
-    /// The live value of `obj` at `now_ms`.
+    /// The live value of `obj` at `now_ms`, with its cas unique.
+    pub fn versioned(obj: &Object, now_ms: u64) -> Option<LiveValue> {
+        let mut live = Self::of(obj, now_ms)?;
+        live.cas = obj.context.fingerprint();
+        Some(live)
+    }
+
+    /// The live value of `obj` at `now_ms` (its `cas` left 0).
     pub fn of(obj: &Object, now_ms: u64) -> Option<LiveValue> {
-        let cas = obj.context.fingerprint();
+        let cas = 0;
         match resolve(obj, now_ms)? {
             Resolved::Str {
                 data,

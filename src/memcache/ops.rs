@@ -294,7 +294,7 @@ async fn get<K: Kv>(
 /// collection, which memcached cannot show).
 pub(super) async fn read<K: Kv>(kv: &K, key: Bytes) -> Result<Option<LiveValue>, KvError> {
     let obj = kv.get(key, ReadOptions::default()).await?;
-    Ok(LiveValue::of(&obj, kv.now_ms()).filter(LiveValue::is_string))
+    Ok(LiveValue::versioned(&obj, kv.now_ms()).filter(LiveValue::is_string))
 }
 
 pub(super) fn string_change(data: Bytes, expiry: Expiry, flags: u32) -> Change {

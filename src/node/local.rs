@@ -608,7 +608,7 @@ impl<S: ReplicaStore> LocalKv<S> {
         let dots = self.dots.clone();
         let now = self.clock.now_ms();
         self.apply(key, move |mut obj| {
-            let live = LiveValue::of(&obj, now);
+            let live = LiveValue::versioned(&obj, now);
             let (change, value) = f(live, now);
             match change.into_payload() {
                 None => (None, Ok(value)),

@@ -506,7 +506,7 @@ impl<E: NodeEnv> Kv for ClusterKv<E> {
         let r = self.check(None, self.quorums.r, "R")?;
         let obj = self.quorum_get(key.clone(), r).await?;
         let now = self.local.clock().now_ms();
-        let (change, value) = f(LiveValue::of(&obj, now), now);
+        let (change, value) = f(LiveValue::versioned(&obj, now), now);
         if let Some(payload) = change.into_payload() {
             let w = self.check(None, self.quorums.w, "W")?;
             self.write(key, WriteContext::Client(obj.context.clone()), payload, w)
