@@ -160,6 +160,7 @@ fn rpc_seeds(dir: &Path) -> anyhow::Result<()> {
     let member = |c: &str, p: &str| Member {
         client_addr: c.to_string(),
         cluster_addr: p.to_string(),
+        cluster_client_addr: None,
     };
     let state = ClusterState::founding(
         "c-7f3a".to_string(),

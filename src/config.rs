@@ -38,6 +38,12 @@ pub struct Cli {
     /// Prometheus metrics HTTP port (default: port + 20000; 0 disables).
     #[arg(long)]
     pub metrics_port: Option<u16>,
+    /// A second client port for Redis Cluster clients (default 0: off).
+    /// The slot map (CLUSTER SLOTS / SHARDS / NODES) points clients at it,
+    /// and a key this node does not serve is answered `-MOVED` there, so a
+    /// cluster client follows joins and leaves.
+    #[arg(long)]
+    pub cluster_client_port: Option<u16>,
     /// Data directory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -432,6 +438,7 @@ struct FileConfig {
     port: Option<u16>,
     cluster_port: Option<u16>,
     metrics_port: Option<u16>,
+    cluster_client_port: Option<u16>,
     data_dir: Option<PathBuf>,
     node_name: Option<String>,
     join: Option<String>,
@@ -486,6 +493,8 @@ pub struct Config {
     pub cluster_port: u16,
     /// Metrics port (0 = off).
     pub metrics_port: u16,
+    /// Client port for Redis Cluster clients (0 = off).
+    pub cluster_client_port: u16,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Node name.
@@ -714,6 +723,10 @@ impl Config {
             port,
             cluster_port,
             metrics_port,
+            cluster_client_port: cli
+                .cluster_client_port
+                .or(file.cluster_client_port)
+                .unwrap_or(0),
             data_dir: cli
                 .data_dir
                 .or(file.data_dir)

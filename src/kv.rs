@@ -5,7 +5,7 @@
 //! can change without any command changing.
 
 use crate::core::crdt::{Resolved, TypeKind, TypedValue, resolve};
-use crate::core::{NodeId, Object, Payload, VersionVector};
+use crate::core::{NodeId, Object, Payload, SlotRange, VersionVector};
 use bytes::Bytes;
 use std::future::Future;
 
@@ -255,6 +255,33 @@ pub enum AdminValue {
     Context(VersionVector),
 }
 
+/// A member as Redis Cluster clients see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterMember {
+    /// Its node name.
+    pub name: NodeId,
+    /// The client address Redis Cluster clients are sent to, `host:port`
+    /// (its `--cluster-client-port` if it has one, else its client port).
+    pub client_addr: String,
+    /// Node-to-node address, `host:port`.
+    pub cluster_addr: String,
+    /// Whether this node sees it up.
+    pub up: bool,
+}
+
+/// The Redis Cluster view of the key space (CLUSTER SLOTS, SHARDS, NODES).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterView {
+    /// This node.
+    pub me: NodeId,
+    /// Every member, by name.
+    pub members: Vec<ClusterMember>,
+    /// Every hash slot, in runs served by the same preference list.
+    pub ranges: Vec<SlotRange>,
+    /// Bumped by every membership change (Redis's config epoch).
+    pub epoch: u64,
+}
+
 /// A write already queued in storage; resolves when it is committed.
 pub type QueuedWrite = std::pin::Pin<Box<dyn Future<Output = Result<(), KvError>> + Send>>;
 
@@ -420,6 +447,20 @@ pub trait Kv: Send + Sync {
                 "cannot forward a command to {node} from this node"
             )))
         }
+    }
+
+    /// The Redis Cluster view of the key space; `None` when this store is
+    /// not a cluster node.
+    fn cluster_view(&self) -> Option<ClusterView> {
+        None
+    }
+
+    /// The client address of `slot`'s master when this node is not among
+    /// the slot's owners (a cluster-aware client is then told `MOVED`);
+    /// `None` when this node serves the slot itself.
+    fn moved_to(&self, slot: u16) -> Option<String> {
+        let _ = slot;
+        None
     }
 
     /// Cluster administration (DYN.MEMBERS, DYN.RING, DYN.JOIN, ...).

@@ -247,6 +247,7 @@ fn forged_joins_change_nothing_even_after_restart() {
                     member: Member {
                         client_addr: dead.clone(),
                         cluster_addr: dead.clone(),
+                        cluster_client_addr: None,
                     },
                 },
             )

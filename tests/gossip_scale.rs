@@ -47,6 +47,7 @@ fn member(i: usize) -> Member {
     Member {
         client_addr: format!("127.0.{}.{}:6379", i / 250, i % 250 + 1),
         cluster_addr: format!("127.0.{}.{}:16379", i / 250, i % 250 + 1),
+        cluster_client_addr: None,
     }
 }
 

@@ -75,6 +75,7 @@ mod tests {
         Member {
             client_addr: format!("127.0.0.1:{port}"),
             cluster_addr: format!("127.0.0.1:{}", port + 10000),
+            cluster_client_addr: None,
         }
     }
 

@@ -33,6 +33,12 @@ pub fn ring_hash(key: &[u8]) -> u64 {
     (u64::from(key_slot(key)) << SLOT_SHIFT) | spread
 }
 
+/// The first ring hash of `slot` (its keys hash from here up to the next
+/// slot's start).
+pub fn slot_start_hash(slot: u16) -> u64 {
+    u64::from(slot) << SLOT_SHIFT
+}
+
 /// The slot a ring hash belongs to.
 pub fn slot_of_hash(hash: u64) -> u16 {
     (hash >> SLOT_SHIFT) as u16

@@ -24,6 +24,19 @@ pub struct Member {
     pub client_addr: String,
     /// Node-to-node address, `host:port`.
     pub cluster_addr: String,
+    /// The client address Redis Cluster clients are pointed at
+    /// (`--cluster-client-port`), where keys this node does not serve are
+    /// answered `MOVED`; `None` points them at `client_addr`.
+    pub cluster_client_addr: Option<String>,
+}
+
+impl Member {
+    /// The address the slot map advertises for this member.
+    pub fn slot_map_addr(&self) -> &str {
+        self.cluster_client_addr
+            .as_deref()
+            .unwrap_or(&self.client_addr)
+    }
 }
 
 /// Why a membership change cannot be made.
@@ -328,6 +341,7 @@ mod tests {
         Member {
             client_addr: format!("127.0.0.1:{port}"),
             cluster_addr: format!("127.0.0.1:{}", port + 10000),
+            cluster_client_addr: None,
         }
     }
 

@@ -18,6 +18,7 @@ pub mod object;
 pub mod quorum;
 pub mod ring;
 pub mod secret;
+pub mod slot_map;
 pub mod transition;
 pub mod version;
 
@@ -26,7 +27,8 @@ pub use failure::{FailureDetector, Liveness};
 pub use gossip::StateDigest;
 pub use hlc::{Hlc, OffsetTable};
 pub use key::{
-    MAX_DATABASES, SLOTS, db_key, key_slot, ring_hash, slot_of_hash, split_db_key, stored_as_is,
+    MAX_DATABASES, SLOTS, db_key, key_slot, ring_hash, slot_of_hash, slot_start_hash, split_db_key,
+    stored_as_is,
 };
 pub use membership::{ChangeError, ClusterState, Member};
 pub use message::{GcItem, Request, Response, WriteContext};
@@ -36,5 +38,6 @@ pub use ring::{
     DEFAULT_PARTITIONS, MAX_PARTITIONS, MIN_PARTITIONS, Ring, RingError, valid_partition_count,
 };
 pub use secret::{ClusterSecret, DerivedKey};
+pub use slot_map::{SlotRange, cluster_node_id, serving_order, slot_ranges, slot_runs};
 pub use transition::{Move, Transition};
 pub use version::{Dot, MAX_COUNTER, NodeId, VersionVector};

@@ -159,12 +159,18 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         None => None,
     };
     let memcache_listener = bind_memcache_port(&config).await?;
+    let cluster_client_listener = match config.cluster_client_port {
+        0 => None,
+        port => Some(bind_client_port(&format!("{}:{port}", config.bind)).await?),
+    };
     let cluster_listener = TcpListener::bind(&cluster_addr)
         .await
         .with_context(|| format!("cannot listen on cluster port {cluster_addr}"))?;
     let member = Member {
         client_addr: advertise(client_port),
         cluster_addr: advertise(config.cluster_port),
+        cluster_client_addr: (config.cluster_client_port != 0)
+            .then(|| advertise(config.cluster_client_port)),
     };
     let blocklist = Arc::new(Blocklist::new());
     let rpc_config = RpcConfig::new(String::new(), me.clone(), &secret);
@@ -280,6 +286,19 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
                 .await;
         }
     };
+    // Redis Cluster clients reach this port through the slot map: its
+    // connections are told MOVED for keys served elsewhere.
+    let cluster_clients = async {
+        if let Some(listener) = cluster_client_listener {
+            crate::resp::listener::run_redirecting(
+                listener,
+                kv.clone(),
+                server.clone(),
+                stop.clone(),
+            )
+            .await;
+        }
+    };
     let tls = async {
         if let Some((listener, acceptor)) = tls_listener {
             crate::resp::listener::run(
@@ -297,7 +316,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
             crate::memcache::run(listener, kv.clone(), memcache.clone(), stop.clone()).await;
         }
     };
-    tokio::join!(plain, tls, memcached);
+    tokio::join!(plain, tls, memcached, cluster_clients);
     stop.cancel();
     while workers.join_next().await.is_some() {}
     signals.abort();

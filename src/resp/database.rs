@@ -158,6 +158,14 @@ impl<K: Kv> Kv for InDb<'_, K> {
         self.kv.live_peers()
     }
 
+    fn cluster_view(&self) -> Option<crate::kv::ClusterView> {
+        self.kv.cluster_view()
+    }
+
+    fn moved_to(&self, slot: u16) -> Option<String> {
+        self.kv.moved_to(slot)
+    }
+
     async fn admin(&self, cmd: AdminCommand) -> Result<AdminValue, KvError> {
         let cmd = match cmd {
             AdminCommand::LocalGet(key) => AdminCommand::LocalGet(self.stored(key)),

@@ -24,6 +24,29 @@ pub async fn run<K: Kv + 'static>(
     server: Arc<ServerState>,
     stop: CancellationToken,
 ) {
+    serve(listener, tls, false, kv, server, stop).await;
+}
+
+/// [`run`] for the `--cluster-client-port`: every connection is a Redis
+/// Cluster client that found this port in the slot map, so keys this node
+/// does not serve are answered `MOVED`.
+pub async fn run_redirecting<K: Kv + 'static>(
+    listener: TcpListener,
+    kv: Arc<K>,
+    server: Arc<ServerState>,
+    stop: CancellationToken,
+) {
+    serve(listener, None, true, kv, server, stop).await;
+}
+
+async fn serve<K: Kv + 'static>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    cluster_aware: bool,
+    kv: Arc<K>,
+    server: Arc<ServerState>,
+    stop: CancellationToken,
+) {
     let local = listener.local_addr().ok();
     let mut connections = JoinSet::new();
     let sampler = tokio::spawn(super::observe::run_sampler(server.clone(), stop.clone()));
@@ -77,7 +100,8 @@ pub async fn run<K: Kv + 'static>(
         }
         let id = server.next_client_id();
         let local_addr = local.unwrap_or(addr);
-        let session = Session::new(id, addr, local_addr, server.requirepass.is_some());
+        let mut session = Session::new(id, addr, local_addr, server.requirepass.is_some());
+        session.cluster_aware = cluster_aware;
         server.clients.insert(id, session.describe());
         metrics::gauge!("dynkv_connected_clients").set(server.clients.len() as f64);
         // Its own token, so CLIENT KILL can close it alone.

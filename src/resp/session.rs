@@ -61,6 +61,11 @@ pub struct Session {
     pub holds_gate: bool,
     /// After (P|S)SUBSCRIBE: the connection's subscriptions and inbox.
     pub subscriber: Option<super::pubsub::Subscriber>,
+    /// Fetched the slot map (CLUSTER SLOTS, SHARDS or NODES): a Redis
+    /// Cluster client, told `MOVED` for keys this node does not serve.
+    pub cluster_aware: bool,
+    /// READONLY was sent (reads are served here either way).
+    pub readonly: bool,
 }
 
 impl Session {
@@ -86,6 +91,8 @@ impl Session {
             forwarded: false,
             holds_gate: false,
             subscriber: None,
+            cluster_aware: false,
+            readonly: false,
         }
     }
 

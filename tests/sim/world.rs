@@ -204,6 +204,7 @@ impl World {
         let member = Member {
             client_addr: format!("127.0.0.1:{}", 7_000 + i),
             cluster_addr: cluster_addr(i).to_string(),
+            cluster_client_addr: None,
         };
         let settings = BootSettings {
             name,

@@ -2,12 +2,9 @@
 //! so a restart rejoins with the same identity and ring), the local failure
 //! detector (who answers RPCs right now) and the peers' clock offsets.
 
-use crate::core::{
-    ClusterState, FailureDetector, Liveness, Member, NodeId, OffsetTable, Ring, StateDigest,
-};
+use crate::core::{ClusterState, FailureDetector, Liveness, NodeId, OffsetTable, StateDigest};
 use crate::node::env::MetaStore;
 use parking_lot::{Mutex, RwLock};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,43 +13,6 @@ use super::peer_log::PeerLog;
 
 /// Metadata record holding the last known cluster state.
 pub const STATE_RECORD: &str = "cluster.state";
-
-/// The state record as written before rings were encoded as an owner table
-/// plus an index per partition: a node restarted on a newer build reads it.
-#[derive(serde::Deserialize)]
-struct LegacyState {
-    cluster_id: String,
-    version: u64,
-    members: BTreeMap<NodeId, Member>,
-    ring: Vec<NodeId>,
-    n: usize,
-}
-
-impl LegacyState {
-    fn upgrade(self) -> Option<ClusterState> {
-        match Ring::from_owners(&self.ring) {
-            Ok(ring) => Some(ClusterState {
-                cluster_id: self.cluster_id,
-                version: self.version,
-                admitted: self
-                    .members
-                    .keys()
-                    .map(|m| (m.clone(), self.version))
-                    .collect(),
-                members: self.members,
-                ring,
-                n: self.n,
-                generation: 0,
-                transition: None,
-                removed: BTreeMap::new(),
-            }),
-            Err(e) => {
-                tracing::error!("ignoring unreadable {STATE_RECORD}: {e}");
-                None
-            }
-        }
-    }
-}
 
 /// Shared state + persistence + reachability.
 pub struct Membership {
@@ -78,9 +38,9 @@ impl Membership {
         let raw = meta.read(STATE_RECORD)?;
         match postcard::from_bytes(&raw) {
             Ok(state) => Some(state),
-            Err(e) => match postcard::from_bytes::<LegacyState>(&raw) {
-                Ok(legacy) => legacy.upgrade(),
-                Err(_) => {
+            Err(e) => match super::legacy_state::decode(&raw) {
+                Some(upgraded) => upgraded,
+                None => {
                     tracing::error!("ignoring unreadable {STATE_RECORD}: {e}");
                     None
                 }
@@ -298,23 +258,31 @@ impl Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::{Member, Ring};
     use crate::node::env::MemMeta;
+    use std::collections::BTreeMap;
 
     /// A record written before the owner-table ring encoding still loads,
     /// as the same cluster state.
     #[test]
     fn a_state_record_in_the_old_ring_encoding_loads() {
         #[derive(serde::Serialize)]
+        struct OldMember {
+            client_addr: String,
+            cluster_addr: String,
+        }
+        #[derive(serde::Serialize)]
         struct OldState<'a> {
             cluster_id: &'a str,
             version: u64,
-            members: &'a BTreeMap<NodeId, Member>,
+            members: BTreeMap<NodeId, OldMember>,
             ring: Vec<NodeId>,
             n: usize,
         }
         let member = |port: u16| Member {
             client_addr: format!("127.0.0.1:{port}"),
             cluster_addr: format!("127.0.0.1:{}", port + 10000),
+            cluster_client_addr: None,
         };
         let state = ClusterState::founding("c".into(), NodeId::new("a"), member(1), 64, 3)
             .and_then(|s| s.with_member(NodeId::new("b"), member(2)))
@@ -323,7 +291,17 @@ mod tests {
         let old = OldState {
             cluster_id: &state.cluster_id,
             version: state.version,
-            members: &state.members,
+            members: state
+                .members
+                .iter()
+                .map(|(n, m)| {
+                    let old = OldMember {
+                        client_addr: m.client_addr.clone(),
+                        cluster_addr: m.cluster_addr.clone(),
+                    };
+                    (n.clone(), old)
+                })
+                .collect(),
             ring: (0..64).map(|p| state.ring.owner(p).clone()).collect(),
             n: state.n,
         };
@@ -339,6 +317,33 @@ mod tests {
         assert_eq!(loaded.ring, state.ring);
         assert_eq!(loaded.n, state.n);
         assert!(loaded.transition.is_none());
+        // Today's shape written with two-address members loads too.
+        #[derive(serde::Serialize)]
+        struct TwoAddressState<'a> {
+            cluster_id: &'a str,
+            version: u64,
+            members: &'a BTreeMap<NodeId, OldMember>,
+            ring: &'a Ring,
+            n: usize,
+            generation: u64,
+            transition: &'a Option<crate::core::Transition>,
+            admitted: &'a BTreeMap<NodeId, u64>,
+            removed: &'a BTreeMap<NodeId, u64>,
+        }
+        let two = TwoAddressState {
+            cluster_id: &state.cluster_id,
+            version: state.version,
+            members: &old.members,
+            ring: &state.ring,
+            n: state.n,
+            generation: state.generation,
+            transition: &state.transition,
+            admitted: &state.admitted,
+            removed: &state.removed,
+        };
+        meta.write(STATE_RECORD, &postcard::to_allocvec(&two).expect("encode"))
+            .expect("write");
+        assert_eq!(Membership::load(&meta).as_ref(), Some(&state));
         // And the current encoding reads back as itself.
         meta.write(
             STATE_RECORD,

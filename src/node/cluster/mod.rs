@@ -32,10 +32,12 @@ pub mod coordinator;
 pub mod gc;
 pub mod gossip;
 pub mod handoff;
+mod legacy_state;
 pub mod membership;
 pub mod merkle_index;
 pub mod peer_log;
 pub mod service;
+pub mod slots;
 pub mod workers;
 
 use super::env::{MetaStore, NodeEnv, Production};
@@ -633,5 +635,13 @@ impl<E: NodeEnv> Kv for ClusterKv<E> {
 
     async fn admin(&self, cmd: AdminCommand) -> Result<AdminValue, KvError> {
         self.run_admin(cmd).await
+    }
+
+    fn cluster_view(&self) -> Option<crate::kv::ClusterView> {
+        Some(self.cluster_view_now())
+    }
+
+    fn moved_to(&self, slot: u16) -> Option<String> {
+        self.moved_target(slot)
     }
 }

@@ -66,6 +66,7 @@ pub async fn run<K: Kv>(
             session.multi = None;
             session.watched.clear();
             session.subscriber = None;
+            session.readonly = false;
             server.pubsub.drop_client(session.id);
             Ok(Reply::Simple("RESET".into()))
         }

@@ -252,7 +252,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("memory", -2, ["readonly"], 0, 0, 0, "server", "A container for memory diagnostics commands: MEMORY USAGE key | STATS | DOCTOR."),
     spec!("monitor", 1, ["admin", "noscript"], 0, 0, 0, "server", "Listens for all requests received by the server in real-time."),
     spec!("wait", 3, [], 0, 0, 0, "generic", "Returns the number of replicas a write reaches."),
-    spec!("cluster", -2, [], 0, 0, 0, "cluster", "A container for Redis Cluster commands: CLUSTER KEYSLOT key | HELP."),
+    spec!("cluster", -2, [], 0, 0, 0, "cluster", "A container for Redis Cluster commands: CLUSTER SLOTS | SHARDS | NODES | INFO | MYID | MYSHARDID | KEYSLOT key | COUNTKEYSINSLOT slot | GETKEYSINSLOT slot count | HELP."),
+    spec!("readonly", 1, ["loading", "stale", "fast"], 0, 0, 0, "cluster", "Enables read-only queries for a connection to a Redis Cluster replica node (reads are served by any node)."),
+    spec!("readwrite", 1, ["loading", "stale", "fast"], 0, 0, 0, "cluster", "Enables read-write queries for a connection to a Redis Cluster replica node."),
+    spec!("asking", 1, ["fast"], 0, 0, 0, "cluster", "Signals that a cluster client is following an -ASK redirect (dynkv never sends one)."),
     spec!("dyn.get", -2, ["readonly"], 1, 1, 1, "dynamo", "All concurrent versions of a key and their context: DYN.GET key [R n]."),
     spec!("dyn.put", -4, ["write", "denyoom"], 1, 1, 1, "dynamo", "Writes a value superseding the versions in the context: DYN.PUT key context value [W n]."),
     spec!("dyn.del", -3, ["write"], 1, 1, 1, "dynamo", "Deletes the versions in the context: DYN.DEL key context [W n]."),
@@ -315,6 +318,9 @@ pub async fn dispatch<K: Kv>(
                 spec.name
             )),
         );
+    }
+    if let Some(moved) = cluster::moved(kv, session, spec, &args) {
+        return refuse_in_transaction(server, session, Some(idx), moved);
     }
     if let Some(queued) = session.multi.as_mut()
         && !transactions::runs_immediately(spec.name)
@@ -557,7 +563,8 @@ async fn run_group<K: Kv>(
         "connection" => connection::run(kv, server, session, spec.name, args).await,
         "server" if spec.name == "acl" => acl::run(server, args),
         "server" => server::run(kv, server, session, spec.name, args).await,
-        "cluster" => cluster::run(args),
+        "cluster" if spec.name == "cluster" => cluster::run(kv, session, args).await,
+        "cluster" => cluster::connection_flag(session, spec.name),
         "dynamo" => dynamo::run(kv, &server.context_key, spec.name, args).await,
         _ => Err(Reply::err("command group not wired")),
     }

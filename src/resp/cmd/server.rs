@@ -452,6 +452,7 @@ const SECTIONS: &[&str] = &[
     "cpu",
     "commandstats",
     "errorstats",
+    "cluster",
     "keyspace",
     "dynamo",
 ];
@@ -635,6 +636,12 @@ fn section_fields<K: Kv>(kv: &K, server: &ServerState, section: &str) -> Vec<(St
         }
         "errorstats" => return obs.commands.errorstats(),
         "replication" => vec![("role", "master".into()), ("connected_slaves", "0".into())],
+        // Every dynkv node is a cluster node (a lone one serves all slots),
+        // so Redis Cluster clients and tools may treat it as one.
+        "cluster" => vec![(
+            "cluster_enabled",
+            u8::from(kv.cluster_view().is_some()).to_string(),
+        )],
         "keyspace" => {
             return (0..server.databases())
                 .filter_map(|db| {
