@@ -30,6 +30,8 @@
 #      (default 1000): no error lines, every test's result line present
 #   j. (dynkv only) redis-benchmark's default test list against a 3-node cluster
 #      through benches/cluster.sh (CLUSTER_BENCH_N requests, default 500)
+#   l. (dynkv only) compat-tests/cluster_clients.sh — redis-cli -c, redis-py RedisCluster
+#      and redis-benchmark --cluster on a 3-node cluster that a 4th node joins
 #   k. compat-tests/memcache.sh — memccapable, libmemcached-tools, pymemcache and
 #      Perl Cache::Memcached on dynkv's memcached port (with DYNKV_TARGET=redis:
 #      on a real memcached, the same checks)
@@ -386,6 +388,13 @@ if [[ "$TARGET" != "redis" ]]; then
   step redis-benchmark-cluster env N="${CLUSTER_BENCH_N:-500}" DYNKV_BIN="$DYNKV_BIN" \
     TESTS=default OUT="$WORK/default-cluster.md" \
     "$ROOT/benches/cluster.sh"
+fi
+
+# l. Redis Cluster clients on a 3-node cluster that grows to 4: redis-cli -c,
+# redis-py RedisCluster (follows MOVED to the new owners, no forwarded request),
+# redis-benchmark --cluster (compat-tests/cluster_clients.sh)
+if [[ "$TARGET" != "redis" ]]; then
+  step cluster-clients env DYNKV_BIN="$DYNKV_BIN" VENV="$VENV" "$HERE/cluster_clients.sh"
 fi
 
 # k. memcached clients: on compat1's memcached port, or on a real memcached
