@@ -15,7 +15,9 @@
 #     dynamo `forwarded_requests` over the nodes before and after each run;
 #   - SET only against the two fsync policies.
 # Reports ops/s, p50, p99 and p99.9 (from redis-benchmark's percentile distribution: the
-# first reported percentile at or above 99.9 %), forwarded requests per request, the ratio
+# first reported percentile at or above 99.9 %), forwarded requests per request, the CPU
+# time all dynkv processes of the system spent per request (user + system, from /proc:
+# where a cluster's throughput goes on a machine whose cores every node shares), the ratio
 # cluster/single and always/no, as a markdown table written to $OUT.
 #
 # Env:
@@ -88,15 +90,30 @@ forwarded() {
   echo "$sum"
 }
 
-declare -A RPS P50 P99 P999 FWD
+# cpu_ticks: user + system clock ticks of every running dynkv process of the system.
+cpu_ticks() {
+  local pid sum=0
+  for pid in "${PIDS[@]}"; do
+    [[ -r /proc/$pid/stat ]] || continue
+    sum=$((sum + $(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$pid/stat")))
+  done
+  echo "$sum"
+}
+TICK_HZ="$(getconf CLK_TCK)"
+
+declare -A RPS P50 P99 P999 FWD CPU
 ROWS=()
 bench() { # ROW TESTS [redis-benchmark flags...]: one run, parsed per test
   local row="$1" tests="$2" out t section before after
   shift 2
   before="$(forwarded)"
+  local ticks
+  ticks="$(cpu_ticks)"
   out="$(redis-benchmark -h "$HOST" -p "${NODE_PORTS[0]}" -t "$tests" -n "$N" -c "$CLIENTS" -r "$KEYS" "$@" 2>&1 \
     | tr '\r' '\n')" || { echo "FAIL: redis-benchmark ($row)"; echo "$out" | tail; return 1; }
   after="$(forwarded)"
+  CPU["$row"]="$(awk -v t=$(( $(cpu_ticks) - ticks )) -v hz="$TICK_HZ" -v n="$N" -v k="${tests//[^,]/}" \
+    'BEGIN{ printf "%.1f", t / hz * 1e6 / (n * (length(k) + 1)) }')"
   if grep -qE '(^|[^A-Z])ERR |MOVED' <<<"$out"; then echo "FAIL: error lines ($row)"; grep -E 'ERR |MOVED' <<<"$out" | head -n 3; return 1; fi
   for t in ${tests//,/ }; do
     t="${t^^}"
@@ -109,7 +126,8 @@ bench() { # ROW TESTS [redis-benchmark flags...]: one run, parsed per test
     P999["$row,$t"]="$(pct 99.9 <<<"$section")"
     echo "$row $t: ${RPS[$row,$t]} ops/s, p50 ${P50[$row,$t]} p99 ${P99[$row,$t]} p99.9 ${P999[$row,$t]} ms" >&2
   done
-  FWD["$row"]=$((after - before))
+  FWD["$row"]="$(awk -v f=$((after - before)) -v n="$N" -v k="${tests//[^,]/}" \
+    'BEGIN{ printf "%.2f", f / (n * (length(k) + 1)) }')"
   ROWS+=("$row")
 }
 # pct P: latency (ms) of the first reported percentile >= P in a test's section.
@@ -134,14 +152,15 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else 
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores shared by every node and the client"
   echo "- \`redis-benchmark -t set,get -n $N -c $CLIENTS -r $KEYS\` against node 1; clusters N=3 R=2 W=2, --fsync everysec"
-  echo "- forwarded/request: sum of INFO dynamo forwarded_requests over the nodes during the run, per request"
+  echo "- forwarded/request: sum of INFO dynamo forwarded_requests over the nodes during the run, per request
+- dynkv CPU µs/request: user + system time of all the system's dynkv processes during the run (SET and GET together), per request"
   echo
-  echo "| system | test | ops/s | vs single | p50 ms | p99 ms | p99.9 ms | forwarded/request |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  echo "| system | test | ops/s | vs single | p50 ms | p99 ms | p99.9 ms | forwarded/request | dynkv CPU µs/request |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
   for row in "${ROWS[@]}"; do
     for t in SET GET; do
       [[ -n "${RPS[$row,$t]:-}" ]] || continue
-      echo "| $row | $t | ${RPS[$row,$t]} | $(ratio "${RPS[$row,$t]}" "${RPS[single,$t]:-0}") | ${P50[$row,$t]} | ${P99[$row,$t]} | ${P999[$row,$t]} | $(ratio "${FWD[$row]}" $((N * 2))) |"
+      echo "| $row | $t | ${RPS[$row,$t]} | $(ratio "${RPS[$row,$t]}" "${RPS[single,$t]:-0}") | ${P50[$row,$t]} | ${P99[$row,$t]} | ${P999[$row,$t]} | ${FWD[$row]} | ${CPU[$row]} |"
     done
   done
   echo
