@@ -308,6 +308,9 @@ def test_meta_stale_items_and_recache_wins_raw(raw):
     assert r(b"md ghost I") == b"NF"
     assert r(b"ms ghost 2 C1 I\r\nv1") == b"NF"
     assert r(b"mg k W") == b"CLIENT_ERROR invalid flag"
+    # a refused ms loses its data block with it
+    assert r(b"ms k 1 Q\r\nx") == b"CLIENT_ERROR invalid flag"
+    assert r(b"mn") == b"MN"
 
 
 @pytest.mark.skipif(TARGET == "memcached", reason="E came after memcached 1.6.18")

@@ -662,6 +662,7 @@ fn meta_stale_items_recache_wins_and_chosen_cas() {
 
     // Response-only flags and bad tokens are refused, the node goes on.
     assert_eq!(mc.meta("mg viv W"), "CLIENT_ERROR invalid flag");
+    assert_eq!(mc.meta("ms viv 1 Q\r\nx"), "CLIENT_ERROR invalid flag");
     assert_eq!(
         mc.meta("mg viv Nx"),
         "CLIENT_ERROR bad token in command line format"

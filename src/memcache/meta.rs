@@ -161,17 +161,23 @@ pub fn parse(name: &[u8], args: &[&[u8]]) -> Line {
     } else {
         (0, rest)
     };
+    // Past a readable length memcached throws the data block away with
+    // the line (but not after a key too long: that is refused first).
+    let refuse = |reply| match name {
+        b"ms" => Line::RefusedData {
+            bytes: datalen,
+            reply,
+        },
+        _ => Line::Refused(reply),
+    };
     let mut flags = Flags::default();
     for token in rest {
         let (&letter, value) = match token.split_first() {
             Some(split) => split,
             None => continue,
         };
-        if !letter.is_ascii_alphabetic() {
-            return Line::Refused("CLIENT_ERROR invalid flag");
-        }
-        if name != b"me" && !accepted(name).contains(&letter) {
-            return Line::Refused("CLIENT_ERROR invalid flag");
+        if !letter.is_ascii_alphabetic() || (name != b"me" && !accepted(name).contains(&letter)) {
+            return refuse("CLIENT_ERROR invalid flag");
         }
         flags.0.push(Flag {
             letter,
@@ -181,7 +187,7 @@ pub fn parse(name: &[u8], args: &[&[u8]]) -> Line {
     let key = if flags.has(b'b') {
         match STANDARD.decode(raw_key) {
             Ok(k) => Bytes::from(k),
-            Err(_) => return Line::Refused("CLIENT_ERROR error decoding key"),
+            Err(_) => return refuse("CLIENT_ERROR error decoding key"),
         }
     } else {
         Bytes::copy_from_slice(raw_key)
@@ -337,6 +343,13 @@ mod tests {
         assert_eq!(parse_line(b"mg"), Line::Refused(BAD_FORMAT));
         assert_eq!(parse_line(b"ms k x"), Line::Refused(BAD_FORMAT));
         assert!(matches!(parse_line(b"md k I"), Line::Command(_)));
+        assert_eq!(
+            parse_line(b"ms k 2 Q"),
+            Line::RefusedData {
+                bytes: 2,
+                reply: "CLIENT_ERROR invalid flag"
+            }
+        );
         assert!(meta("md k I T30").is_conditional());
         assert_eq!(
             parse_line(b"mg k W"),
