@@ -276,3 +276,55 @@ def test_meta_commands_raw(raw):
     assert r(b"ms mk 1 C" + token + b"\r\nz") == b"HD"
     assert r(b"ms mk 1 C" + token + b"\r\nz") == b"EX"
     assert r(b"mn") == b"MN"
+
+
+def test_meta_stale_items_and_recache_wins_raw(raw):
+    """mg N / R, md I, ms I: the W / Z / X flags, byte for byte the same
+    from dynkv and from memcached 1.6."""
+    raw.flush_all()
+    r, o = MetaConn(), MetaConn()
+    assert r(b"mg viv v N30 s") == b"VA 0 s0 W\r\n"
+    assert o(b"mg viv v N30 s") == b"VA 0 s0 Z\r\n"
+    assert o(b"mg viv s k Oq") == b"HD s0 kviv Oq Z"
+    assert r(b"ms viv 3 T60\r\nnew") == b"HD"
+    assert r(b"mg viv v N30") == b"VA 3\r\nnew"
+    assert r(b"mg viv v R30") == b"VA 3\r\nnew"
+    assert r(b"mg viv v R100") == b"VA 3 W\r\nnew"
+    assert o(b"mg viv v R100") == b"VA 3 Z\r\nnew"
+    assert r(b"ms k 2 T0\r\nhi") == b"HD"
+    assert r(b"mg k v R30") == b"VA 2\r\nhi"
+    assert r(b"md k I T30") == b"HD"
+    assert r(b"mg k v") == b"VA 2 X W\r\nhi"
+    assert o(b"mg k v") == b"VA 2 Z X\r\nhi"
+    assert r(b"md k I q\r\nmn") == b"MN"
+    assert o(b"mg k v") == b"VA 2 X W\r\nhi"
+    # an older cas with I stores, but the item stays stale (and won)
+    assert r(b"ms k 2 C1 I\r\nv2") == b"HD"
+    assert r(b"mg k v") == b"VA 2 Z X\r\nv2"
+    assert r(b"ms k 2 MA C1 I\r\nv3") == b"EX"
+    token = r(b"mg k c").split(b" ")[1][1:]
+    assert r(b"ms k 2 C" + token + b" I\r\nv4") == b"HD"
+    assert r(b"mg k v") == b"VA 2\r\nv4"
+    assert r(b"md ghost I") == b"NF"
+    assert r(b"ms ghost 2 C1 I\r\nv1") == b"NF"
+    assert r(b"mg k W") == b"CLIENT_ERROR invalid flag"
+    # a refused ms loses its data block with it
+    assert r(b"ms k 1 Q\r\nx") == b"CLIENT_ERROR invalid flag"
+    assert r(b"mn") == b"MN"
+
+
+@pytest.mark.skipif(TARGET == "memcached", reason="E came after memcached 1.6.18")
+def test_meta_chosen_cas_raw(raw):
+    raw.flush_all()
+    r = MetaConn()
+    assert r(b"ms e 2 E500\r\nhi") == b"HD"
+    assert r(b"mg e c") == b"HD c500"
+    assert r(b"ms e 2 C499 E600\r\nho") == b"EX"
+    assert r(b"ms e 2 C500 E600 c\r\nho") == b"HD c600"
+    assert r(b"md e I E700") == b"HD"
+    assert r(b"mg e v c") == b"VA 2 c700 X W\r\nho"
+    assert r(b"ms e 2 C600 I E650 c\r\nhu") == b"HD c650"
+    assert r(b"mg e v c") == b"VA 2 c650 Z X\r\nhu"
+    assert r(b"ms n 1 E7\r\n5") == b"HD"
+    assert r(b"ma n E99 c v") == b"VA 1 c99\r\n6"
+    assert r(b"mg viv v N30 E1234 c") == b"VA 0 c1234 W\r\n"

@@ -5,7 +5,7 @@
 //! can change without any command changing.
 
 use crate::core::crdt::{Resolved, TypeKind, TypedValue, resolve};
-use crate::core::{NodeId, Object, Payload, SlotRange, VersionVector};
+use crate::core::{ItemMeta, NodeId, Object, Payload, SlotRange, VersionVector};
 use bytes::Bytes;
 use std::future::Future;
 
@@ -40,15 +40,28 @@ pub struct LiveValue {
     /// context): memcached's cas unique. Equal exactly when no write came
     /// in between, siblings included. Computed only by
     /// [`LiveValue::versioned`] (0 from [`LiveValue::of`]), so a plain GET
-    /// does not pay for the digest.
+    /// does not pay for the digest. A cas stored with the value (see
+    /// [`ItemMeta::cas`]) stands in for the digest while no concurrent
+    /// version sits beside it.
     pub cas: u64,
+    /// memcached's meta state of a string (default for anything else).
+    /// Its `cas` is cleared when siblings make it not apply.
+    pub meta: ItemMeta,
 }
 
 impl LiveValue {
     /// The live value of `obj` at `now_ms`, with its cas unique.
     pub fn versioned(obj: &Object, now_ms: u64) -> Option<LiveValue> {
         let mut live = Self::of(obj, now_ms)?;
-        live.cas = obj.context.fingerprint();
+        if obj.siblings.len() > 1 {
+            // A stored cas names one version; concurrent ones need the
+            // digest of them all, so that a cas resolves every sibling.
+            live.meta.cas = None;
+        }
+        live.cas = match live.meta.cas {
+            Some(stored) => stored.value(),
+            None => obj.context.fingerprint(),
+        };
         Some(live)
     }
 
@@ -60,12 +73,14 @@ impl LiveValue {
                 data,
                 expires_at_ms,
                 flags,
+                meta,
             } => Some(LiveValue {
                 data,
                 expires_at_ms,
                 typed: None,
                 flags,
                 cas,
+                meta,
             }),
             Resolved::Typed {
                 value,
@@ -79,6 +94,7 @@ impl LiveValue {
                 typed: Some(value),
                 flags: 0,
                 cas,
+                meta: ItemMeta::default(),
             }),
         }
     }
@@ -98,17 +114,19 @@ impl LiveValue {
         self.kind().map_or("string", TypeKind::redis_name)
     }
 
-    /// The same value with another expiry.
+    /// The same value with another expiry (a memcached item keeps its
+    /// meta state: memcached's touch does not modify the item).
     pub fn with_expiry(self, expires_at_ms: Option<u64>) -> Change {
         match self.typed {
             Some(value) => Change::WriteTyped {
                 value,
                 expires_at_ms,
             },
-            None => Change::Write {
+            None => Change::WriteItem {
                 data: self.data,
                 expires_at_ms,
                 flags: self.flags,
+                meta: self.meta,
             },
         }
     }
@@ -138,6 +156,17 @@ pub enum Change {
         /// Absolute expiry in ms since the epoch.
         expires_at_ms: Option<u64>,
     },
+    /// [`Change::Write`] of a memcached item with meta state.
+    WriteItem {
+        /// New value.
+        data: Bytes,
+        /// Absolute expiry in ms since the epoch.
+        expires_at_ms: Option<u64>,
+        /// memcached client flags.
+        flags: u32,
+        /// Stale, win handed out, stored cas.
+        meta: ItemMeta,
+    },
 }
 
 impl Change {
@@ -158,6 +187,12 @@ impl Change {
                 value,
                 expires_at_ms,
             }),
+            Change::WriteItem {
+                data,
+                expires_at_ms,
+                flags,
+                meta,
+            } => Some(Payload::item(data, expires_at_ms, flags, meta)),
         }
     }
 }

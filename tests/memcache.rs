@@ -2,7 +2,9 @@
 //! text protocol's replies, the shared keyspace with Redis clients, `cas`
 //! as the Dynamo context (one winner when two clients race, through one
 //! node and through two nodes of a cluster), writes and reads through a
-//! SIGKILLed node's peers, hostile input, and text-protocol authentication.
+//! SIGKILLed node's peers, hostile input, text-protocol authentication, and
+//! the meta protocol's stale items, recache wins and chosen cas values
+//! (one winner through two nodes of a cluster).
 //!
 //! ```text
 //! cargo test --release --test memcache -- --nocapture
@@ -77,6 +79,25 @@ impl Mc {
             "cas {key} 0 0 {} {unique}\r\n{data}\r\n",
             data.len()
         ))
+    }
+
+    /// Sends a meta command line (`\r\n` added) and returns its reply as
+    /// memcached sends it, without the last line ending: a `VA` line with
+    /// its data block.
+    fn meta(&mut self, cmd: &str) -> String {
+        self.send(format!("{cmd}\r\n").as_bytes());
+        let head = self.line();
+        let Some(len) = head.strip_prefix("VA ") else {
+            return head;
+        };
+        let len: usize = len
+            .split(' ')
+            .next()
+            .and_then(|l| l.parse().ok())
+            .expect("VA size");
+        let mut data = vec![0u8; len + 2];
+        self.r.read_exact(&mut data).expect("data block");
+        format!("{head}\r\n{}", String::from_utf8_lossy(&data[..len]))
     }
 
     /// get/gets of one key.
@@ -545,4 +566,154 @@ fn a_password_protected_node_asks_memcached_clients_to_authenticate() {
     assert_eq!(mc.store("set", "auth", 0, 0, "user sesame"), "STORED");
     assert_eq!(mc.store("set", "x", 0, 0, "1"), "STORED");
     assert_eq!(mc.get("get", "x").map(|i| i.data), Some(b"1".to_vec()));
+}
+
+/// The `c` token of a meta reply line.
+fn cas_token(reply: &str) -> String {
+    reply
+        .split(' ')
+        .find_map(|f| f.strip_prefix('c'))
+        .unwrap_or_else(|| panic!("no cas in {reply:?}"))
+        .to_string()
+}
+
+#[test]
+fn meta_stale_items_recache_wins_and_chosen_cas() {
+    if is_real_redis() {
+        return;
+    }
+    let s = Server::start();
+    let mut mc = Mc::connect(s.memcache_addr());
+    let mut other = Mc::connect(s.memcache_addr());
+
+    // N: a miss creates an empty item; its creator wins, the rest see Z
+    // until a set replaces it.
+    assert_eq!(mc.meta("mg viv v N30 t"), "VA 0 t30 W\r\n");
+    assert_eq!(other.meta("mg viv v N30 s"), "VA 0 s0 Z\r\n");
+    assert_eq!(other.meta("mg viv s k Oq"), "HD s0 kviv Oq Z");
+    assert_eq!(mc.meta("ms viv 3 T60\r\nnew"), "HD");
+    assert_eq!(mc.meta("mg viv v N30"), "VA 3\r\nnew");
+    // R: less TTL left than the token wins once; no expiry never wins.
+    assert_eq!(mc.meta("mg viv v R30"), "VA 3\r\nnew");
+    assert_eq!(mc.meta("mg viv v R100"), "VA 3 W\r\nnew");
+    assert_eq!(other.meta("mg viv v R100"), "VA 3 Z\r\nnew");
+    assert_eq!(mc.meta("ms forever 2 T0\r\nhi"), "HD");
+    assert_eq!(mc.meta("mg forever v R30"), "VA 2\r\nhi");
+
+    // md I: the item stays, stale; the first mg after it wins.
+    assert_eq!(mc.meta("md forever I T30"), "HD");
+    assert_eq!(mc.meta("mg forever v t"), "VA 2 t30 X W\r\nhi");
+    assert_eq!(other.meta("mg forever v"), "VA 2 Z X\r\nhi");
+    assert_eq!(other.one("get forever\r\n"), "VALUE forever 0 2");
+    assert_eq!(other.line(), "hi");
+    assert_eq!(other.line(), "END");
+    // Invalidating again hands out a new win.
+    assert_eq!(mc.meta("md forever I q\r\nmn"), "MN");
+    assert_eq!(other.meta("mg forever v"), "VA 2 X W\r\nhi");
+    assert_eq!(mc.meta("md ghost I"), "NF");
+    // A set makes it fresh again.
+    assert_eq!(mc.meta("ms forever 3\r\nnew"), "HD");
+    assert_eq!(mc.meta("mg forever v t"), "VA 3 t-1\r\nnew");
+
+    // E: the client's cas is the item's until something modifies it; C
+    // compares with what c reported (text gets shows it too).
+    assert_eq!(mc.meta("ms e 2 E500\r\nhi"), "HD");
+    assert_eq!(mc.meta("mg e c"), "HD c500");
+    assert_eq!(mc.get("gets", "e").and_then(|i| i.cas), Some(500));
+    assert_eq!(mc.meta("ms e 2 C499 E600\r\nho"), "EX");
+    assert_eq!(mc.meta("ms e 2 C500 E600 c\r\nho"), "HD c600");
+    assert_eq!(mc.meta("mg e v c"), "VA 2 c600\r\nho");
+    assert_eq!(mc.meta("ms e 1 MA E601 c\r\n!"), "HD c601");
+    assert_eq!(
+        mc.meta("ms e 1 MA c\r\n!"),
+        "HD c".to_string() + &cas_token(&mc.meta("mg e c"))
+    );
+    assert_ne!(cas_token(&mc.meta("mg e c")), "601");
+    assert_eq!(mc.meta("ms n 1 E7\r\n5"), "HD");
+    assert_eq!(mc.meta("ma n E99 c v"), "VA 1 c99\r\n6");
+    assert_eq!(mc.meta("mg n v c"), "VA 1 c99\r\n6");
+    assert_ne!(cas_token(&mc.meta("ma n c v")), "99");
+    assert_eq!(mc.meta("mg viv2 v N30 E1234 c"), "VA 0 c1234 W\r\n");
+
+    // ms I: a cas older than the item's still stores, but stale, keeping
+    // the item's TTL and its win; a newer (mismatching) one is EX.
+    assert_eq!(mc.meta("ms st 2 T100 E100\r\nv1"), "HD");
+    assert_eq!(mc.meta("md st I E200"), "HD");
+    assert_eq!(mc.meta("mg st v c"), "VA 2 c200 X W\r\nv1");
+    assert_eq!(mc.meta("ms st 2 C100 I E150 T5 c\r\nv2"), "HD c150");
+    assert_eq!(mc.meta("mg st v c t"), "VA 2 c150 t100 Z X\r\nv2");
+    assert_eq!(mc.meta("ms st 2 C999 I\r\nv3"), "EX");
+    assert_eq!(mc.meta("ms st 2 MA C1 I\r\nv3"), "EX");
+    assert_eq!(mc.meta("ms st 2 C150 I\r\nv4"), "HD");
+    assert_eq!(mc.meta("mg st v"), "VA 2\r\nv4");
+    assert_eq!(mc.meta("ms none 2 C1 I\r\nv1"), "NF");
+
+    // Handing out a win is no modification: a cas taken before it holds.
+    assert_eq!(mc.meta("ms w 2 T100\r\nhi"), "HD");
+    let before = cas_token(&mc.meta("mg w c"));
+    assert_eq!(mc.meta("mg w c R1000"), format!("HD c{before} W"));
+    assert_eq!(mc.meta(&format!("ms w 2 T100 C{before}\r\nho")), "HD");
+    assert_eq!(mc.meta("mg w v R1000"), "VA 2 W\r\nho");
+
+    // ms N: an append to a miss creates the item with N's TTL.
+    assert_eq!(mc.meta("ms ap 2 MA\r\nv1"), "NS");
+    assert_eq!(mc.meta("ms ap 2 MA N30\r\nv1"), "HD");
+    assert_eq!(mc.meta("mg ap v t"), "VA 2 t30\r\nv1");
+
+    // Response-only flags and bad tokens are refused, the node goes on.
+    assert_eq!(mc.meta("mg viv W"), "CLIENT_ERROR invalid flag");
+    assert_eq!(mc.meta("ms viv 1 Q\r\nx"), "CLIENT_ERROR invalid flag");
+    assert_eq!(
+        mc.meta("mg viv Nx"),
+        "CLIENT_ERROR bad token in command line format"
+    );
+    assert_eq!(
+        mc.meta("md viv I Tx"),
+        "CLIENT_ERROR invalid or duplicate flag"
+    );
+    assert_eq!(mc.meta("mn"), "MN");
+}
+
+#[test]
+fn one_recache_winner_through_two_nodes_of_a_cluster() {
+    if is_real_redis() {
+        return;
+    }
+    let c = Cluster::start(3);
+    let addrs: Vec<SocketAddr> = c.nodes.iter().map(|n| n.memcache_addr()).collect();
+    let mut clients: Vec<Mc> = addrs[..2].iter().map(|&a| Mc::connect(a)).collect();
+    let barrier = Arc::new(Barrier::new(2));
+    let rounds = (rounds() / 10).max(5);
+    for round in 0..rounds {
+        let key = format!("lease:{round}");
+        let replies: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = clients
+                .iter_mut()
+                .map(|c| {
+                    let (barrier, key) = (barrier.clone(), key.clone());
+                    s.spawn(move || {
+                        barrier.wait();
+                        c.meta(&format!("mg {key} v N30"))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("racer"))
+                .collect()
+        });
+        let mut sorted = replies.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["VA 0 W\r\n", "VA 0 Z\r\n"], "round {round}");
+    }
+    // The stale marker and the win are the item's, on every node.
+    let mut third = Mc::connect(addrs[2]);
+    assert_eq!(clients[0].meta("ms shared 2\r\nhi"), "HD");
+    assert_eq!(third.meta("md shared I"), "HD");
+    assert_eq!(clients[1].meta("mg shared v"), "VA 2 X W\r\nhi");
+    assert_eq!(clients[0].meta("mg shared v"), "VA 2 Z X\r\nhi");
+    assert_eq!(third.meta("mg shared v"), "VA 2 Z X\r\nhi");
+    assert_eq!(third.meta("ms shared 2\r\nho"), "HD");
+    assert_eq!(clients[1].meta("mg shared v"), "VA 2\r\nho");
+    eprintln!("{rounds} vivify races through two nodes: one W each");
 }

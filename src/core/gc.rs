@@ -75,7 +75,10 @@ pub fn lone_collectible(obj: &Object, now_ms: u64, grace_ms: u64) -> bool {
     obj.is_dead(now_ms)
         && obj.siblings.iter().all(|s| match s.payload {
             Payload::Tombstone => s.timestamp_ms.saturating_add(grace_ms) <= now_ms,
-            Payload::Value { .. } | Payload::Flagged { .. } | Payload::Typed { .. } => true,
+            Payload::Value { .. }
+            | Payload::Flagged { .. }
+            | Payload::Item { .. }
+            | Payload::Typed { .. } => true,
         })
 }
 

@@ -10,6 +10,7 @@ pub mod failure;
 pub mod gc;
 pub mod gossip;
 pub mod hlc;
+pub mod item_meta;
 pub mod key;
 pub mod membership;
 pub mod merkle;
@@ -26,6 +27,7 @@ pub use context::{ContextError, decode_context, encode_context, seal_context_bod
 pub use failure::{FailureDetector, Liveness};
 pub use gossip::StateDigest;
 pub use hlc::{Hlc, OffsetTable};
+pub use item_meta::{ItemCas, ItemMeta};
 pub use key::{
     MAX_DATABASES, SLOTS, db_key, key_slot, ring_hash, slot_of_hash, slot_start_hash, split_db_key,
     stored_as_is,

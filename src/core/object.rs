@@ -11,6 +11,7 @@
 //! only removes the dots it actually covers.
 
 use super::crdt::{Authority, TypedValue};
+use super::item_meta::ItemMeta;
 use super::version::{Dot, NodeId, VersionVector};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,18 @@ pub enum Payload {
         /// The 32-bit flags the memcached client stored with it.
         flags: u32,
     },
+    /// A memcached item with meta state (stale, win handed out, a kept
+    /// or chosen cas); a string without any stays a plainer variant.
+    Item {
+        /// The opaque value bytes.
+        data: Bytes,
+        /// Absolute expiry, milliseconds since the Unix epoch.
+        expires_at_ms: Option<u64>,
+        /// The memcached client flags.
+        flags: u32,
+        /// The meta state.
+        meta: ItemMeta,
+    },
 }
 
 impl Payload {
@@ -73,11 +86,26 @@ impl Payload {
         }
     }
 
+    /// A memcached item: the plainest variant that holds it.
+    pub fn item(data: Bytes, expires_at_ms: Option<u64>, flags: u32, meta: ItemMeta) -> Self {
+        if meta.is_plain() {
+            Self::string(data, expires_at_ms, flags)
+        } else {
+            Payload::Item {
+                data,
+                expires_at_ms,
+                flags,
+                meta,
+            }
+        }
+    }
+
     /// Absolute expiry of a value or data type (`None` for a tombstone).
     pub fn expires_at_ms(&self) -> Option<u64> {
         match self {
             Payload::Value { expires_at_ms, .. }
             | Payload::Flagged { expires_at_ms, .. }
+            | Payload::Item { expires_at_ms, .. }
             | Payload::Typed { expires_at_ms, .. } => *expires_at_ms,
             Payload::Tombstone => None,
         }
@@ -91,7 +119,9 @@ impl Payload {
     /// Rough size of what it holds, in bytes.
     pub fn approx_len(&self) -> usize {
         match self {
-            Payload::Value { data, .. } | Payload::Flagged { data, .. } => data.len(),
+            Payload::Value { data, .. }
+            | Payload::Flagged { data, .. }
+            | Payload::Item { data, .. } => data.len(),
             Payload::Typed { value, .. } => value.approx_len(),
             Payload::Tombstone => 0,
         }
@@ -106,6 +136,11 @@ impl Payload {
                 expires_at_ms,
             }
             | Payload::Flagged {
+                data,
+                expires_at_ms,
+                ..
+            }
+            | Payload::Item {
                 data,
                 expires_at_ms,
                 ..
@@ -396,5 +431,33 @@ mod tests {
         assert!(o.visible(99).is_some());
         assert!(o.visible(100).is_none());
         assert!(o.is_dead(100));
+    }
+
+    #[test]
+    fn items_with_meta_state_are_a_new_tag_and_older_records_still_decode() {
+        use crate::core::item_meta::ItemCas;
+        let flagged = Payload::string(Bytes::from("x"), Some(9), 5);
+        let old = postcard::to_allocvec(&flagged).expect("encode");
+        assert_eq!(old[0], 3, "Flagged keeps its tag");
+        assert_eq!(
+            postcard::from_bytes::<Payload>(&old).ok(),
+            Some(flagged.clone())
+        );
+        // Without meta state an item is the plainer variant.
+        let plain = Payload::item(Bytes::from("x"), Some(9), 5, ItemMeta::default());
+        assert_eq!(plain, flagged);
+        let meta = ItemMeta {
+            cas: Some(ItemCas::Chosen(7)),
+            stale: true,
+            win_sent: false,
+        };
+        let item = Payload::item(Bytes::from("x"), None, 0, meta);
+        let new = postcard::to_allocvec(&item).expect("encode");
+        assert_eq!(new[0], 4);
+        assert_eq!(
+            postcard::from_bytes::<Payload>(&new).ok(),
+            Some(item.clone())
+        );
+        assert_eq!(item.live_data(0), Some(&Bytes::from("x")));
     }
 }

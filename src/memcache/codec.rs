@@ -44,6 +44,15 @@ impl TextCodec {
             swallow: 0,
         }
     }
+
+    /// Throws away a `bytes`-long data block and its line ending: what is
+    /// buffered now, the rest as it arrives.
+    fn swallow_block(&mut self, buf: &mut BytesMut, bytes: usize) {
+        let block = bytes.saturating_add(2);
+        let now = block.min(buf.len());
+        buf.advance(now);
+        self.swallow = block - now;
+    }
 }
 
 impl Decoder for TextCodec {
@@ -80,13 +89,16 @@ impl Decoder for TextCodec {
                 buf.advance(line_len);
                 Ok(Some(Frame::Refused(reply)))
             }
+            Line::RefusedData { bytes, reply } => {
+                buf.advance(line_len);
+                self.swallow_block(buf, bytes);
+                Ok(Some(Frame::Refused(reply)))
+            }
             Line::NeedsData { bytes, header } => {
                 let block = bytes.saturating_add(2);
                 if bytes > self.max_item {
                     buf.advance(line_len);
-                    let now = block.min(buf.len());
-                    buf.advance(now);
-                    self.swallow = block - now;
+                    self.swallow_block(buf, bytes);
                     return Ok(Some(Frame::Refused(
                         "SERVER_ERROR object too large for cache",
                     )));
@@ -112,6 +124,7 @@ impl Decoder for TextCodec {
 mod tests {
     use super::*;
     use crate::memcache::command::StoreOp;
+    use crate::memcache::meta::MetaCommand;
     use bytes::Bytes;
 
     fn frames(codec: &mut TextCodec, input: &[u8]) -> Vec<Frame> {
@@ -164,6 +177,19 @@ mod tests {
         assert_eq!(c.decode(&mut buf).expect("decode"), None);
         buf.extend_from_slice(b"56789\r\nset a 0 0 1\r\nx\r\n");
         assert_eq!(c.decode(&mut buf).expect("decode"), Some(stored("a", "x")));
+    }
+
+    #[test]
+    fn a_meta_set_refused_for_a_flag_loses_its_data_block() {
+        let mut codec = TextCodec::new(1024);
+        let frames = frames(&mut codec, b"ms k 2 Q\r\nab\r\nmn\r\n");
+        assert_eq!(
+            frames,
+            vec![
+                Frame::Refused("CLIENT_ERROR invalid flag"),
+                Frame::Command(Command::Meta(MetaCommand::Noop)),
+            ]
+        );
     }
 
     #[test]

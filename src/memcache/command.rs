@@ -164,6 +164,14 @@ pub enum Line {
     },
     /// memcached refuses the line with this reply (the connection stays).
     Refused(&'static str),
+    /// A refused storage line whose `bytes`-long data block is thrown
+    /// away, as memcached does once it could read the length.
+    RefusedData {
+        /// Length of the data block (without its `\r\n`).
+        bytes: usize,
+        /// The reply.
+        reply: &'static str,
+    },
 }
 
 /// memcached's reply to an unknown command.

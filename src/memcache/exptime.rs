@@ -33,6 +33,16 @@ pub fn resolve_exptime(exptime: i64, now_ms: u64) -> Expiry {
     }
 }
 
+/// `exptime` read at `now_ms` as a value's absolute expiry; one already
+/// expired is `now_ms`, so the value is gone from the next read on.
+pub fn expires_at(exptime: i64, now_ms: u64) -> Option<u64> {
+    match resolve_exptime(exptime, now_ms) {
+        Expiry::Never => None,
+        Expiry::At(at) => Some(at),
+        Expiry::Expired => Some(now_ms),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,12 +4,10 @@
 //! A meta command is a key followed by one-letter flags, some with a token
 //! (`T30`, `Oabc`). Replies are a two-letter code (`HD`, `VA`, `EN`, `NS`,
 //! `EX`, `NF`, `MN`) and the flags asked to be returned, in the order they
-//! were asked for. The flags that need per-item state this store does not
-//! keep (stale items and recache wins: `I`, `R`, `N` on mg/ms, explicit
-//! cas values `E`) are refused with a `CLIENT_ERROR` naming the flag, never
-//! silently ignored. mg's `h` and `l` (hit before, last access) are
-//! accepted and left out of the reply, as memcached leaves out what it
-//! does not know: no node tracks accesses. `u` (do not bump the LRU) holds
+//! were asked for, then memcached's `Z`, `X`, `W` (win already handed out,
+//! stale, won). mg's `h` and `l` (hit before, last access) are accepted
+//! and left out of the reply, as memcached leaves out what it does not
+//! know: no node tracks accesses. `u` (do not bump the LRU) holds
 //! trivially: there is no LRU.
 
 use super::command::{BAD_FORMAT, Command, Line, MAX_KEY_LEN, number};
@@ -115,7 +113,7 @@ impl MetaCommand {
             MetaCommand::Set { flags, .. } => {
                 flags.has(b'C') || flags.token(b'M').is_some_and(|m| m.as_ref() != b"S")
             }
-            MetaCommand::Delete { flags, .. } => flags.has(b'C'),
+            MetaCommand::Delete { flags, .. } => flags.has(b'C') || flags.has(b'I'),
             _ => false,
         }
     }
@@ -133,13 +131,13 @@ impl MetaCommand {
     }
 }
 
-/// Flags each command accepts (the refused ones are answered apart).
+/// Flags each command accepts.
 fn accepted(cmd: &[u8]) -> &'static [u8] {
     match cmd {
-        b"mg" => b"bcfhklOqstvTu",
-        b"ms" => b"bcCFkOqsTM",
-        b"md" => b"bCkOq",
-        b"ma" => b"bcCNJDTMOqtvk",
+        b"mg" => b"bcfhklOqstvTuNRE",
+        b"ms" => b"bcCFkOqsTMEIN",
+        b"md" => b"bCkOqITE",
+        b"ma" => b"bcCNJDTMOqtvkE",
         _ => b"",
     }
 }
@@ -163,23 +161,23 @@ pub fn parse(name: &[u8], args: &[&[u8]]) -> Line {
     } else {
         (0, rest)
     };
+    // Past a readable length memcached throws the data block away with
+    // the line (but not after a key too long: that is refused first).
+    let refuse = |reply| match name {
+        b"ms" => Line::RefusedData {
+            bytes: datalen,
+            reply,
+        },
+        _ => Line::Refused(reply),
+    };
     let mut flags = Flags::default();
     for token in rest {
         let (&letter, value) = match token.split_first() {
             Some(split) => split,
             None => continue,
         };
-        if !letter.is_ascii_alphabetic() {
-            return Line::Refused("CLIENT_ERROR invalid flag");
-        }
-        if name != b"me" && !accepted(name).contains(&letter) {
-            return Line::Refused(match letter {
-                b'E' => "CLIENT_ERROR flag E is not supported: cas values are the key's version",
-                b'I' | b'R' | b'N' | b'W' | b'X' | b'Z' => {
-                    "CLIENT_ERROR flag not supported: dynkv keeps no stale items or recache leases"
-                }
-                _ => "CLIENT_ERROR invalid flag",
-            });
+        if !letter.is_ascii_alphabetic() || (name != b"me" && !accepted(name).contains(&letter)) {
+            return refuse("CLIENT_ERROR invalid flag");
         }
         flags.0.push(Flag {
             letter,
@@ -189,7 +187,7 @@ pub fn parse(name: &[u8], args: &[&[u8]]) -> Line {
     let key = if flags.has(b'b') {
         match STANDARD.decode(raw_key) {
             Ok(k) => Bytes::from(k),
-            Err(_) => return Line::Refused("CLIENT_ERROR error decoding key"),
+            Err(_) => return refuse("CLIENT_ERROR error decoding key"),
         }
     } else {
         Bytes::copy_from_slice(raw_key)
@@ -227,6 +225,12 @@ pub struct Returned {
     pub size: Option<usize>,
     /// `t`: seconds left (-1 = never expires).
     pub ttl: Option<i64>,
+    /// `Z`: a client was handed the win before this one asked.
+    pub win_sent: bool,
+    /// `X`: the item is stale.
+    pub stale: bool,
+    /// `W`: this client won the right to recache.
+    pub won: bool,
 }
 
 /// The flags of a reply line (with the leading space), in request order.
@@ -247,6 +251,12 @@ pub fn return_flags(key: &Bytes, flags: &Flags, got: &Returned) -> String {
         if let Some(part) = part {
             out.push(' ');
             out.push_str(&part);
+        }
+    }
+    // After the asked-for flags, in memcached's order; never W with Z.
+    for (set, letter) in [(got.win_sent, " Z"), (got.stale, " X"), (got.won, " W")] {
+        if set {
+            out.push_str(letter);
         }
     }
     out
@@ -284,6 +294,26 @@ mod tests {
     }
 
     #[test]
+    fn win_stale_and_won_follow_the_asked_flags_in_memcacheds_order() {
+        let MetaCommand::Get { key, flags } = meta("mg foo s R30 Oa") else {
+            panic!("not mg");
+        };
+        let got = Returned {
+            size: Some(2),
+            win_sent: true,
+            stale: true,
+            ..Returned::default()
+        };
+        assert_eq!(return_flags(&key, &flags, &got), " s2 Oa Z X");
+        let won = Returned {
+            stale: true,
+            won: true,
+            ..Returned::default()
+        };
+        assert_eq!(return_flags(&key, &flags, &won), " Oa X W");
+    }
+
+    #[test]
     fn base64_keys_are_decoded_and_returned_encoded() {
         let MetaCommand::Get { key, flags } = meta("mg Zm9v b k v") else {
             panic!("not mg");
@@ -312,8 +342,23 @@ mod tests {
         use super::super::command::parse_line;
         assert_eq!(parse_line(b"mg"), Line::Refused(BAD_FORMAT));
         assert_eq!(parse_line(b"ms k x"), Line::Refused(BAD_FORMAT));
-        assert!(matches!(parse_line(b"mg k E5"), Line::Refused(r) if r.contains("flag E")));
-        assert!(matches!(parse_line(b"md k I"), Line::Refused(r) if r.contains("not supported")));
+        assert!(matches!(parse_line(b"md k I"), Line::Command(_)));
+        assert_eq!(
+            parse_line(b"ms k 2 Q"),
+            Line::RefusedData {
+                bytes: 2,
+                reply: "CLIENT_ERROR invalid flag"
+            }
+        );
+        assert!(meta("md k I T30").is_conditional());
+        assert_eq!(
+            parse_line(b"mg k W"),
+            Line::Refused("CLIENT_ERROR invalid flag")
+        );
+        assert_eq!(
+            parse_line(b"md k N5"),
+            Line::Refused("CLIENT_ERROR invalid flag")
+        );
         assert_eq!(
             parse_line(b"mg k !"),
             Line::Refused("CLIENT_ERROR invalid flag")

@@ -3,14 +3,16 @@
 //! answered with meta reply codes and return flags.
 
 use super::command::Command;
-use super::exptime::{Expiry, resolve_exptime};
+use super::exptime::{expires_at, resolve_exptime};
 use super::forward;
-use super::meta::{Flags, MetaCommand, Returned, return_flags};
+use super::lease::{Decided, Lease, decide};
+use super::meta::{BAD_TOKEN, Flags, MetaCommand, Returned, return_flags};
 use super::ops::{
     Session, joined, line, read, server_error, step_counter, stored_key, string_change, touch,
 };
 use super::state::{MemcacheState, Stats};
 use crate::core::crdt::{Amount, Counter, TypedValue};
+use crate::core::{ItemCas, ItemMeta};
 use crate::kv::{Change, Kv, KvError, LiveValue};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::Arc;
@@ -26,17 +28,62 @@ fn ttl_secs(expires_at_ms: Option<u64>, now_ms: u64) -> i64 {
 /// The cas token of the meta protocol: the 64-bit unique folded to 32
 /// bits, because meta clients read it as 32 bits (meta-memcache's parser
 /// drops a larger token, which would turn every compare-and-set into a
-/// blind write). A stale token then matches by chance once in 2^32.
-pub fn meta_cas(unique: u64) -> u64 {
-    (((unique >> 32) ^ unique) & 0xFFFF_FFFF).max(1)
+/// blind write). A stale token then matches by chance once in 2^32. A cas
+/// the client chose (`E`) is its own: handed back as given.
+pub fn meta_cas(v: &LiveValue) -> u64 {
+    match v.meta.cas {
+        Some(ItemCas::Chosen(c)) => c,
+        _ => (((v.cas >> 32) ^ v.cas) & 0xFFFF_FFFF).max(1),
+    }
 }
 
 fn returned(v: &LiveValue, now_ms: u64) -> Returned {
     Returned {
-        cas: Some(meta_cas(v.cas)),
+        cas: Some(meta_cas(v)),
         client_flags: Some(v.flags),
         size: Some(v.data.len()),
         ttl: Some(ttl_secs(v.expires_at_ms, now_ms)),
+        ..Returned::default()
+    }
+}
+
+/// `change` storing `chosen` (meta `E`) as the item's cas. A counter
+/// becomes its number as a string: only a string item carries a cas.
+fn with_chosen_cas(change: Change, chosen: Option<u64>) -> Change {
+    let Some(c) = chosen else {
+        return change;
+    };
+    let meta = ItemMeta {
+        cas: Some(ItemCas::Chosen(c)),
+        ..ItemMeta::default()
+    };
+    match change {
+        Change::Write {
+            data,
+            expires_at_ms,
+            flags,
+        }
+        | Change::WriteItem {
+            data,
+            expires_at_ms,
+            flags,
+            ..
+        } => Change::WriteItem {
+            data,
+            expires_at_ms,
+            flags,
+            meta,
+        },
+        Change::WriteTyped {
+            value: TypedValue::Counter(counter),
+            expires_at_ms,
+        } => Change::WriteItem {
+            data: Bytes::from(counter.render()),
+            expires_at_ms,
+            flags: 0,
+            meta,
+        },
+        other => other,
     }
 }
 
@@ -58,19 +105,33 @@ pub async fn run<K: Kv + 'static>(
         return;
     }
     let kv = &**kv;
+    // memcached's md and ma answer any unreadable flag token this way.
+    let bad_token = match cmd {
+        MetaCommand::Delete { .. } | MetaCommand::Arith { .. } => {
+            "CLIENT_ERROR invalid or duplicate flag"
+        }
+        _ => BAD_TOKEN,
+    };
     let result = match cmd {
         MetaCommand::Noop => {
             line(out, "MN");
             Ok(())
         }
-        MetaCommand::Get { key, flags } => get(kv, state, key, flags, out).await,
+        MetaCommand::Get { key, flags } => get(kv, state, session, key, flags, out).await,
         MetaCommand::Set { key, data, flags } => set(kv, state, key, data, flags, out).await,
         MetaCommand::Delete { key, flags } => delete(kv, state, key, flags, out).await,
         MetaCommand::Arith { key, flags } => arith(kv, state, key, flags, out).await,
         MetaCommand::Debug { key } => debug(kv, key, out).await,
     };
     if let Err(reply) = result {
-        line(out, &reply);
+        line(
+            out,
+            if reply == BAD_TOKEN {
+                bad_token
+            } else {
+                &reply
+            },
+        );
     }
 }
 
@@ -81,6 +142,7 @@ fn number<T: std::str::FromStr>(flags: &Flags, letter: u8) -> Result<Option<T>, 
 async fn get<K: Kv>(
     kv: &K,
     state: &MemcacheState,
+    session: &Session,
     key: Bytes,
     flags: Flags,
     out: &mut BytesMut,
@@ -88,19 +150,53 @@ async fn get<K: Kv>(
     let stored = stored_key(&key);
     let stats = &state.stats;
     Stats::bump(&stats.cmd_get);
-    let value = match number::<i64>(&flags, b'T')? {
-        Some(exptime) => {
-            Stats::bump(&stats.cmd_touch);
-            match touch(kv, stored.clone(), exptime).await {
-                // After the touch, for its new expiry and cas.
-                Ok(Some(_)) => read(kv, stored).await,
-                other => other,
+    let lease = Lease::of(&flags)?;
+    // A forwarded mg came here to be decided; others read first and are
+    // decided only when what they found may hand out a win.
+    let found = if session.forwarded {
+        None
+    } else {
+        let value = match number::<i64>(&flags, b'T')? {
+            Some(exptime) => {
+                Stats::bump(&stats.cmd_touch);
+                match touch(kv, stored.clone(), exptime).await {
+                    // After the touch, for its new expiry and cas.
+                    Ok(Some(_)) => read(kv, stored.clone()).await,
+                    other => other,
+                }
             }
+            None => read(kv, stored.clone()).await,
+        };
+        let value = value.map_err(|e| server_error(&e))?;
+        (!lease.needs_decision(value.as_ref(), kv.now_ms())).then(|| Decided::read(value))
+    };
+    let decided = match found {
+        Some(decided) => decided,
+        None => {
+            let cmd = Command::Meta(MetaCommand::Get {
+                key: key.clone(),
+                flags: flags.clone(),
+            });
+            if !session.forwarded
+                && let Some(reply) = forward::to_serialising_node(kv, &stored, &cmd).await
+            {
+                out.put_slice(&reply);
+                return Ok(());
+            }
+            let mut decided = decide(kv, stored.clone(), lease)
+                .await
+                .map_err(|e| server_error(&e))?;
+            if decided.cas_unknown && flags.has(b'c') {
+                let back = read(kv, stored).await.map_err(|e| server_error(&e))?;
+                if let (Some(v), Some(back)) = (&mut decided.value, back) {
+                    v.cas = back.cas;
+                }
+            }
+            decided
         }
-        None => read(kv, stored).await,
     };
     let now = kv.now_ms();
-    match value.map_err(|e| server_error(&e))? {
+    match decided.value {
         None => {
             Stats::bump(&stats.get_misses);
             if !flags.has(b'q') {
@@ -109,7 +205,13 @@ async fn get<K: Kv>(
         }
         Some(v) => {
             Stats::bump(&stats.get_hits);
-            let rf = return_flags(&key, &flags, &returned(&v, now));
+            let got = Returned {
+                win_sent: decided.win_sent,
+                stale: v.meta.stale,
+                won: decided.won,
+                ..returned(&v, now)
+            };
+            let rf = return_flags(&key, &flags, &got);
             if flags.has(b'v') {
                 line(out, &format!("VA {}{rf}", v.data.len()));
                 out.put_slice(&v.data);
@@ -130,12 +232,14 @@ enum Found {
     Exists,
     Missing,
     TooLarge,
+    /// md I: the item stays, marked stale (HD, not a delete hit).
+    Invalidated,
 }
 
 /// memcached's meta reply for a write outcome.
 fn code(found: Found) -> &'static str {
     match found {
-        Found::Done => "HD",
+        Found::Done | Found::Invalidated => "HD",
         Found::NotStored => "NS",
         Found::Exists => "EX",
         Found::Missing => "NF",
@@ -194,29 +298,44 @@ async fn set<K: Kv>(
         Some(b"R" | b"r") => b'R',
         Some(_) => return Err("CLIENT_ERROR invalid mode for ms".into()),
     };
+    let chosen = number::<u64>(&flags, b'E')?;
+    let invalidate = flags.has(b'I');
+    let vivify = number::<i64>(&flags, b'N')?;
     let max_item = state.max_item;
     let stored = stored_key(&key);
     let found = if mode == b'S' && compare.is_none() {
-        kv.overwrite(stored, string_change(data, expiry, client_flags))
+        let change = with_chosen_cas(string_change(data, expiry, client_flags), chosen);
+        kv.overwrite(stored, change)
             .await
             .map_err(|e| server_error(&e))?;
         Found::Done
     } else {
-        kv.modify(stored, move |cur, _| {
+        kv.modify(stored, move |cur, now| {
             let cur = cur.filter(LiveValue::is_string);
             match (&cur, compare) {
                 (None, Some(_)) => return (Change::Keep, Found::Missing),
-                (Some(v), Some(c)) if meta_cas(v.cas) != c => return (Change::Keep, Found::Exists),
+                (Some(v), Some(c)) if meta_cas(v) != c => {
+                    if invalidate && matches!(mode, b'S' | b'R') && c < meta_cas(v) {
+                        return (stale_write(v, data, client_flags, chosen), Found::Done);
+                    }
+                    return (Change::Keep, Found::Exists);
+                }
                 _ => {}
             }
-            match (mode, cur) {
-                (b'E', Some(_)) | (b'R' | b'A' | b'P', None) => (Change::Keep, Found::NotStored),
-                (b'A' | b'P', Some(v)) => match joined(&v, &data, mode == b'A', max_item) {
-                    Some(change) => (change, Found::Done),
-                    None => (Change::Keep, Found::TooLarge),
+            let change = match (mode, cur) {
+                (b'E', Some(_)) | (b'R', None) => return (Change::Keep, Found::NotStored),
+                (b'A' | b'P', None) => match vivify {
+                    // N: an append to a miss creates the item, N its TTL.
+                    Some(ttl) => string_change(data, resolve_exptime(ttl, now), client_flags),
+                    None => return (Change::Keep, Found::NotStored),
                 },
-                _ => (string_change(data, expiry, client_flags), Found::Done),
-            }
+                (b'A' | b'P', Some(v)) => match joined(&v, &data, mode == b'A', max_item) {
+                    Some(change) => change,
+                    None => return (Change::Keep, Found::TooLarge),
+                },
+                _ => string_change(data, expiry, client_flags),
+            };
+            (with_chosen_cas(change, chosen), Found::Done)
         })
         .await
         .map_err(|e| server_error(&e))?
@@ -232,6 +351,21 @@ async fn set<K: Kv>(
     answer_write(kv, &key, &flags, found, &[Found::Done], out).await
 }
 
+/// ms `I` with a cas older than the item's: memcached stores the value
+/// but keeps it stale, with the item's TTL and whether a win went out.
+fn stale_write(cur: &LiveValue, data: Bytes, flags: u32, chosen: Option<u64>) -> Change {
+    Change::WriteItem {
+        data,
+        expires_at_ms: cur.expires_at_ms,
+        flags,
+        meta: ItemMeta {
+            cas: chosen.map(ItemCas::Chosen),
+            stale: true,
+            win_sent: cur.meta.win_sent,
+        },
+    }
+}
+
 async fn delete<K: Kv>(
     kv: &K,
     state: &MemcacheState,
@@ -240,19 +374,44 @@ async fn delete<K: Kv>(
     out: &mut BytesMut,
 ) -> Result<(), String> {
     let compare = number::<u64>(&flags, b'C')?;
+    let invalidate = flags.has(b'I');
+    let ttl = number::<i64>(&flags, b'T')?;
+    let chosen = number::<u64>(&flags, b'E')?;
     let found = kv
-        .modify(stored_key(&key), move |cur, _| match (cur, compare) {
+        .modify(stored_key(&key), move |cur, now| match (cur, compare) {
             (None, _) => (Change::Keep, Found::Missing),
-            (Some(v), Some(c)) if meta_cas(v.cas) != c => (Change::Keep, Found::Exists),
+            (Some(v), Some(c)) if meta_cas(&v) != c => (Change::Keep, Found::Exists),
+            (Some(v), _) if invalidate => match v.is_string() {
+                // I: kept, marked stale, with a new cas; the next mg wins.
+                true => {
+                    let change = Change::WriteItem {
+                        expires_at_ms: ttl.map_or(v.expires_at_ms, |t| expires_at(t, now)),
+                        data: v.data,
+                        flags: v.flags,
+                        meta: ItemMeta {
+                            cas: chosen.map(ItemCas::Chosen),
+                            stale: true,
+                            win_sent: false,
+                        },
+                    };
+                    (change, Found::Invalidated)
+                }
+                false => (Change::Keep, Found::Missing),
+            },
             (Some(_), _) => (Change::Delete, Found::Done),
         })
         .await
         .map_err(|e| server_error(&e))?;
     let stats = &state.stats;
-    Stats::bump(match found {
-        Found::Done => &stats.delete_hits,
-        _ => &stats.delete_misses,
-    });
+    match found {
+        Found::Done => Stats::bump(&stats.delete_hits),
+        Found::Invalidated => {}
+        _ => Stats::bump(&stats.delete_misses),
+    }
+    let found = match found {
+        Found::Invalidated => Found::Done,
+        other => other,
+    };
     // md answers nothing of the key after deleting it.
     let flags = Flags(
         flags
@@ -280,20 +439,15 @@ async fn arith<K: Kv>(
     let vivify = number::<i64>(&flags, b'N')?;
     let initial = number::<u64>(&flags, b'J')?.unwrap_or(0);
     let compare = number::<u64>(&flags, b'C')?;
-    let now = kv.now_ms();
-    let new_expiry = number::<i64>(&flags, b'T')?.map(|t| resolve_exptime(t, now));
-    let at = move |e: Expiry| match e {
-        Expiry::Never => None,
-        Expiry::At(at) => Some(at),
-        Expiry::Expired => Some(now),
-    };
+    let chosen = number::<u64>(&flags, b'E')?;
+    let new_ttl = number::<i64>(&flags, b'T')?;
     let result = kv
-        .modify(stored_key(&key), move |cur, _| {
+        .modify(stored_key(&key), move |cur, now| {
             let Some(v) = cur else {
                 // N: a miss creates the counter at J, with N as its exptime.
                 return match vivify {
                     Some(ttl) => {
-                        let expires = at(resolve_exptime(ttl, now));
+                        let expires = expires_at(ttl, now);
                         let change = match i64::try_from(initial) {
                             Ok(base) => Change::WriteTyped {
                                 value: TypedValue::Counter(Counter::with_base(Amount::int(base))),
@@ -305,17 +459,17 @@ async fn arith<K: Kv>(
                                 flags: 0,
                             },
                         };
-                        (change, Ok((Found::Done, initial)))
+                        (with_chosen_cas(change, chosen), Ok((Found::Done, initial)))
                     }
                     None => (Change::Keep, Ok((Found::Missing, 0))),
                 };
             };
-            if compare.is_some_and(|c| c != meta_cas(v.cas)) {
+            if compare.is_some_and(|c| c != meta_cas(&v)) {
                 return (Change::Keep, Ok((Found::Exists, 0)));
             }
-            let expires = new_expiry.map_or(v.expires_at_ms, at);
+            let expires = new_ttl.map_or(v.expires_at_ms, |t| expires_at(t, now));
             match step_counter(&v, delta, incr, expires) {
-                Ok((change, next)) => (change, Ok((Found::Done, next))),
+                Ok((change, next)) => (with_chosen_cas(change, chosen), Ok((Found::Done, next))),
                 Err(e) => (Change::Keep, Err(e)),
             }
         })
@@ -362,7 +516,7 @@ async fn debug<K: Kv>(kv: &K, key: Bytes, out: &mut BytesMut) -> Result<(), Stri
                 "ME {} exp={} la=0 cas={} fetch=no cls=1 size={}",
                 String::from_utf8_lossy(&key),
                 ttl_secs(v.expires_at_ms, now),
-                meta_cas(v.cas),
+                meta_cas(&v),
                 v.data.len()
             ),
         ),

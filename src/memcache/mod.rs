@@ -13,6 +13,7 @@ pub mod command;
 pub mod conn;
 pub mod exptime;
 pub mod forward;
+pub mod lease;
 pub mod meta;
 pub mod meta_ops;
 pub mod ops;

@@ -200,7 +200,7 @@ fn counts_as_key(obj: &Object) -> bool {
     // A deleted collection is kept as an empty one (it remembers what it
     // removed); it is not a key.
     obj.winner().is_some_and(|s| match &s.payload {
-        Payload::Value { .. } | Payload::Flagged { .. } => true,
+        Payload::Value { .. } | Payload::Flagged { .. } | Payload::Item { .. } => true,
         Payload::Typed { value, .. } => !value.is_empty_collection(),
         Payload::Tombstone => false,
     })

@@ -182,7 +182,9 @@ pub fn check(world: &World) -> Vec<String> {
                 continue;
             };
             let present = fin.siblings.iter().any(|s| match &s.payload {
-                Payload::Value { data, .. } | Payload::Flagged { data, .. } => data == value,
+                Payload::Value { data, .. }
+                | Payload::Flagged { data, .. }
+                | Payload::Item { data, .. } => data == value,
                 // The simulation writes strings only.
                 Payload::Tombstone | Payload::Typed { .. } => false,
             });
@@ -205,7 +207,9 @@ pub fn check(world: &World) -> Vec<String> {
                             return false;
                         }
                         let ctx = match &seen.payload {
-                            Payload::Value { data, .. } | Payload::Flagged { data, .. } => {
+                            Payload::Value { data, .. }
+                            | Payload::Flagged { data, .. }
+                            | Payload::Item { data, .. } => {
                                 put_ctx.get(data).unwrap_or(&seen.created_in)
                             }
                             Payload::Tombstone | Payload::Typed { .. } => &seen.created_in,
@@ -254,9 +258,9 @@ pub fn show(obj: &Object) -> String {
         .iter()
         .map(|s| {
             let v = match &s.payload {
-                Payload::Value { data, .. } | Payload::Flagged { data, .. } => {
-                    String::from_utf8_lossy(data).into_owned()
-                }
+                Payload::Value { data, .. }
+                | Payload::Flagged { data, .. }
+                | Payload::Item { data, .. } => String::from_utf8_lossy(data).into_owned(),
                 Payload::Tombstone => "<del>".into(),
                 Payload::Typed { value, .. } => format!("<{}>", value.kind().redis_name()),
             };

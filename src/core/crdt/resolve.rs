@@ -9,6 +9,7 @@
 //! empty collection reads as an absent key, as in Redis.
 
 use super::typed::TypedValue;
+use crate::core::item_meta::ItemMeta;
 use crate::core::object::{Object, Payload};
 use bytes::Bytes;
 
@@ -23,6 +24,8 @@ pub enum Resolved {
         expires_at_ms: Option<u64>,
         /// memcached client flags (0 when a Redis command wrote it).
         flags: u32,
+        /// memcached meta state (default when none was stored).
+        meta: ItemMeta,
     },
     /// A data type, joined over its concurrent siblings.
     Typed {
@@ -48,6 +51,7 @@ pub fn resolve(obj: &Object, now_ms: u64) -> Option<Resolved> {
             data: data.clone(),
             expires_at_ms: *expires_at_ms,
             flags: 0,
+            meta: ItemMeta::default(),
         }),
         Payload::Flagged {
             data,
@@ -57,6 +61,18 @@ pub fn resolve(obj: &Object, now_ms: u64) -> Option<Resolved> {
             data: data.clone(),
             expires_at_ms: *expires_at_ms,
             flags: *flags,
+            meta: ItemMeta::default(),
+        }),
+        Payload::Item {
+            data,
+            expires_at_ms,
+            flags,
+            meta,
+        } => Some(Resolved::Str {
+            data: data.clone(),
+            expires_at_ms: *expires_at_ms,
+            flags: *flags,
+            meta: *meta,
         }),
         Payload::Typed {
             value,

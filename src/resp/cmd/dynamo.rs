@@ -22,7 +22,7 @@ pub async fn run<K: Kv>(kv: &K, context_key: &DerivedKey, name: &str, args: &[By
                 .siblings
                 .iter()
                 .map(|s| match &s.payload {
-                    Payload::Value { .. } | Payload::Flagged { .. } => {
+                    Payload::Value { .. } | Payload::Flagged { .. } | Payload::Item { .. } => {
                         Reply::bulk_or_null(s.payload.live_data(now).cloned())
                     }
                     Payload::Tombstone => Reply::Null,
