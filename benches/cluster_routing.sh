@@ -74,21 +74,14 @@ start_system() { # NAME SIZE [dynkv flags...]: starts SIZE nodes, node 1 seeding
     local ok=1 port
     for port in "${NODE_PORTS[@]}"; do
       redis-cli -h "$HOST" -p "$port" CLUSTER INFO | tr -d '\r' | grep -qx "cluster_size:$size" || ok=0
-      [[ "$(info_moving "$port")" == 0 ]] || ok=0
+      [[ "$(info_field "$port" partitions_moving)" == 0 ]] || ok=0
     done
     [[ $ok -eq 1 ]] && return 0
     sleep 0.2
   done
   echo "FAIL: $name did not settle into a $size-node ring"; return 1
 }
-info_moving() { redis-cli -h "$HOST" -p "$1" INFO dynamo | tr -d '\r' | awk -F: '$1 == "partitions_moving" {print $2}'; }
-forwarded() {
-  local port sum=0
-  for port in "${NODE_PORTS[@]}"; do
-    sum=$((sum + $(redis-cli -h "$HOST" -p "$port" INFO dynamo | tr -d '\r' | awk -F: '$1 == "forwarded_requests" {print $2}')))
-  done
-  echo "$sum"
-}
+forwarded() { info_sum forwarded_requests "${NODE_PORTS[@]}"; }
 
 # cpu_ticks: user + system clock ticks of every running dynkv process of the system.
 cpu_ticks() {

@@ -35,7 +35,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-info_field() { redis-cli -h "$HOST" -p "$1" INFO dynamo 2>/dev/null | tr -d '\r' | awk -F: -v f="$2" '$1==f{print $2}'; }
 
 mkdir -p "$WORK/redis"
 redis-server --port "$RPORT" --bind "$HOST" --dir "$WORK/redis" --save '' --appendonly yes \

@@ -88,13 +88,7 @@ DYNKV_CLUSTER_PORTS="$(IFS=,; echo "${CPORT[*]}")" DYNKV_CLUSTER_CLIENT_PORTS="$
 ALL=("${CPORT[@]}" "${P[6]}")
 echo "PASS: redis-py RedisCluster (a fourth node joined on ${P[6]})"
 
-forwarded() {
-  local p sum=0
-  for p in "${ALL[@]}"; do
-    sum=$((sum + $(redis-cli -h "$HOST" -p "$p" INFO dynamo | tr -d '\r' | awk -F: '$1 == "forwarded_requests" {print $2}')))
-  done
-  echo "$sum"
-}
+forwarded() { info_sum forwarded_requests "${ALL[@]}"; }
 before="$(forwarded)"
 out="$(redis-benchmark -h "$HOST" -p "${CPORT[0]}" --cluster -t set,get -n "$N" -c 20 -q 2>&1 | tr '\r' '\n')"
 if grep -qE '(^|[^A-Z])ERR |MOVED|Invalid cluster' <<<"$out"; then

@@ -34,3 +34,17 @@ wait_ping() {
   done
   echo "FAIL: $3 did not answer PING"; return 1
 }
+
+# info_field PORT FIELD: one field of INFO dynamo of the node on $HOST:PORT.
+info_field() {
+  redis-cli -h "${HOST:-127.0.0.1}" -p "$1" INFO dynamo 2>/dev/null | tr -d '\r' \
+    | awk -F: -v f="$2" '$1 == f {print $2}'
+}
+
+# info_sum FIELD PORT...: an integer INFO dynamo field summed over nodes.
+info_sum() {
+  local field="$1" port sum=0
+  shift
+  for port in "$@"; do sum=$((sum + $(info_field "$port" "$field"))); done
+  echo "$sum"
+}
