@@ -9,7 +9,8 @@
 #      every key then goes to a node of its preference list (forwarded_requests +0)
 #   3. redis-benchmark --cluster -t set,get against the four nodes: no error line, both
 #      result lines, and no request forwarded by any node
-#   4. redis-cli -c again, through the new node
+#   4. redis-cli -c again, through the new node, and on node 1's cluster-client port, where
+#      keys node 1 no longer serves are redirected (MOVED) to their new owners
 #
 # Env: DYNKV_BIN (dynkv binary), VENV (python venv with redis + pytest),
 #      CLUSTER_CLIENT_N (redis-benchmark requests, default 5000),
@@ -105,3 +106,16 @@ for k in alpha '{user}:1' delta; do
   cli_roundtrip "$k" "w-$k" "${P[6]}" "${CPORT[@]}"
 done
 echo "PASS: redis-cli -c through the new node"
+
+# On a cluster-client port, keys that node does not serve since the join are answered
+# MOVED (seen by a plain redis-cli there); redis-cli -c follows the redirect.
+redirected=0
+for i in $(seq 40); do
+  plain="$(redis-cli -h "$HOST" -p "${RPORT[0]}" GET "moved:$i" 2>&1)"
+  [[ "$plain" == MOVED* ]] && redirected=$((redirected + 1))
+  out="$(redis-cli -c -h "$HOST" -p "${RPORT[0]}" SET "moved:$i" "m$i" 2>&1)"
+  [[ "$out" == OK ]] || { echo "FAIL: redis-cli -c SET moved:$i on the cluster-client port: $out"; exit 1; }
+  [[ "$(redis-cli -h "$HOST" -p "${CPORT[1]}" GET "moved:$i")" == "m$i" ]] || { echo "FAIL: moved:$i not readable"; exit 1; }
+done
+[[ $redirected -gt 0 ]] || { echo "FAIL: no key was MOVED on node 1's cluster-client port"; exit 1; }
+echo "PASS: redis-cli -c follows MOVED to the new owners ($redirected of 40 keys moved)"
