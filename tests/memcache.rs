@@ -18,7 +18,7 @@ use common::cluster::{Cluster, wait_for};
 use common::{Reply, Server, is_real_redis, q};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::time::Duration;
 
 fn rounds() -> usize {
@@ -306,11 +306,33 @@ fn cas_through_two_nodes_of_a_cluster_has_exactly_one_winner() {
     );
 }
 
+/// Runs `each` for every client on its own thread, all released at once
+/// by a barrier, and returns their replies in client order.
+fn at_once(clients: &mut [Mc], each: impl Fn(usize, &mut Mc) -> String + Sync) -> Vec<String> {
+    let barrier = Barrier::new(clients.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = clients
+            .iter_mut()
+            .enumerate()
+            .map(|(i, c)| {
+                let (barrier, each) = (&barrier, &each);
+                s.spawn(move || {
+                    barrier.wait();
+                    each(i, c)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("racer"))
+            .collect()
+    })
+}
+
 /// The meta protocol's compare-and-set (`mg k c`, then `ms k .. C<token>`)
 /// through two nodes: one HD, one EX, every round.
 fn race_meta_cas(addrs: &[SocketAddr; 2], rounds: usize) {
     let mut clients: Vec<Mc> = addrs.iter().map(|&a| Mc::connect(a)).collect();
-    let barrier = Arc::new(Barrier::new(2));
     for round in 0..rounds {
         let key = format!("meta-race:{round}");
         assert_eq!(clients[0].one(&format!("ms {key} 5\r\nstart\r\n")), "HD");
@@ -324,23 +346,8 @@ fn race_meta_cas(addrs: &[SocketAddr; 2], rounds: usize) {
                     .to_string()
             })
             .collect();
-        let replies: Vec<String> = std::thread::scope(|s| {
-            let handles: Vec<_> = clients
-                .iter_mut()
-                .zip(&tokens)
-                .map(|(c, token)| {
-                    let barrier = barrier.clone();
-                    let key = key.clone();
-                    s.spawn(move || {
-                        barrier.wait();
-                        c.one(&format!("ms {key} 1 C{token}\r\nx\r\n"))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("racer"))
-                .collect()
+        let replies = at_once(&mut clients, |i, c| {
+            c.one(&format!("ms {key} 1 C{}\r\nx\r\n", tokens[i]))
         });
         let mut sorted = replies.clone();
         sorted.sort();
@@ -353,7 +360,6 @@ fn race_meta_cas(addrs: &[SocketAddr; 2], rounds: usize) {
 /// one EXISTS, every round.
 fn race_cas(addrs: &[SocketAddr; 2], rounds: usize) {
     let mut setup = Mc::connect(addrs[0]);
-    let barrier = Arc::new(Barrier::new(2));
     let mut clients: Vec<Mc> = addrs.iter().map(|&a| Mc::connect(a)).collect();
     let mut both_won = 0;
     let mut none_won = 0;
@@ -371,24 +377,8 @@ fn race_cas(addrs: &[SocketAddr; 2], rounds: usize) {
                 item.cas.expect("gets has a cas")
             })
             .collect();
-        let replies: Vec<String> = std::thread::scope(|s| {
-            let handles: Vec<_> = clients
-                .iter_mut()
-                .zip(&uniques)
-                .enumerate()
-                .map(|(i, (c, &u))| {
-                    let barrier = barrier.clone();
-                    let key = key.clone();
-                    s.spawn(move || {
-                        barrier.wait();
-                        c.cas(&key, &format!("client{i}"), u)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("racer"))
-                .collect()
+        let replies = at_once(&mut clients, |i, c| {
+            c.cas(&key, &format!("client{i}"), uniques[i])
         });
         let stored = replies.iter().filter(|r| *r == "STORED").count();
         let exists = replies.iter().filter(|r| *r == "EXISTS").count();
@@ -682,26 +672,10 @@ fn one_recache_winner_through_two_nodes_of_a_cluster() {
     let c = Cluster::start(3);
     let addrs: Vec<SocketAddr> = c.nodes.iter().map(|n| n.memcache_addr()).collect();
     let mut clients: Vec<Mc> = addrs[..2].iter().map(|&a| Mc::connect(a)).collect();
-    let barrier = Arc::new(Barrier::new(2));
     let rounds = (rounds() / 10).max(5);
     for round in 0..rounds {
         let key = format!("lease:{round}");
-        let replies: Vec<String> = std::thread::scope(|s| {
-            let handles: Vec<_> = clients
-                .iter_mut()
-                .map(|c| {
-                    let (barrier, key) = (barrier.clone(), key.clone());
-                    s.spawn(move || {
-                        barrier.wait();
-                        c.meta(&format!("mg {key} v N30"))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("racer"))
-                .collect()
-        });
+        let replies = at_once(&mut clients, |_, c| c.meta(&format!("mg {key} v N30")));
         let mut sorted = replies.clone();
         sorted.sort();
         assert_eq!(sorted, ["VA 0 W\r\n", "VA 0 Z\r\n"], "round {round}");
