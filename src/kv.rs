@@ -437,13 +437,16 @@ pub trait Kv: Send + Sync {
     /// once the write is queued (waiting only while storage's queue is
     /// full), to a [`QueuedWrite`] that resolves at its commit. `None` when
     /// this implementation cannot queue eagerly; the caller then uses
-    /// [`Kv::overwrite`].
+    /// [`Kv::overwrite`]. `more_follow` says the client sent more commands
+    /// behind this one: the write then waits to share their commit, while
+    /// a lone SET may be committed at once on the caller's thread.
     fn overwrite_queued(
         &self,
         key: Bytes,
         change: Change,
+        more_follow: bool,
     ) -> impl Future<Output = Option<QueuedWrite>> + Send {
-        let _ = (key, change);
+        let _ = (key, change, more_follow);
         std::future::ready(None)
     }
 

@@ -11,7 +11,7 @@ use dynkv::core::{NodeId, Object, Payload, VersionVector, ring_hash};
 use dynkv::store::codec::{LONG_KEY, encode_object, encode_record, record_key};
 use dynkv::store::fjall_store::{FjallStore, WRITER_QUEUE};
 use dynkv::store::memory::MemoryStore;
-use dynkv::store::{FsyncPolicy, ReplicaStore, Write, queue, update};
+use dynkv::store::{FsyncPolicy, ReplicaStore, Write, queue, queue_quick, update};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
@@ -375,6 +375,71 @@ async fn corrupt_records_are_counted_not_fatal() {
     mem.put_raw(b"x", vec![7, 7, 7]);
     assert_eq!(mem.get(b"x").expect("get"), None);
     assert_eq!(mem.decode_errors(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fjall_quick_updates_commit_at_once_but_never_overtake_queued_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(FjallStore::open(dir.path(), FsyncPolicy::Everysec).expect("open"));
+
+    // With nothing queued, a quick update is committed by the time it is queued.
+    let quick = queue_quick(&*store, Bytes::from("k"), |_| {
+        (Write::Put(object("alone")), "alone")
+    })
+    .await;
+    assert_eq!(store.get(b"k").expect("get"), Some(object("alone")));
+    assert_eq!(quick.await.expect("commit"), "alone");
+
+    // Hold the writer inside one update: what is queued behind it stays queued.
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let gate = queue(&*store, Bytes::from("gate"), move |_| {
+        let _ = started_tx.send(());
+        let _ = release_rx.recv();
+        (Write::Keep, ())
+    })
+    .await;
+    tokio::task::spawn_blocking(move || started_rx.recv_timeout(Duration::from_secs(10)))
+        .await
+        .expect("join")
+        .expect("the writer took the gate");
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let queued = {
+        let order = order.clone();
+        queue(&*store, Bytes::from("k"), move |_| {
+            order.lock().push("queued");
+            (Write::Put(object("queued")), ())
+        })
+        .await
+    };
+    // Queued after it by the same caller: it must wait its turn, not run
+    // on this thread while the writer is busy.
+    let quick = {
+        let order = order.clone();
+        queue_quick(&*store, Bytes::from("k"), move |_| {
+            order.lock().push("quick");
+            (Write::Put(object("quick")), ())
+        })
+        .await
+    };
+    assert!(order.lock().is_empty());
+    assert_eq!(store.get(b"k").expect("get"), Some(object("alone")));
+
+    release_tx.send(()).expect("release the writer");
+    gate.await.expect("gate commit");
+    queued.await.expect("queued commit");
+    quick.await.expect("quick commit");
+    assert_eq!(*order.lock(), vec!["queued", "quick"]);
+    assert_eq!(store.get(b"k").expect("get"), Some(object("quick")));
+    assert_eq!(store.queue_depth(), 0);
+
+    // Once the queue has drained, quick updates commit at once again.
+    let quick = queue_quick(&*store, Bytes::from("k"), |_| {
+        (Write::Put(object("again")), ())
+    })
+    .await;
+    assert_eq!(store.get(b"k").expect("get"), Some(object("again")));
+    quick.await.expect("commit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

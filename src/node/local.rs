@@ -11,7 +11,7 @@ use crate::core::crdt::Authority;
 use crate::core::gc;
 use crate::core::{MAX_COUNTER, NodeId, Object, Payload, VersionVector, WriteContext};
 use crate::kv::{AdminValue, Change, KvError, LiveValue, QueuedWrite, ScanPage};
-use crate::store::{ReplicaStore, StoreError, Write, queue, update};
+use crate::store::{ReplicaStore, StoreError, Write, queue, queue_quick, update};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -212,6 +212,17 @@ fn has_expiry(obj: &Object) -> bool {
         .is_some_and(|s| s.payload.expires_at_ms().is_some())
 }
 
+/// Writes carrying at most this many value bytes may be committed on the
+/// caller's thread (see [`ReplicaStore::submit_quick`]); a bigger one, such
+/// as a whole large collection, goes to the writer thread so it cannot
+/// hold up the connections sharing the caller's thread.
+const QUICK_WRITE_BYTES: usize = 16 * 1024;
+
+/// Whether a write of `payloads` is small enough to be quick.
+fn is_quick<'a>(payloads: impl IntoIterator<Item = &'a Payload>) -> bool {
+    payloads.into_iter().map(Payload::approx_len).sum::<usize>() <= QUICK_WRITE_BYTES
+}
+
 fn storage(e: StoreError) -> KvError {
     KvError::Storage(e.to_string())
 }
@@ -276,7 +287,19 @@ impl<S: ReplicaStore> LocalKv<S> {
         T: Send + 'static,
         F: FnOnce(Object) -> (Option<Object>, T) + Send + 'static,
     {
-        self.apply_queued(key, decide).await.await.map_err(storage)
+        self.apply_as(key, false, decide).await
+    }
+
+    /// [`LocalKv::apply`]; `quick` as in [`LocalKv::apply_queued_as`].
+    async fn apply_as<T, F>(&self, key: Bytes, quick: bool, decide: F) -> Result<T, KvError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Object) -> (Option<Object>, T) + Send + 'static,
+    {
+        self.apply_queued_as(key, quick, decide)
+            .await
+            .await
+            .map_err(storage)
     }
 
     /// [`LocalKv::apply`] split in two: resolves once the update is queued
@@ -286,9 +309,24 @@ impl<S: ReplicaStore> LocalKv<S> {
         T: Send + 'static,
         F: FnOnce(Object) -> (Option<Object>, T) + Send + 'static,
     {
+        self.apply_queued_as(key, false, decide).await
+    }
+
+    /// [`LocalKv::apply_queued`]; `quick` marks an update cheap enough to
+    /// commit on the caller's thread (see [`ReplicaStore::submit_quick`]).
+    async fn apply_queued_as<T, F>(
+        &self,
+        key: Bytes,
+        quick: bool,
+        decide: F,
+    ) -> crate::store::Committed<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Object) -> (Option<Object>, T) + Send + 'static,
+    {
         let counts = self.counts.clone();
         let db = db_index(&key);
-        queue(&*self.store, key, move |current| {
+        let update = move |current: Option<Object>| {
             let before = current.as_ref().is_some_and(counts_as_key);
             let before_ttl = current.as_ref().is_some_and(has_expiry);
             let (next, value) = decide(current.unwrap_or_default());
@@ -300,19 +338,31 @@ impl<S: ReplicaStore> LocalKv<S> {
                     (Write::Put(obj), value)
                 }
             }
-        })
-        .await
+        };
+        if quick {
+            queue_quick(&*self.store, key, update).await
+        } else {
+            queue(&*self.store, key, update).await
+        }
     }
 
     /// A plain SET, resolved once queued (see
     /// [`crate::kv::Kv::overwrite_queued`]): the connection queues the SETs
     /// of a pipeline in order without waiting for each commit.
-    pub async fn overwrite_now(&self, key: Bytes, change: Change) -> Option<QueuedWrite> {
+    /// `quick`: nothing follows it, so it may commit on the caller's
+    /// thread (see [`ReplicaStore::submit_quick`]).
+    pub async fn overwrite_now(
+        &self,
+        key: Bytes,
+        change: Change,
+        quick: bool,
+    ) -> Option<QueuedWrite> {
         let payload = change.into_payload()?;
+        let quick = quick && is_quick([&payload]);
         let dots = self.dots.clone();
         let now = self.clock.now_ms();
         let committed = self
-            .apply_queued(key, move |mut obj| {
+            .apply_queued_as(key, quick, move |mut obj| {
                 let seen = obj.context.clone();
                 match dots.stamp(&mut obj, &seen, payload, now) {
                     Ok(()) => (Some(obj), Ok(())),
@@ -332,7 +382,8 @@ impl<S: ReplicaStore> LocalKv<S> {
     /// delivery). Returns false when we already had everything in it.
     pub async fn merge_local(&self, key: Bytes, incoming: Object) -> Result<bool, KvError> {
         self.clock.observe(incoming.max_timestamp());
-        self.apply(key, move |mut obj| {
+        let quick = is_quick(incoming.siblings.iter().map(|s| &s.payload));
+        self.apply_as(key, quick, move |mut obj| {
             if obj.descends(&incoming) {
                 return (None, false);
             }
@@ -373,7 +424,8 @@ impl<S: ReplicaStore> LocalKv<S> {
     ) -> Result<Object, KvError> {
         let dots = self.dots.clone();
         let now = self.clock.now_ms();
-        self.apply(key, move |mut obj| {
+        let quick = is_quick([&payload]);
+        self.apply_as(key, quick, move |mut obj| {
             let ctx = match context {
                 WriteContext::Client(ctx) => ctx,
                 WriteContext::CoordinatorLatest => obj.context.clone(),

@@ -41,6 +41,7 @@ async fn queue_plain_set<K: Kv>(
     server: &ServerState,
     session: &mut Session,
     args: Vec<bytes::Bytes>,
+    more_follow: bool,
 ) -> Result<Queued, Vec<bytes::Bytes>> {
     let [name, key, value] = args.as_slice() else {
         return Err(args);
@@ -66,7 +67,7 @@ async fn queue_plain_set<K: Kv>(
     // Queued under the atomic gate like any data command, so it cannot
     // land between two commands of a running EXEC or script.
     let shared = server.atomic_gate.read().await;
-    let Some(queued) = db.overwrite_queued(key.clone(), change).await else {
+    let Some(queued) = db.overwrite_queued(key.clone(), change, more_follow).await else {
         return Err(args);
     };
     drop(shared);
@@ -315,7 +316,12 @@ pub async fn serve<K: Kv, S: AsyncRead + AsyncWrite + Unpin>(
             decoder.set_max_bulk_len(server.proto_max_bulk_len());
             match decoder.decode(&mut input) {
                 Ok(Some(args)) => {
-                    let args = match queue_plain_set(&*kv, &server, &mut session, args).await {
+                    // Bytes left in the buffer are the client's next
+                    // commands (a pipeline).
+                    let more_follow = !input.is_empty();
+                    let args = match queue_plain_set(&*kv, &server, &mut session, args, more_follow)
+                        .await
+                    {
                         Ok(write) => {
                             pending.push(write);
                             if pending.len() >= MAX_QUEUED {

@@ -138,8 +138,15 @@ impl<K: Kv> Kv for InDb<'_, K> {
         self.kv.overwrite(self.stored(key), change).await
     }
 
-    async fn overwrite_queued(&self, key: Bytes, change: Change) -> Option<QueuedWrite> {
-        self.kv.overwrite_queued(self.stored(key), change).await
+    async fn overwrite_queued(
+        &self,
+        key: Bytes,
+        change: Change,
+        more_follow: bool,
+    ) -> Option<QueuedWrite> {
+        self.kv
+            .overwrite_queued(self.stored(key), change, more_follow)
+            .await
     }
 
     fn serialising_node(&self, key: &[u8]) -> Option<NodeId> {

@@ -9,7 +9,12 @@
 //! fjall calls block, so writes go to one writer thread that drains every
 //! queued request into a single `WriteBatch` (group commit): with
 //! `--fsync always` concurrent writers share one fdatasync. Its queue is
-//! bounded ([`WRITER_QUEUE`]): producers wait for room. Point reads hit the
+//! bounded ([`WRITER_QUEUE`]): producers wait for room. A cheap update
+//! ([`ReplicaStore::submit_quick`], a plain SET) skips the queue when it is
+//! empty and the writer idle, and commits on the caller's thread: the
+//! hand-off to the writer thread and back (two thread wake-ups) cost more
+//! than the write itself. Not under `--fsync always`, whose fdatasync must
+//! not block the caller's thread and wants sharing. Point reads hit the
 //! memtable / block cache and are served on the caller's thread; scans and
 //! fsyncs run on tokio's blocking pool.
 
@@ -26,7 +31,8 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -59,6 +65,21 @@ struct Inner {
     decode_errors: AtomicU64,
     closed: AtomicBool,
     changes: ChangeFeed,
+    /// Whoever builds and commits a group holds this: the writer thread,
+    /// or a caller committing its quick update itself.
+    group: Mutex<GroupState>,
+    /// Updates sent to the writer and not yet committed. A quick update
+    /// runs on its caller's thread only when this is 0 under `group`, so
+    /// it can never overtake an update queued before it.
+    queued: AtomicUsize,
+}
+
+/// The scratch space of the group being built, reused between groups.
+#[derive(Default)]
+struct GroupState {
+    overlay: Overlay,
+    completions: Vec<Completion>,
+    staged: Staged,
 }
 
 impl FjallStore {
@@ -95,6 +116,8 @@ impl FjallStore {
             decode_errors: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             changes: ChangeFeed::default(),
+            group: Mutex::new(GroupState::default()),
+            queued: AtomicUsize::new(0),
         });
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let writer_inner = inner.clone();
@@ -206,10 +229,13 @@ type Staged = Vec<(Bytes, Option<crate::core::merkle::Hash>)>;
 /// state (committed records overlaid with this group's own writes), commits
 /// the group as one batch, then completes every update in it.
 fn writer_loop(inner: &Inner, mut rx: mpsc::Receiver<WriteOp>, fsync: FsyncPolicy) {
-    let mut overlay = Overlay::new();
-    let mut completions: Vec<Completion> = Vec::new();
-    let mut staged = Staged::new();
     while let Some(first) = rx.blocking_recv() {
+        let mut state = lock_group(inner);
+        let GroupState {
+            overlay,
+            completions,
+            staged,
+        } = &mut *state;
         let mut next = Some(first);
         let mut batch = inner.db.batch();
         let mut taken = 0;
@@ -217,8 +243,7 @@ fn writer_loop(inner: &Inner, mut rx: mpsc::Receiver<WriteOp>, fsync: FsyncPolic
             taken += 1;
             match op {
                 WriteOp::Update(key, f) => {
-                    if let Some(done) = stage(inner, &mut overlay, &mut batch, &mut staged, key, f)
-                    {
+                    if let Some(done) = stage(inner, overlay, &mut batch, staged, key, f) {
                         completions.push(done);
                     }
                 }
@@ -226,7 +251,7 @@ fn writer_loop(inner: &Inner, mut rx: mpsc::Receiver<WriteOp>, fsync: FsyncPolic
                     // Commit what came before, so the clear is ordered after it.
                     let pending = std::mem::replace(&mut batch, inner.db.batch());
                     let result = commit(inner, pending, fsync);
-                    publish(inner, &mut staged, &result);
+                    publish(inner, staged, &result);
                     let result = result.and_then(|()| inner.data.clear().map_err(engine));
                     // Even a failed clear may have removed some records.
                     inner.changes.cleared();
@@ -242,13 +267,62 @@ fn writer_loop(inner: &Inner, mut rx: mpsc::Receiver<WriteOp>, fsync: FsyncPolic
             }
         }
         let result = commit(inner, batch, fsync);
-        publish(inner, &mut staged, &result);
+        publish(inner, staged, &result);
         overlay.clear();
-        for done in completions.drain(..) {
+        let done = std::mem::take(completions);
+        inner.queued.fetch_sub(taken, Ordering::SeqCst);
+        drop(state);
+        // Completions wake callers: run them after letting go of the group,
+        // so a woken caller may commit its next quick update at once.
+        for done in done {
             done(result.clone());
         }
     }
     inner.closed.store(true, Ordering::SeqCst);
+}
+
+/// The group scratch space; a panic elsewhere while holding it leaves
+/// nothing half-built that matters (every group starts by clearing it).
+fn lock_group(inner: &Inner) -> std::sync::MutexGuard<'_, GroupState> {
+    inner.group.lock().unwrap_or_else(|poisoned| {
+        let mut state = poisoned.into_inner();
+        state.overlay.clear();
+        state.staged.clear();
+        state
+    })
+}
+
+impl Inner {
+    /// Runs `f` as a group of its own on the caller's thread when no update
+    /// is queued ahead of it and no group is being built; hands `f` back
+    /// otherwise.
+    fn try_commit_here(&self, key: Bytes, f: UpdateFn, fsync: FsyncPolicy) -> Option<UpdateFn> {
+        if self.queued.load(Ordering::SeqCst) != 0 {
+            return Some(f);
+        }
+        let mut state = match self.group.try_lock() {
+            Ok(state) => state,
+            Err(_) => return Some(f),
+        };
+        // Checked again under the group: the writer lowers it only while
+        // holding the group, after committing.
+        if self.queued.load(Ordering::SeqCst) != 0 {
+            return Some(f);
+        }
+        let GroupState {
+            overlay, staged, ..
+        } = &mut *state;
+        let mut batch = self.db.batch();
+        let done = stage(self, overlay, &mut batch, staged, key, f);
+        let result = commit(self, batch, fsync);
+        publish(self, staged, &result);
+        overlay.clear();
+        drop(state);
+        if let Some(done) = done {
+            done(result);
+        }
+        None
+    }
 }
 
 /// Hands a committed group's writes to the Merkle update queue (a failed
@@ -364,11 +438,22 @@ impl ReplicaStore for FjallStore {
     }
 
     async fn submit(&self, key: Bytes, f: UpdateFn) {
-        if let Err(mpsc::error::SendError(WriteOp::Update(_, f))) =
-            self.writer.send(WriteOp::Update(key, f)).await
-        {
-            let (_, done) = f(None);
-            done(Err(StoreError::Closed));
+        self.inner.queued.fetch_add(1, Ordering::SeqCst);
+        if let Err(mpsc::error::SendError(op)) = self.writer.send(WriteOp::Update(key, f)).await {
+            self.inner.queued.fetch_sub(1, Ordering::SeqCst);
+            if let WriteOp::Update(_, f) = op {
+                let (_, done) = f(None);
+                done(Err(StoreError::Closed));
+            }
+        }
+    }
+
+    async fn submit_quick(&self, key: Bytes, f: UpdateFn) {
+        if self.fsync == FsyncPolicy::Always || self.inner.closed.load(Ordering::SeqCst) {
+            return self.submit(key, f).await;
+        }
+        if let Some(f) = self.inner.try_commit_here(key.clone(), f, self.fsync) {
+            self.submit(key, f).await;
         }
     }
 
@@ -392,10 +477,11 @@ impl ReplicaStore for FjallStore {
 
     async fn clear(&self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.writer
-            .send(WriteOp::Clear(tx))
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.inner.queued.fetch_add(1, Ordering::SeqCst);
+        if self.writer.send(WriteOp::Clear(tx)).await.is_err() {
+            self.inner.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(StoreError::Closed);
+        }
         rx.await.map_err(|_| StoreError::Closed)?
     }
 

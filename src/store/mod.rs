@@ -75,6 +75,14 @@ pub trait ReplicaStore: Send + Sync + 'static {
     /// Updates queued one after another by one caller run in that order.
     fn submit(&self, key: Bytes, f: UpdateFn) -> impl Future<Output = ()> + Send;
 
+    /// [`ReplicaStore::submit`] for an update the caller knows is cheap (a
+    /// plain overwrite of a small value): the store may run it, and commit
+    /// it, on the caller's thread when nothing is queued ahead of it, which
+    /// saves the hand-off to the writer and back. Same ordering guarantee.
+    fn submit_quick(&self, key: Bytes, f: UpdateFn) -> impl Future<Output = ()> + Send {
+        self.submit(key, f)
+    }
+
     /// Up to `limit` records whose ring hash is `>= from_hash`, in ring order,
     /// with each record's ring hash and whole key.
     fn scan(
@@ -142,21 +150,40 @@ where
     T: Send + 'static,
     F: FnOnce(Option<Object>) -> (Write, T) + Send + 'static,
 {
+    let (update, committed) = with_completion(f);
+    store.submit(key, update).await;
+    committed
+}
+
+/// [`queue`] through [`ReplicaStore::submit_quick`]: for cheap updates.
+pub async fn queue_quick<S, T, F>(store: &S, key: Bytes, f: F) -> Committed<T>
+where
+    S: ReplicaStore,
+    T: Send + 'static,
+    F: FnOnce(Option<Object>) -> (Write, T) + Send + 'static,
+{
+    let (update, committed) = with_completion(f);
+    store.submit_quick(key, update).await;
+    committed
+}
+
+/// Wraps `f` as an [`UpdateFn`] whose completion resolves the returned
+/// [`Committed`].
+fn with_completion<T, F>(f: F) -> (UpdateFn, Committed<T>)
+where
+    T: Send + 'static,
+    F: FnOnce(Option<Object>) -> (Write, T) + Send + 'static,
+{
     let (tx, rx) = tokio::sync::oneshot::channel();
-    store
-        .submit(
-            key,
-            Box::new(move |current| {
-                let (write, value) = f(current);
-                let done: Completion = Box::new(move |result| {
-                    // The caller may be gone (client disconnected); the write stands.
-                    let _ = tx.send(result.map(|()| value));
-                });
-                (write, done)
-            }),
-        )
-        .await;
-    Committed(rx)
+    let update: UpdateFn = Box::new(move |current| {
+        let (write, value) = f(current);
+        let done: Completion = Box::new(move |result| {
+            // The caller may be gone (client disconnected); the write stands.
+            let _ = tx.send(result.map(|()| value));
+        });
+        (write, done)
+    });
+    (update, Committed(rx))
 }
 
 /// [`queue`], then wait for the commit.

@@ -484,11 +484,16 @@ impl<E: NodeEnv> Kv for ClusterKv<E> {
             .await
     }
 
-    async fn overwrite_queued(&self, key: Bytes, change: Change) -> Option<QueuedWrite> {
+    async fn overwrite_queued(
+        &self,
+        key: Bytes,
+        change: Change,
+        more_follow: bool,
+    ) -> Option<QueuedWrite> {
         // Only a lone node can queue at once: a cluster write first has to
         // find its coordinator and replicas.
         if self.alone() {
-            self.local.overwrite_now(key, change).await
+            self.local.overwrite_now(key, change, !more_follow).await
         } else {
             None
         }
