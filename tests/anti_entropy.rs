@@ -15,8 +15,10 @@
 
 mod common;
 
-use common::cluster::{CONVERGE_TIMEOUT, Cluster, info_int, name, wait_for, wait_until};
-use common::{Reply, is_real_redis};
+use common::cluster::{
+    CONVERGE_TIMEOUT, Cluster, TEST_SECRET, info_int, name, wait_for, wait_until,
+};
+use common::{Reply, Server, is_real_redis};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -69,6 +71,65 @@ fn missing_on(c: &Cluster, i: usize, expected: &[(String, String)]) -> Vec<Strin
 /// Sum of an INFO counter over all nodes.
 fn total(c: &Cluster, field: &str) -> i64 {
     (0..c.size()).map(|i| info_num(c, i, field)).sum()
+}
+
+#[test]
+fn a_lone_node_keeps_no_merkle_trees_until_a_peer_joins_and_then_covers_every_earlier_write() {
+    if is_real_redis() {
+        return;
+    }
+    let mut c = Cluster::start_with(1, (2, 1, 1), &["--fsync", "everysec"], |_| 0);
+    let data: Vec<(String, String)> = (0..300)
+        .map(|i| (format!("lone:{i}"), format!("value {i}")))
+        .collect();
+    let bad = c.set_many(0, &data);
+    assert!(
+        bad.is_empty(),
+        "SETs failed: {:?}",
+        &bad[..bad.len().min(5)]
+    );
+    match c.q(0, &["DYN.DEBUG", "MERKLE", "ALL"]) {
+        Reply::Error(e) => assert!(e.contains("no peers"), "{e}"),
+        other => panic!("a lone node answered DYN.DEBUG MERKLE ALL with {other:?}"),
+    }
+
+    // A second node joins; with N=2 both end up holding every key.
+    let joiner = [
+        "--node-name",
+        &name(1),
+        "--n",
+        "2",
+        "--r",
+        "1",
+        "--w",
+        "1",
+        "--join",
+        &format!("127.0.0.1:{}", c.nodes[0].cluster_port()),
+        "--fsync",
+        "everysec",
+        "--cluster-secret",
+        TEST_SECRET,
+    ]
+    .map(String::from);
+    let refs: Vec<&str> = joiner.iter().map(String::as_str).collect();
+    c.nodes.push(Server::start_with(&refs));
+    c.wait_converged(&[0, 1], CONVERGE_TIMEOUT);
+    wait_until(
+        Duration::from_secs(60),
+        "both nodes to hold every key",
+        || (0..2).all(|i| missing_on(&c, i, &data).is_empty()),
+    );
+    // Node 1's trees, built by the scan that started once it had a peer,
+    // account for the writes made while it was alone: equal data, equal
+    // roots.
+    wait_for(Duration::from_secs(60), "equal Merkle roots", || {
+        let (a, b) = (merkle_all(&c, 0)?, merkle_all(&c, 1)?);
+        if a == b {
+            Ok(a)
+        } else {
+            Err(format!("{} has {a}, {} has {b}", name(0), name(1)))
+        }
+    });
 }
 
 #[test]

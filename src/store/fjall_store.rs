@@ -48,7 +48,9 @@ const MAX_GROUP: usize = 4096;
 pub const WRITER_QUEUE: usize = 16 * 1024;
 
 enum WriteOp {
-    Update(Bytes, UpdateFn),
+    /// The key, its record key (computed by the caller: the ring hash in
+    /// it is an MD5, work the single writer need not do) and the update.
+    Update(Bytes, Vec<u8>, UpdateFn),
     Clear(oneshot::Sender<Result<(), StoreError>>),
 }
 
@@ -242,8 +244,8 @@ fn writer_loop(inner: &Inner, mut rx: mpsc::Receiver<WriteOp>, fsync: FsyncPolic
         while let Some(op) = next.take() {
             taken += 1;
             match op {
-                WriteOp::Update(key, f) => {
-                    if let Some(done) = stage(inner, overlay, &mut batch, staged, key, f) {
+                WriteOp::Update(key, rk, f) => {
+                    if let Some(done) = stage(inner, overlay, &mut batch, staged, key, rk, f) {
                         completions.push(done);
                     }
                 }
@@ -313,7 +315,8 @@ impl Inner {
             overlay, staged, ..
         } = &mut *state;
         let mut batch = self.db.batch();
-        let done = stage(self, overlay, &mut batch, staged, key, f);
+        let rk = record_key(&key);
+        let done = stage(self, overlay, &mut batch, staged, key, rk, f);
         let result = commit(self, batch, fsync);
         publish(self, staged, &result);
         overlay.clear();
@@ -343,9 +346,9 @@ fn stage(
     batch: &mut fjall::OwnedWriteBatch,
     staged: &mut Staged,
     key: Bytes,
+    rk: Vec<u8>,
     f: UpdateFn,
 ) -> Option<Completion> {
-    let rk = record_key(&key);
     let current = match overlay.get(&rk) {
         Some((owner, obj)) if *owner == key => Ok(obj.clone()),
         Some(_) => Err(collision()),
@@ -439,9 +442,11 @@ impl ReplicaStore for FjallStore {
 
     async fn submit(&self, key: Bytes, f: UpdateFn) {
         self.inner.queued.fetch_add(1, Ordering::SeqCst);
-        if let Err(mpsc::error::SendError(op)) = self.writer.send(WriteOp::Update(key, f)).await {
+        let rk = record_key(&key);
+        if let Err(mpsc::error::SendError(op)) = self.writer.send(WriteOp::Update(key, rk, f)).await
+        {
             self.inner.queued.fetch_sub(1, Ordering::SeqCst);
-            if let WriteOp::Update(_, f) = op {
+            if let WriteOp::Update(_, _, f) = op {
                 let (_, done) = f(None);
                 done(Err(StoreError::Closed));
             }

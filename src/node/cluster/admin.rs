@@ -99,7 +99,14 @@ impl<E: NodeEnv> ClusterKv<E> {
     fn merkle_debug(&self, which: &str) -> Result<String, KvError> {
         use crate::core::merkle::{combine_roots, to_hex};
         let partitions = self.membership.with(|s| s.ring.partitions());
-        let not_ready = || KvError::Admin("the Merkle trees are still being built".into());
+        let alone = self.alone() && !self.merkle.is_ready();
+        let not_ready = || {
+            KvError::Admin(if alone {
+                "this node has no peers, so it keeps no Merkle trees (they are built when one joins)".into()
+            } else {
+                "the Merkle trees are still being built".into()
+            })
+        };
         if which.eq_ignore_ascii_case("ALL") {
             let mut roots = Vec::with_capacity(partitions);
             for p in 0..partitions {

@@ -12,7 +12,6 @@ use crate::net::Transport;
 use crate::node::clock::NodeClock;
 use crate::node::env::{MetaStore, NodeEnv};
 use crate::node::local::{DotIssuer, LeaseWriter, LocalKv};
-use crate::store::ReplicaStore;
 use anyhow::Context as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,9 +208,6 @@ pub fn spawn_workers<E: NodeEnv>(
     kv: &Arc<ClusterKv<E>>,
     stop: &CancellationToken,
 ) -> tokio::task::JoinSet<()> {
-    // Before anything can write: the folder's start-up scan plus this
-    // queue then account for every record (see `merkle_index`).
-    kv.local.store().changes().enable();
     let mut set = tokio::task::JoinSet::new();
     set.spawn(super::gc::sweeper(kv.clone(), stop.clone()));
     set.spawn(merkle_index::fold(kv.clone(), stop.clone()));

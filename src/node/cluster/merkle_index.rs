@@ -88,8 +88,26 @@ pub fn object_digest(key: &Bytes, obj: &crate::core::Object) -> Hash {
     record_digest(&encode_record(key, obj))
 }
 
-/// Builds the trees, then folds the update queue into them until `stop`.
+/// How often a node without peers looks for one before building trees.
+const ALONE_POLL: Duration = Duration::from_millis(500);
+
+/// Once the node has a peer, builds the trees, then folds the update queue
+/// into them until `stop`.
+///
+/// A node that has never had a peer keeps no trees: nobody would compare
+/// them, and keeping them current costs every write a digest of its
+/// record plus two tree-entry hashes and a ring hash in the folder. The
+/// update queue is switched on right before the first scan, which then
+/// accounts for everything written before it (as at a restart).
 pub async fn fold<E: NodeEnv>(node: std::sync::Arc<ClusterKv<E>>, stop: CancellationToken) {
+    while node.alone() {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(ALONE_POLL) => {}
+        }
+    }
+    node.local.store().changes().enable();
     loop {
         match rebuild(&node, &stop).await {
             Build::Done => {}

@@ -420,7 +420,7 @@ impl<E: NodeEnv> ClusterKv<E> {
     }
 
     /// A one-node cluster: every key's only replica is here.
-    fn alone(&self) -> bool {
+    pub(crate) fn alone(&self) -> bool {
         self.membership.with(|s| s.members.len()) == 1
     }
 
