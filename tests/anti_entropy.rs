@@ -68,6 +68,16 @@ fn missing_on(c: &Cluster, i: usize, expected: &[(String, String)]) -> Vec<Strin
         .collect()
 }
 
+/// SETs every pair through node 1; every one must succeed.
+fn set_all(c: &Cluster, data: &[(String, String)]) {
+    let bad = c.set_many(0, data);
+    assert!(
+        bad.is_empty(),
+        "SETs failed: {:?}",
+        &bad[..bad.len().min(5)]
+    );
+}
+
 /// Sum of an INFO counter over all nodes.
 fn total(c: &Cluster, field: &str) -> i64 {
     (0..c.size()).map(|i| info_num(c, i, field)).sum()
@@ -82,12 +92,7 @@ fn a_lone_node_keeps_no_merkle_trees_until_a_peer_joins_and_then_covers_every_ea
     let data: Vec<(String, String)> = (0..300)
         .map(|i| (format!("lone:{i}"), format!("value {i}")))
         .collect();
-    let bad = c.set_many(0, &data);
-    assert!(
-        bad.is_empty(),
-        "SETs failed: {:?}",
-        &bad[..bad.len().min(5)]
-    );
+    set_all(&c, &data);
     match c.q(0, &["DYN.DEBUG", "MERKLE", "ALL"]) {
         Reply::Error(e) => assert!(e.contains("no peers"), "{e}"),
         other => panic!("a lone node answered DYN.DEBUG MERKLE ALL with {other:?}"),
@@ -174,12 +179,7 @@ fn anti_entropy_alone_rebuilds_a_replaced_disk_and_repairs_divergence() {
     let data: Vec<(String, String)> = (0..n_keys)
         .map(|i| (key(i), format!("{i:08}-{}", "v".repeat(92))))
         .collect();
-    let bad = c.set_many(0, &data);
-    assert!(
-        bad.is_empty(),
-        "SETs failed: {:?}",
-        &bad[..bad.len().min(5)]
-    );
+    set_all(&c, &data);
     // Every replica holds every key (N=3 of 3 nodes, W=2: the third copy
     // arrives in the background).
     wait_until(

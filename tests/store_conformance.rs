@@ -377,6 +377,26 @@ async fn corrupt_records_are_counted_not_fatal() {
     assert_eq!(mem.decode_errors(), 1);
 }
 
+/// Queues an update that holds the fjall writer until the returned sender
+/// is used, and waits until the writer is inside it.
+async fn hold_writer(
+    store: &FjallStore,
+) -> (dynkv::store::Committed<()>, std::sync::mpsc::Sender<()>) {
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let gate = queue(store, Bytes::from("gate"), move |_| {
+        let _ = started_tx.send(());
+        let _ = release_rx.recv();
+        (Write::Keep, ())
+    })
+    .await;
+    tokio::task::spawn_blocking(move || started_rx.recv_timeout(Duration::from_secs(10)))
+        .await
+        .expect("join")
+        .expect("the writer took the gate");
+    (gate, release_tx)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fjall_quick_updates_commit_at_once_but_never_overtake_queued_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -391,18 +411,7 @@ async fn fjall_quick_updates_commit_at_once_but_never_overtake_queued_ones() {
     assert_eq!(quick.await.expect("commit"), "alone");
 
     // Hold the writer inside one update: what is queued behind it stays queued.
-    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let gate = queue(&*store, Bytes::from("gate"), move |_| {
-        let _ = started_tx.send(());
-        let _ = release_rx.recv();
-        (Write::Keep, ())
-    })
-    .await;
-    tokio::task::spawn_blocking(move || started_rx.recv_timeout(Duration::from_secs(10)))
-        .await
-        .expect("join")
-        .expect("the writer took the gate");
+    let (gate, release_tx) = hold_writer(&store).await;
     let order = Arc::new(Mutex::new(Vec::new()));
     let queued = {
         let order = order.clone();
@@ -448,18 +457,7 @@ async fn fjall_writer_queue_is_bounded_and_keeps_order() {
     let store = Arc::new(FjallStore::open(dir.path(), FsyncPolicy::No).expect("open"));
 
     // Hold the writer inside one update, so nothing leaves the queue.
-    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let gate = queue(&*store, Bytes::from("gate"), move |_| {
-        let _ = started_tx.send(());
-        let _ = release_rx.recv();
-        (Write::Keep, ())
-    })
-    .await;
-    tokio::task::spawn_blocking(move || started_rx.recv_timeout(Duration::from_secs(10)))
-        .await
-        .expect("join")
-        .expect("the writer took the gate");
+    let (gate, release_tx) = hold_writer(&store).await;
 
     // A full queue's worth is accepted without waiting for any commit.
     let order = Arc::new(Mutex::new(Vec::new()));
